@@ -1,0 +1,83 @@
+// swift-tools-version:6.1
+import PackageDescription
+
+let strict: [SwiftSetting] = [.enableUpcomingFeature("ExistentialAny")]
+
+let package = Package(
+    name: "lmtphook",
+    platforms: [.macOS(.v14)],
+    products: [
+        .executable(name: "lmtphook", targets: ["lmtphook"]),
+        /// The LMTP server as a library: a message handler, a MAIL/RCPT policy hook, logging, run/stop.
+        .library(name: "LMTPServer", targets: ["LMTPServer"]),
+        .library(name: "LMTPCore", targets: ["LMTPCore"]),
+    ],
+    dependencies: [
+        .package(url: "https://github.com/apple/swift-nio.git", from: "2.101.0"),
+        .package(url: "https://github.com/apple/swift-argument-parser.git", from: "1.8.0"),
+        .package(url: "https://github.com/apple/swift-log.git", from: "1.16.0"),
+        .package(url: "https://github.com/swift-server/swift-service-lifecycle.git", from: "2.13.0"),
+    ],
+    targets: [
+        .systemLibrary(name: "CCurl", pkgConfig: "libcurl", providers: [.apt(["libcurl4-openssl-dev"])]),
+        // Pure cores: no sockets, no curl, no clocks.
+        .target(name: "LMTPCore", swiftSettings: strict),
+        .target(name: "MailCore", swiftSettings: strict),
+        // Only this target knows curl.
+        .target(
+            name: "WebhookClient",
+            dependencies: ["CCurl", .product(name: "NIOPosix", package: "swift-nio")],
+            swiftSettings: strict
+        ),
+        // The NIO shell around LMTPCore, also shipped as a library product.
+        .target(
+            name: "LMTPServer",
+            dependencies: [
+                "LMTPCore",
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOPosix", package: "swift-nio"),
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+            ],
+            swiftSettings: strict
+        ),
+        // The relay: LMTP server + payload + webhook delivery + embedded receiver.
+        .target(
+            name: "LMTPHook",
+            dependencies: [
+                "LMTPServer", "LMTPCore", "MailCore", "WebhookClient",
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOPosix", package: "swift-nio"),
+                .product(name: "NIOHTTP1", package: "swift-nio"),
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+            ],
+            swiftSettings: strict
+        ),
+        .target(
+            name: "LMTPHookCLI",
+            dependencies: [
+                "LMTPHook", "LMTPServer", "WebhookClient",
+                .product(name: "ArgumentParser", package: "swift-argument-parser"),
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+            ],
+            swiftSettings: strict
+        ),
+        .executableTarget(name: "lmtphook", dependencies: ["LMTPHookCLI"], swiftSettings: strict),
+        .testTarget(name: "LMTPCoreTests", dependencies: ["LMTPCore"]),
+        .testTarget(name: "MailCoreTests", dependencies: ["MailCore"]),
+        .testTarget(
+            name: "WebhookClientTests",
+            dependencies: ["WebhookClient", "LMTPHook", .product(name: "NIOPosix", package: "swift-nio")]
+        ),
+        .testTarget(
+            name: "LMTPHookTests",
+            dependencies: [
+                "LMTPHook", "LMTPServer", "LMTPCore", "WebhookClient", "LMTPHookCLI",
+                .product(name: "NIOPosix", package: "swift-nio"),
+                .product(name: "Logging", package: "swift-log"),
+            ]
+        ),
+    ]
+)
