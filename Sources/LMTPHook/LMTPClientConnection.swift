@@ -1,0 +1,211 @@
+#if canImport(Glibc)
+import Glibc
+#elseif canImport(Darwin)
+import Darwin
+#endif
+
+/// A small blocking LMTP client over a UNIX socket or TCP: used by `lmtphook demo` and
+/// `lmtphook send`, and by the tests. It blocks its thread; call it from a thread pool, not from
+/// an event loop or the cooperative pool in production code.
+public final class LMTPClientConnection {
+    /// A reply as read: the code and its text lines (without code prefixes).
+    public struct Reply: Sendable, Hashable, CustomStringConvertible {
+        public var code: Int
+        public var lines: [String]
+        public var description: String { "\(code) \(lines.last ?? "")" }
+    }
+
+    /// A connection or protocol failure.
+    public struct Failure: Error, Sendable, CustomStringConvertible {
+        public let description: String
+        public init(_ description: String) { self.description = description }
+    }
+
+    private let fd: Int32
+    private var buffer: [UInt8] = []
+
+    /// Connects to a UNIX socket path.
+    public init(unixPath path: String, timeoutSeconds: Int = 30) throws {
+        #if canImport(Glibc)
+        fd = socket(AF_UNIX, Int32(SOCK_STREAM.rawValue), 0)
+        #else
+        fd = socket(AF_UNIX, SOCK_STREAM, 0)
+        #endif
+        guard fd >= 0 else { throw Failure("socket: \(Self.lastError())") }
+        var address = sockaddr_un()
+        address.sun_family = sa_family_t(AF_UNIX)
+        let bytes = Array(path.utf8)
+        guard bytes.count < MemoryLayout.size(ofValue: address.sun_path) else {
+            close(fd)
+            throw Failure("socket path too long: \(path)")
+        }
+        withUnsafeMutableBytes(of: &address.sun_path) { raw in
+            raw.copyBytes(from: bytes)
+            raw[bytes.count] = 0
+        }
+        let result = withUnsafePointer(to: &address) {
+            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { connect(fd, $0, socklen_t(MemoryLayout<sockaddr_un>.size)) }
+        }
+        guard result == 0 else {
+            let message = Self.lastError()
+            close(fd)
+            throw Failure("connect to \(path): \(message)")
+        }
+        setTimeout(timeoutSeconds)
+    }
+
+    /// Connects to an IPv4 or IPv6 address literal (or `localhost`) and port.
+    public init(host: String, port: Int, timeoutSeconds: Int = 30) throws {
+        var hints = addrinfo()
+        hints.ai_family = AF_UNSPEC
+        #if canImport(Glibc)
+        hints.ai_socktype = Int32(SOCK_STREAM.rawValue)
+        #else
+        hints.ai_socktype = SOCK_STREAM
+        #endif
+        var list: UnsafeMutablePointer<addrinfo>? = nil
+        guard getaddrinfo(host, String(port), &hints, &list) == 0, let first = list else {
+            throw Failure("cannot resolve \(host)")
+        }
+        defer { freeaddrinfo(list) }
+        var connected: Int32 = -1
+        var lastMessage = "no address"
+        var entry: UnsafeMutablePointer<addrinfo>? = first
+        while let current = entry {
+            let candidate = socket(current.pointee.ai_family, current.pointee.ai_socktype, current.pointee.ai_protocol)
+            if candidate >= 0 {
+                if connect(candidate, current.pointee.ai_addr, current.pointee.ai_addrlen) == 0 {
+                    connected = candidate
+                    break
+                }
+                lastMessage = Self.lastError()
+                close(candidate)
+            }
+            entry = current.pointee.ai_next
+        }
+        guard connected >= 0 else { throw Failure("connect to \(host):\(port): \(lastMessage)") }
+        fd = connected
+        setTimeout(timeoutSeconds)
+    }
+
+    deinit { close(fd) }
+
+    private func setTimeout(_ seconds: Int) {
+        var value = timeval(tv_sec: seconds, tv_usec: 0)
+        setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &value, socklen_t(MemoryLayout<timeval>.size))
+        setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &value, socklen_t(MemoryLayout<timeval>.size))
+    }
+
+    private static func lastError() -> String { String(cString: strerror(errno)) }
+
+    /// Sends bytes as they are.
+    public func send(_ bytes: [UInt8]) throws {
+        var offset = 0
+        while offset < bytes.count {
+            let written = bytes.withUnsafeBytes { raw in
+                Glibc.send(fd, raw.baseAddress! + offset, raw.count - offset, Int32(MSG_NOSIGNAL))
+            }
+            if written < 0 {
+                if errno == EINTR { continue }
+                throw Failure("send: \(Self.lastError())")
+            }
+            offset += written
+        }
+    }
+
+    /// Sends text as UTF-8.
+    public func send(_ text: String) throws { try send(Array(text.utf8)) }
+
+    /// Half-closes the sending side.
+    public func shutdownWrite() { shutdown(fd, Int32(SHUT_WR)) }
+
+    /// Reads one reply line; `nil` at end of stream.
+    public func readLine() throws -> String? {
+        while true {
+            if let lineFeed = buffer.firstIndex(of: 0x0A) {
+                var line = Array(buffer[..<lineFeed])
+                buffer.removeFirst(lineFeed + 1)
+                if line.last == 0x0D { line.removeLast() }
+                return String(decoding: line, as: UTF8.self)
+            }
+            var chunk = [UInt8](repeating: 0, count: 65536)
+            let count = chunk.withUnsafeMutableBytes { recv(fd, $0.baseAddress, $0.count, 0) }
+            if count == 0 { return nil }
+            if count < 0 {
+                if errno == EINTR { continue }
+                throw Failure("receive: \(Self.lastError())")
+            }
+            buffer.append(contentsOf: chunk[..<count])
+        }
+    }
+
+    /// Reads one (possibly multi-line) reply.
+    public func readReply() throws -> Reply {
+        var lines: [String] = []
+        while true {
+            guard let line = try readLine() else { throw Failure("connection closed while waiting for a reply") }
+            let bytes = Array(line.utf8)
+            guard bytes.count >= 3, let code = Int(String(decoding: bytes[0..<3], as: UTF8.self)) else {
+                throw Failure("malformed reply: \(line)")
+            }
+            lines.append(bytes.count > 4 ? String(decoding: bytes[4...], as: UTF8.self) : "")
+            if bytes.count == 3 || bytes[3] != UInt8(ascii: "-") { return Reply(code: code, lines: lines) }
+        }
+    }
+
+    /// Reads `count` replies.
+    public func readReplies(_ count: Int) throws -> [Reply] {
+        try (0..<count).map { _ in try readReply() }
+    }
+
+    /// `true` when the server has closed the connection (reads end of stream).
+    public func readsEndOfStream() -> Bool {
+        (try? readLine()) == nil
+    }
+
+    /// A whole pipelined transaction: LHLO (when `lhlo` is set, after reading the greeting), MAIL,
+    /// RCPTs, DATA, the dot-stuffed message. Returns one reply per accepted recipient.
+    public func deliver(lhlo: String? = "client.local", from sender: String, to recipients: [String], message: [UInt8]) throws -> [Reply] {
+        if let lhlo {
+            let greeting = try readReply()
+            guard greeting.code == 220 else { throw Failure("greeting: \(greeting)") }
+            try send("LHLO \(lhlo)\r\n")
+            let reply = try readReply()
+            guard reply.code == 250 else { throw Failure("LHLO: \(reply)") }
+        }
+        var command = "MAIL FROM:<\(sender)>\r\n"
+        for recipient in recipients { command += "RCPT TO:<\(recipient)>\r\n" }
+        try send(command + "DATA\r\n")
+        let mail = try readReply()
+        let rcptReplies = try readReplies(recipients.count)
+        let data = try readReply()
+        guard mail.code == 250 else { throw Failure("MAIL: \(mail)") }
+        guard data.code == 354 else { throw Failure("DATA: \(data) (RCPT: \(rcptReplies))") }
+        try send(Self.dotStuff(message))
+        return try readReplies(rcptReplies.filter { $0.code / 100 == 2 }.count)
+    }
+
+    /// Dot-stuffs a message, normalises line ends to CRLF and appends the terminating `.CRLF`.
+    public static func dotStuff(_ message: [UInt8]) -> [UInt8] {
+        var out: [UInt8] = []
+        out.reserveCapacity(message.count + message.count / 64 + 5)
+        var atLineStart = true
+        var index = 0
+        while index < message.count {
+            let byte = message[index]
+            if atLineStart && byte == UInt8(ascii: ".") { out.append(UInt8(ascii: ".")) }
+            if byte == 0x0A {
+                if out.last != 0x0D { out.append(0x0D) }
+                out.append(0x0A)
+                atLineStart = true
+            } else {
+                out.append(byte)
+                atLineStart = false
+            }
+            index += 1
+        }
+        if !atLineStart { out += [0x0D, 0x0A] }
+        out += Array(".\r\n".utf8)
+        return out
+    }
+}

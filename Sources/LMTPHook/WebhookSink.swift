@@ -1,0 +1,149 @@
+import NIOCore
+import NIOHTTP1
+import NIOPosix
+
+/// A small HTTP receiver for webhook POSTs: the built-in local receiver used when no webhook is
+/// configured (`lmtphook serve` without `--webhook`, `lmtphook demo`) and by `lmtphook sink`.
+///
+/// Every request is handed to `record` on a dedicated thread (writing to a file or stdout never
+/// blocks the event loop), and answered only after `record` returned. The status is 200, or `NNN`
+/// for a path starting with `/status/NNN` (to try how an MTA handles failures).
+public final class WebhookSink: Sendable {
+    /// One received request.
+    public struct Request: Sendable {
+        public var method: String
+        public var path: String
+        public var headers: [(String, String)]
+        public var body: [UInt8]
+    }
+
+    private let channel: any Channel
+    private let recorder: NIOThreadPool
+
+    /// The URL to POST to, e.g. `http://127.0.0.1:41234/`.
+    public let url: String
+
+    private init(channel: any Channel, recorder: NIOThreadPool, url: String) {
+        self.channel = channel
+        self.recorder = recorder
+        self.url = url
+    }
+
+    /// Starts a receiver on `host:port` (port 0 picks a free one).
+    public static func start(
+        host: String = "127.0.0.1", port: Int = 0, maxBodySize: Int = 256 * 1024 * 1024,
+        group: any EventLoopGroup = MultiThreadedEventLoopGroup.singleton,
+        record: @escaping @Sendable (Request) -> Void
+    ) async throws -> WebhookSink {
+        let recorder = NIOThreadPool(numberOfThreads: 1)
+        recorder.start()
+        do {
+            let channel = try await ServerBootstrap(group: group)
+                .serverChannelOption(.backlog, value: 256)
+                .serverChannelOption(.socketOption(.so_reuseaddr), value: 1)
+                .childChannelInitializer { channel in
+                    channel.pipeline.configureHTTPServerPipeline().flatMapThrowing {
+                        try channel.pipeline.syncOperations.addHandler(
+                            SinkHandler(recorder: recorder, maxBodySize: maxBodySize, record: record))
+                    }
+                }
+                .bind(host: host, port: port)
+                .get()
+            let boundPort = channel.localAddress?.port ?? port
+            let hostPart = host.contains(":") ? "[\(host)]" : host
+            return WebhookSink(channel: channel, recorder: recorder, url: "http://\(hostPart):\(boundPort)/")
+        } catch {
+            try? await recorder.shutdownGracefully()
+            throw error
+        }
+    }
+
+    /// Stops listening and waits for the recorder thread.
+    public func stop() async {
+        try? await channel.close()
+        try? await recorder.shutdownGracefully()
+    }
+
+    /// Waits until the listener closes (after ``stop()``).
+    public func waitUntilClosed() async {
+        try? await channel.closeFuture.get()
+    }
+}
+
+/// Collects one request at a time and answers it after recording.
+private final class SinkHandler: ChannelInboundHandler {
+    typealias InboundIn = HTTPServerRequestPart
+    typealias OutboundOut = HTTPServerResponsePart
+
+    private let recorder: NIOThreadPool
+    private let maxBodySize: Int
+    private let record: @Sendable (WebhookSink.Request) -> Void
+    private var head: HTTPRequestHead?
+    private var body: [UInt8] = []
+    private var tooLarge = false
+
+    init(recorder: NIOThreadPool, maxBodySize: Int, record: @escaping @Sendable (WebhookSink.Request) -> Void) {
+        self.recorder = recorder
+        self.maxBodySize = maxBodySize
+        self.record = record
+    }
+
+    func channelRead(context: ChannelHandlerContext, data: NIOAny) {
+        switch unwrapInboundIn(data) {
+        case .head(let head):
+            self.head = head
+            body = []
+            tooLarge = false
+        case .body(var buffer):
+            if body.count + buffer.readableBytes > maxBodySize {
+                tooLarge = true
+            } else if let bytes = buffer.readBytes(length: buffer.readableBytes) {
+                body.append(contentsOf: bytes)
+            }
+        case .end:
+            guard let head else { return }
+            self.head = nil
+            if tooLarge {
+                respond(context: context, head: head, status: .payloadTooLarge)
+                return
+            }
+            let status = Self.status(for: head.uri)
+            let request = WebhookSink.Request(
+                method: "\(head.method)", path: head.uri, headers: head.headers.map { ($0.name, $0.value) }, body: body)
+            body = []
+            let record = self.record
+            let loopBound = NIOLoopBound((self, context), eventLoop: context.eventLoop)
+            recorder.runIfActive(eventLoop: context.eventLoop) { record(request) }.whenComplete { _ in
+                let (handler, context) = loopBound.value
+                handler.respond(context: context, head: head, status: status)
+            }
+        }
+    }
+
+    private static func status(for uri: String) -> HTTPResponseStatus {
+        let parts = uri.split(separator: "/")
+        if parts.count >= 2, parts[0] == "status", let code = Int(parts[1].prefix(3)), (100...599).contains(code) {
+            return HTTPResponseStatus(statusCode: code)
+        }
+        return .ok
+    }
+
+    private func respond(context: ChannelHandlerContext, head: HTTPRequestHead, status: HTTPResponseStatus) {
+        let payload = status.code < 300 ? #"{"ok":true}"# : #"{"ok":false,"error":"sink answered \#(status.code)"}"#
+        var headers = HTTPHeaders()
+        headers.add(name: "Content-Type", value: "application/json")
+        headers.add(name: "Content-Length", value: String(payload.utf8.count))
+        let keepAlive = head.isKeepAlive
+        if !keepAlive { headers.add(name: "Connection", value: "close") }
+        context.write(wrapOutboundOut(.head(HTTPResponseHead(version: head.version, status: status, headers: headers))), promise: nil)
+        context.write(wrapOutboundOut(.body(.byteBuffer(context.channel.allocator.buffer(string: payload)))), promise: nil)
+        let done = context.writeAndFlush(wrapOutboundOut(.end(nil)))
+        if !keepAlive {
+            let channel = context.channel
+            done.whenComplete { _ in channel.close(promise: nil) }
+        }
+    }
+}
+
+@available(*, unavailable)
+extension SinkHandler: Sendable {}

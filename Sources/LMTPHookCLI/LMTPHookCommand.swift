@@ -1,0 +1,25 @@
+import ArgumentParser
+import WebhookClient
+
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// The `lmtphook` command tree.
+public struct LMTPHookCommand: AsyncParsableCommand {
+    public static let configuration = CommandConfiguration(
+        commandName: "lmtphook",
+        abstract: "LMTP in, JSON webhook out: a mail delivery agent for Postfix, Exim and any LMTP client.",
+        version: WebhookClient.version,
+        subcommands: [ServeCommand.self, DemoCommand.self, SinkCommand.self, SendCommand.self],
+        defaultSubcommand: nil
+    )
+
+    public init() {}
+
+    /// Process-wide setup, once, before any thread starts: libcurl, SIGPIPE.
+    public static func prepareProcess() {
+        signal(SIGPIPE, SIG_IGN)
+        CurlGlobal.initialize()
+    }
+}

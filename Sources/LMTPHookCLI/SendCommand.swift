@@ -1,0 +1,74 @@
+import ArgumentParser
+import LMTPHook
+import LMTPServer
+import NIOPosix
+
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// `lmtphook send`: deliver one message over LMTP (for trying a server by hand).
+struct SendCommand: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "send",
+        abstract: "Send one message over LMTP and print the reply for each recipient.",
+        discussion: "Exit status 0 when every recipient got 2xx, 1 otherwise."
+    )
+
+    @Option(help: ArgumentHelp("UNIX socket of the LMTP server.", valueName: "path"))
+    var socket: String?
+
+    @Option(help: ArgumentHelp("TCP address of the LMTP server.", valueName: "host:port"))
+    var server: String?
+
+    @Option(help: ArgumentHelp("Envelope sender; empty for <>.", valueName: "address"))
+    var from: String = ""
+
+    @Option(name: .customLong("to"), help: ArgumentHelp("Envelope recipient; repeatable.", valueName: "address"))
+    var recipients: [String] = []
+
+    @Argument(help: ArgumentHelp("Message file (RFC 5322); stdin when absent.", valueName: "file"))
+    var file: String?
+
+    func validate() throws {
+        if (socket == nil) == (server == nil) { throw ValidationError("give exactly one of --socket PATH or --server HOST:PORT") }
+        if recipients.isEmpty { throw ValidationError("give at least one --to ADDRESS") }
+        if let server, LMTPListenAddress.parseTCP(server) == nil { throw ValidationError("--server takes HOST:PORT, got \(server)") }
+    }
+
+    func run() async throws {
+        let message = try readMessage()
+        let (socket, server, from, recipients) = (socket, server, from, recipients)
+        let replies: [LMTPClientConnection.Reply] = try await NIOThreadPool.singleton.runIfActive {
+            let connection: LMTPClientConnection
+            if let socket {
+                connection = try LMTPClientConnection(unixPath: socket)
+            } else if case .tcp(let host, let port) = LMTPListenAddress.parseTCP(server ?? "") {
+                connection = try LMTPClientConnection(host: host, port: port)
+            } else {
+                throw ValidationError("no server address")
+            }
+            let replies = try connection.deliver(from: from, to: recipients, message: message)
+            try connection.send("QUIT\r\n")
+            _ = try? connection.readReply()
+            return replies
+        }
+        for reply in replies { print("\(reply.code) \(reply.lines.joined(separator: " "))") }
+        if replies.count < recipients.count || replies.contains(where: { $0.code / 100 != 2 }) { throw ExitCode.failure }
+    }
+
+    private func readMessage() throws -> [UInt8] {
+        let fd = file.map { open($0, O_RDONLY | O_CLOEXEC) } ?? STDIN_FILENO
+        guard fd >= 0 else { throw ValidationError("cannot open \(file ?? "-"): \(String(cString: strerror(errno)))") }
+        defer { if file != nil { close(fd) } }
+        var bytes: [UInt8] = []
+        var chunk = [UInt8](repeating: 0, count: 65536)
+        while true {
+            let count = chunk.withUnsafeMutableBytes { read(fd, $0.baseAddress, $0.count) }
+            if count < 0 && errno == EINTR { continue }
+            if count <= 0 { break }
+            bytes += chunk[..<count]
+        }
+        return bytes
+    }
+}

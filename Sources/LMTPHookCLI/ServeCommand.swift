@@ -1,0 +1,146 @@
+import ArgumentParser
+import LMTPCore
+import LMTPHook
+import LMTPServer
+import Logging
+import ServiceLifecycle
+import WebhookClient
+
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// `lmtphook serve`: the relay.
+struct ServeCommand: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "serve",
+        abstract: "Accept mail over LMTP and POST each message as JSON to a webhook.",
+        discussion: """
+            Without --webhook, messages go to a built-in local receiver that prints each JSON document on stdout.
+            SIGTERM or SIGINT: stop accepting, let transactions in flight finish, answer new commands with 421, exit 0.
+            """
+    )
+
+    @Option(help: ArgumentHelp("UNIX socket to listen on (a stale socket file is replaced; a live one is refused).", valueName: "path"))
+    var socket: String?
+
+    @Option(help: ArgumentHelp("File mode of the UNIX socket, octal.", valueName: "mode"))
+    var socketMode: String = "0660"
+
+    @Option(help: ArgumentHelp("TCP address to listen on; repeatable. Port 0 picks a free port.", valueName: "host:port"))
+    var listen: [String] = []
+
+    @Option(help: ArgumentHelp("Webhook URL (http or https) that receives one JSON document per message.", valueName: "url"))
+    var webhook: String?
+
+    @Option(help: ArgumentHelp("Spool directory (created if missing; used for retries once the spool lands).", valueName: "dir"))
+    var spool: String?
+
+    @Option(help: ArgumentHelp("Name announced in the greeting and LHLO reply (default: this host's name).", valueName: "name"))
+    var hostname: String?
+
+    @Option(help: ArgumentHelp("Largest message accepted, in bytes (suffixes K, M, G allowed); advertised as SIZE.", valueName: "size"))
+    var maxMessageSize: String = "50M"
+
+    @Option(help: "Most recipients per transaction; more get 452 4.5.3.")
+    var maxRecipients: Int = 1000
+
+    @Option(help: ArgumentHelp("Seconds a connection may stay silent before 421 4.4.2.", valueName: "seconds"))
+    var idleTimeout: Int = 300
+
+    @Option(help: ArgumentHelp("Seconds allowed for one webhook request, connection included.", valueName: "seconds"))
+    var webhookTimeout: Double = 30
+
+    @Option(help: ArgumentHelp("Seconds allowed to connect to the webhook.", valueName: "seconds"))
+    var connectTimeout: Double = 5
+
+    @Option(help: "Webhook requests in flight at most (delivery threads).")
+    var deliveryThreads: Int = 16
+
+    @Option(help: ArgumentHelp("Seconds transactions in flight get to finish after SIGTERM.", valueName: "seconds"))
+    var shutdownGrace: Int = 30
+
+    @OptionGroup var logging: LogOptions
+
+    func validate() throws {
+        if socket == nil && listen.isEmpty { throw ValidationError("give --socket PATH or --listen HOST:PORT (or both)") }
+        for address in listen where LMTPListenAddress.parseTCP(address) == nil {
+            throw ValidationError("--listen takes HOST:PORT or [IPv6]:PORT, got \(address)")
+        }
+        guard UInt32(socketMode, radix: 8).map({ $0 <= 0o777 }) == true else { throw ValidationError("--socket-mode must be octal like 0660, got \(socketMode)") }
+        guard ByteSize.parse(maxMessageSize) != nil else { throw ValidationError("--max-message-size must be a byte count like 52428800 or 50M, got \(maxMessageSize)") }
+        if let webhook {
+            let lower = webhook.lowercased()
+            guard lower.hasPrefix("http://") || lower.hasPrefix("https://") else { throw ValidationError("--webhook must be an http:// or https:// URL, got \(webhook)") }
+        }
+        guard webhookTimeout > 0, connectTimeout > 0 else { throw ValidationError("timeouts must be positive") }
+        guard (1...1024).contains(deliveryThreads) else { throw ValidationError("--delivery-threads must be 1...1024") }
+        guard idleTimeout >= 1 else { throw ValidationError("--idle-timeout must be at least 1 second") }
+        try sessionConfiguration().validate()
+    }
+
+    func sessionConfiguration() -> LMTPConfiguration {
+        LMTPConfiguration(
+            hostname: hostname ?? Self.systemHostname(), maxMessageSize: ByteSize.parse(maxMessageSize) ?? 0, maxRecipients: maxRecipients)
+    }
+
+    static func systemHostname() -> String {
+        var buffer = [CChar](repeating: 0, count: 256)
+        guard gethostname(&buffer, buffer.count - 1) == 0 else { return "localhost" }
+        let name = String(decoding: buffer.prefix { $0 != 0 }.map { UInt8(bitPattern: $0) }, as: UTF8.self)
+        return name.isEmpty || name.utf8.count > 64 ? "localhost" : name
+    }
+
+    func relayConfiguration() -> RelayConfiguration {
+        var listeners: [LMTPListenAddress] = []
+        if let socket { listeners.append(.unix(path: socket, mode: UInt32(socketMode, radix: 8) ?? 0o660)) }
+        listeners += listen.compactMap(LMTPListenAddress.parseTCP)
+        let server = LMTPServerConfiguration(
+            listeners: listeners, session: sessionConfiguration(), idleTimeout: .seconds(idleTimeout), shutdownGracePeriod: .seconds(shutdownGrace))
+        let endpoint = webhook.map {
+            WebhookDelivery.Endpoint(url: $0, connectTimeoutMilliseconds: Int(connectTimeout * 1000), totalTimeoutMilliseconds: Int(webhookTimeout * 1000))
+        }
+        return RelayConfiguration(server: server, webhook: endpoint, spoolDirectory: spool, deliveryThreads: deliveryThreads)
+    }
+
+    func run() async throws {
+        let logger = logging.makeLogger(label: "lmtphook")
+        if let spool { try SpoolDirectory.prepare(spool, logger: logger) }
+        let relay = try await Relay(configuration: relayConfiguration(), logger: logger)
+        let group = ServiceGroup(
+            configuration: .init(services: [.init(service: relay)], gracefulShutdownSignals: [.sigterm, .sigint], logger: logger))
+        do {
+            try await group.run()
+        } catch {
+            logger.critical("cannot serve", metadata: ["error": "\(error)"])
+            throw ExitCode.failure
+        }
+    }
+}
+
+/// Byte counts with optional K/M/G suffixes (powers of 1024).
+enum ByteSize {
+    static func parse(_ text: String) -> Int? {
+        let upper = text.uppercased()
+        let multipliers: [Character: Int] = ["K": 1024, "M": 1024 * 1024, "G": 1024 * 1024 * 1024]
+        if let last = upper.last, let multiplier = multipliers[last] {
+            guard let value = Int(upper.dropLast()), value >= 0 else { return nil }
+            return value.multipliedReportingOverflow(by: multiplier).overflow ? nil : value * multiplier
+        }
+        guard let value = Int(upper), value >= 0 else { return nil }
+        return value
+    }
+}
+
+/// Checks the spool directory now, before the spool itself uses it.
+enum SpoolDirectory {
+    static func prepare(_ path: String, logger: Logger) throws {
+        if mkdir(path, 0o750) != 0 && errno != EEXIST {
+            throw ValidationError("cannot create spool directory \(path): \(String(cString: strerror(errno)))")
+        }
+        guard access(path, W_OK | X_OK) == 0 else {
+            throw ValidationError("spool directory \(path) is not writable: \(String(cString: strerror(errno)))")
+        }
+        logger.notice("spool directory accepted; durable spooling is not enabled in this version", metadata: ["spool": "\(path)"])
+    }
+}

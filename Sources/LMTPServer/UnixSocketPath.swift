@@ -1,0 +1,57 @@
+#if canImport(Glibc)
+import Glibc
+#elseif canImport(Darwin)
+import Darwin
+#endif
+
+/// Prepares a UNIX socket path before binding: a stale socket file left by a dead process is
+/// removed; a path where a live server answers, or that is not a socket, is refused.
+enum UnixSocketPath {
+    static func prepare(_ path: String) throws(LMTPServerError) {
+        var info = stat()
+        guard lstat(path, &info) == 0 else { return }  // nothing there
+        guard (info.st_mode & S_IFMT) == S_IFSOCK else {
+            throw LMTPServerError("\(path) exists and is not a socket; refusing to replace it")
+        }
+        if isAnswering(path) {
+            throw LMTPServerError("another server is already listening on \(path)")
+        }
+        guard unlink(path) == 0 || errno == ENOENT else {
+            throw LMTPServerError("cannot remove stale socket \(path): \(String(cString: strerror(errno)))")
+        }
+    }
+
+    /// `true` when something accepts connections on the socket at `path`.
+    static func isAnswering(_ path: String) -> Bool {
+        #if canImport(Glibc)
+        let fd = socket(AF_UNIX, Int32(SOCK_STREAM.rawValue), 0)
+        #else
+        let fd = socket(AF_UNIX, SOCK_STREAM, 0)
+        #endif
+        guard fd >= 0 else { return false }
+        defer { close(fd) }
+        var address = sockaddr_un()
+        address.sun_family = sa_family_t(AF_UNIX)
+        let bytes = Array(path.utf8)
+        guard bytes.count < MemoryLayout.size(ofValue: address.sun_path) else { return false }
+        withUnsafeMutableBytes(of: &address.sun_path) { raw in
+            raw.copyBytes(from: bytes)
+            raw[bytes.count] = 0
+        }
+        let result = withUnsafePointer(to: &address) {
+            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { connect(fd, $0, socklen_t(MemoryLayout<sockaddr_un>.size)) }
+        }
+        return result == 0
+    }
+
+    static func setMode(_ path: String, _ mode: UInt32) throws(LMTPServerError) {
+        guard chmod(path, mode_t(mode)) == 0 else {
+            throw LMTPServerError("cannot set mode \(String(mode, radix: 8)) on \(path): \(String(cString: strerror(errno)))")
+        }
+    }
+
+    static func remove(_ path: String) {
+        var info = stat()
+        if lstat(path, &info) == 0, (info.st_mode & S_IFMT) == S_IFSOCK { unlink(path) }
+    }
+}

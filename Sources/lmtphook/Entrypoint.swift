@@ -1,0 +1,9 @@
+import LMTPHookCLI
+
+@main
+struct Entrypoint {
+    static func main() async {
+        LMTPHookCommand.prepareProcess()
+        await LMTPHookCommand.main()
+    }
+}
