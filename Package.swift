@@ -48,6 +48,7 @@ let package = Package(
             dependencies: [
                 "LMTPServer", "LMTPCore", "MailCore", "WebhookClient",
                 .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOConcurrencyHelpers", package: "swift-nio"),
                 .product(name: "NIOPosix", package: "swift-nio"),
                 .product(name: "NIOHTTP1", package: "swift-nio"),
                 .product(name: "Logging", package: "swift-log"),
@@ -66,17 +67,30 @@ let package = Package(
             swiftSettings: strict
         ),
         .executableTarget(name: "lmtphook", dependencies: ["LMTPHookCLI"], swiftSettings: strict),
+        // Helpers shared by the socket-level test targets (real HTTP receivers, temp dirs, processes).
+        .target(
+            name: "LMTPHookTestSupport",
+            dependencies: [
+                "LMTPHook", .product(name: "NIOCore", package: "swift-nio"), .product(name: "NIOPosix", package: "swift-nio"),
+                .product(name: "NIOConcurrencyHelpers", package: "swift-nio"),
+            ],
+            path: "Tests/LMTPHookTestSupport"
+        ),
         .testTarget(name: "LMTPCoreTests", dependencies: ["LMTPCore"]),
         .testTarget(name: "MailCoreTests", dependencies: ["MailCore"]),
         .testTarget(
             name: "WebhookClientTests",
-            dependencies: ["WebhookClient", "LMTPHook", .product(name: "NIOPosix", package: "swift-nio")]
+            dependencies: [
+                "WebhookClient", "LMTPHook", "LMTPHookTestSupport", .product(name: "NIOPosix", package: "swift-nio"),
+                .product(name: "NIOConcurrencyHelpers", package: "swift-nio"),
+            ]
         ),
         .testTarget(
             name: "LMTPHookTests",
             dependencies: [
-                "LMTPHook", "LMTPServer", "LMTPCore", "WebhookClient", "LMTPHookCLI",
+                "LMTPHook", "LMTPServer", "LMTPCore", "MailCore", "WebhookClient", "LMTPHookCLI", "LMTPHookTestSupport",
                 .product(name: "NIOPosix", package: "swift-nio"),
+                .product(name: "NIOConcurrencyHelpers", package: "swift-nio"),
                 .product(name: "Logging", package: "swift-log"),
             ]
         ),

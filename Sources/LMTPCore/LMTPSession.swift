@@ -225,7 +225,8 @@ public struct LMTPSession: Sendable {
             enhanced = "4.3.0"
         }
         if enhanced.first != String(code / 100).first { enhanced = "\(code / 100).0.0" }
-        let text = result.text.filter { $0 != "\r" && $0 != "\n" }
+        // Reply text must not break the reply: CR, LF and other controls become spaces.
+        let text = String(String.UnicodeScalarView(result.text.unicodeScalars.map { $0.value < 0x20 || $0.value == 0x7F ? " " : $0 }))
         return LMTPReply(code, enhanced, "<\(recipient.mailbox.address)> \(text)")
     }
 

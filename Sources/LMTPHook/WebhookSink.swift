@@ -1,3 +1,4 @@
+import NIOConcurrencyHelpers
 import NIOCore
 import NIOHTTP1
 import NIOPosix
@@ -19,13 +20,18 @@ public final class WebhookSink: Sendable {
 
     private let channel: any Channel
     private let recorder: NIOThreadPool
+    private let accepted: NIOLockedValueBox<Int>
+
+    /// TCP connections accepted so far (shows whether clients reuse connections).
+    public var connectionsAccepted: Int { accepted.withLockedValue { $0 } }
 
     /// The URL to POST to, e.g. `http://127.0.0.1:41234/`.
     public let url: String
 
-    private init(channel: any Channel, recorder: NIOThreadPool, url: String) {
+    private init(channel: any Channel, recorder: NIOThreadPool, accepted: NIOLockedValueBox<Int>, url: String) {
         self.channel = channel
         self.recorder = recorder
+        self.accepted = accepted
         self.url = url
     }
 
@@ -37,12 +43,14 @@ public final class WebhookSink: Sendable {
     ) async throws -> WebhookSink {
         let recorder = NIOThreadPool(numberOfThreads: 1)
         recorder.start()
+        let accepted = NIOLockedValueBox(0)
         do {
             let channel = try await ServerBootstrap(group: group)
                 .serverChannelOption(.backlog, value: 256)
                 .serverChannelOption(.socketOption(.so_reuseaddr), value: 1)
                 .childChannelInitializer { channel in
-                    channel.pipeline.configureHTTPServerPipeline().flatMapThrowing {
+                    accepted.withLockedValue { $0 += 1 }
+                    return channel.pipeline.configureHTTPServerPipeline().flatMapThrowing {
                         try channel.pipeline.syncOperations.addHandler(
                             SinkHandler(recorder: recorder, maxBodySize: maxBodySize, record: record))
                     }
@@ -51,7 +59,7 @@ public final class WebhookSink: Sendable {
                 .get()
             let boundPort = channel.localAddress?.port ?? port
             let hostPart = host.contains(":") ? "[\(host)]" : host
-            return WebhookSink(channel: channel, recorder: recorder, url: "http://\(hostPart):\(boundPort)/")
+            return WebhookSink(channel: channel, recorder: recorder, accepted: accepted, url: "http://\(hostPart):\(boundPort)/")
         } catch {
             try? await recorder.shutdownGracefully()
             throw error

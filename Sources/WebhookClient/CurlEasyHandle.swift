@@ -35,7 +35,9 @@ final class CurlEasyHandle {
         var sawContentType = false
         for header in request.headers {
             // A header value with CR/LF would split the request; drop such a header.
-            if header.name.contains(where: { $0 == "\r" || $0 == "\n" || $0 == ":" }) || header.value.contains(where: { $0 == "\r" || $0 == "\n" }) {
+            if header.name.isEmpty || header.name.utf8.contains(where: { $0 <= 0x20 || $0 == UInt8(ascii: ":") || $0 >= 0x7F })
+                || header.value.utf8.contains(where: { $0 == 0x0D || $0 == 0x0A || $0 == 0x00 })
+            {
                 continue
             }
             if header.name.lowercased() == "content-type" { sawContentType = true }

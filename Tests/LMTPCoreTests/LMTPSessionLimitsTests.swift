@@ -106,6 +106,23 @@ struct LMTPSessionLimitsTests {
         #expect(!harness.session.lhloReply.lines.contains { $0.hasPrefix("XFORWARD") })
     }
 
+    @Test("a handler's reply text cannot inject lines or forge a code")
+    func resultTextIsSanitised() {
+        var session = LMTPSession()
+        session.receive(Array("LHLO c\r\nMAIL FROM:<a@b.test>\r\nRCPT TO:<c@d.test>\r\nDATA\r\nx\r\n.\r\n".utf8))
+        var last = ""
+        loop: while true {
+            switch session.nextAction() {
+            case .send(let reply): last = reply.wireFormat
+            case .checkSender: session.resolveSender(.accept)
+            case .checkRecipient: session.resolveRecipient(.accept)
+            case .deliver: session.finishDelivery([LMTPRecipientResult(code: 250, enhancedCode: "5.1.1", text: "ok\r\n250 fake\nline")])
+            case .needInput, .close: break loop
+            }
+        }
+        #expect(last == "250 2.0.0 <c@d.test> ok  250 fake line\r\n")
+    }
+
     @Test func handlerReturningTooFewResultsDefersTheRest() {
         var session = LMTPSession()
         session.receive(Array("LHLO c\r\nMAIL FROM:<a@b.test>\r\nRCPT TO:<c@d.test>\r\nRCPT TO:<e@d.test>\r\nDATA\r\nx\r\n.\r\n".utf8))

@@ -1,0 +1,38 @@
+import LMTPHook
+import NIOConcurrencyHelpers
+
+/// A real HTTP receiver on loopback (``WebhookSink``) that keeps every request for assertions.
+public final class RecordingSink: Sendable {
+    public let sink: WebhookSink
+    private let store: NIOLockedValueBox<[WebhookSink.Request]>
+
+    private init(sink: WebhookSink, store: NIOLockedValueBox<[WebhookSink.Request]>) {
+        self.sink = sink
+        self.store = store
+    }
+
+    public static func start() async throws -> RecordingSink {
+        let store = NIOLockedValueBox<[WebhookSink.Request]>([])
+        let sink = try await WebhookSink.start { request in store.withLockedValue { $0.append(request) } }
+        return RecordingSink(sink: sink, store: store)
+    }
+
+    /// `http://127.0.0.1:PORT/`.
+    public var url: String { sink.url }
+
+    public var requests: [WebhookSink.Request] { store.withLockedValue { $0 } }
+
+    /// Waits until at least `count` requests arrived (or the timeout passed); returns them.
+    @discardableResult
+    public func waitFor(_ count: Int, timeout: Duration = .seconds(10)) async -> [WebhookSink.Request] {
+        let deadline = ContinuousClock.now + timeout
+        while ContinuousClock.now < deadline {
+            let current = requests
+            if current.count >= count { return current }
+            try? await Task.sleep(for: .milliseconds(20))
+        }
+        return requests
+    }
+
+    public func stop() async { await sink.stop() }
+}
