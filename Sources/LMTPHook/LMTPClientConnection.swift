@@ -6,8 +6,9 @@ import Darwin
 
 /// A small blocking LMTP client over a UNIX socket or TCP: used by `lmtphook demo` and
 /// `lmtphook send`, and by the tests. It blocks its thread; call it from a thread pool, not from
-/// an event loop or the cooperative pool in production code.
-public final class LMTPClientConnection {
+/// an event loop or the cooperative pool in production code. One user at a time: it may move
+/// between threads (hence `@unchecked Sendable`) but must not be used from two at once.
+public final class LMTPClientConnection: @unchecked Sendable {
     /// A reply as read: the code and its text lines (without code prefixes).
     public struct Reply: Sendable, Hashable, CustomStringConvertible {
         public var code: Int

@@ -21,10 +21,13 @@ final class LMTPInboundEventHandler: ChannelInboundHandler {
     }
 
     func userInboundEventTriggered(context: ChannelHandlerContext, event: Any) {
+        // NIOAsyncChannel hands reads to its stream at read-complete: fire one after each synthetic read.
         if let idle = event as? IdleStateHandler.IdleStateEvent, idle == .read {
             context.fireChannelRead(wrapInboundOut(.idle))
+            context.fireChannelReadComplete()
         } else if event is LMTPShutdownEvent {
             context.fireChannelRead(wrapInboundOut(.shutdown))
+            context.fireChannelReadComplete()
         } else {
             context.fireUserInboundEventTriggered(event)
         }

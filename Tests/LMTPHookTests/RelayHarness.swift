@@ -1,0 +1,68 @@
+import Foundation
+import LMTPCore
+import LMTPHook
+import LMTPHookTestSupport
+import LMTPServer
+import Logging
+import NIOPosix
+
+/// Blocking test clients run here, never on the cooperative pool.
+let clientThreads: NIOThreadPool = {
+    let pool = NIOThreadPool(numberOfThreads: 64)
+    pool.start()
+    return pool
+}()
+
+/// Runs blocking client code on `clientThreads`.
+func blocking<T: Sendable>(_ body: @escaping @Sendable () throws -> T) async throws -> T {
+    try await clientThreads.runIfActive(body)
+}
+
+/// A relay running in-process on a temp UNIX socket and a TCP port, POSTing to `webhookURL`.
+struct RunningRelay {
+    let relay: Relay
+    let task: Task<Void, any Error>
+    let directory: TemporaryDirectory
+    let socketPath: String
+    let tcpPort: Int
+
+    static func start(
+        webhookURL: String?, idleTimeout: Duration = .seconds(300), session: LMTPConfiguration = LMTPConfiguration(hostname: "relay.test"),
+        socketMode: UInt32 = 0o660, webhookTimeoutMilliseconds: Int = 5_000
+    ) async throws -> RunningRelay {
+        let directory = TemporaryDirectory()
+        let socketPath = directory.file("lmtp.sock")
+        let server = LMTPServerConfiguration(
+            listeners: [.unix(path: socketPath, mode: socketMode), .tcp(host: "127.0.0.1", port: 0)], session: session,
+            idleTimeout: idleTimeout, shutdownGracePeriod: .seconds(5))
+        let endpoint = webhookURL.map { WebhookDelivery.Endpoint(url: $0, connectTimeoutMilliseconds: 1_000, totalTimeoutMilliseconds: webhookTimeoutMilliseconds) }
+        var logger = Logger(label: "test")
+        logger.logLevel = .warning
+        let relay = try await Relay(configuration: RelayConfiguration(server: server, webhook: endpoint, deliveryThreads: 8), logger: logger) { _ in }
+        let task = Task { try await relay.run() }
+        let addresses = try await relay.waitUntilListening()
+        guard let tcp = addresses.last, case .tcp(_, let port) = LMTPListenAddress.parseTCP(tcp) else {
+            throw LMTPServerError("no TCP address in \(addresses)")
+        }
+        return RunningRelay(relay: relay, task: task, directory: directory, socketPath: socketPath, tcpPort: port)
+    }
+
+    func stop() async throws {
+        relay.stop()
+        try await task.value
+        directory.remove()
+    }
+}
+
+/// A small RFC 5322 message with CRLF line ends.
+func sampleMessage(subject: String = "Hello", id: String = "<m1@example.org>", body: String = "Body line\r\n.dot line\r\n") -> [UInt8] {
+    Array("From: A <a@example.org>\r\nTo: b@example.test\r\nSubject: \(subject)\r\nMessage-ID: \(id)\r\n\r\n\(body)".utf8)
+}
+
+/// The JSON object of a recorded request.
+func json(_ body: [UInt8]) throws -> [String: Any] {
+    guard let object = try JSONSerialization.jsonObject(with: Data(body)) as? [String: Any] else {
+        throw LMTPServerError("body is not a JSON object")
+    }
+    return object
+}
