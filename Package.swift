@@ -77,7 +77,7 @@ let package = Package(
             path: "Tests/LMTPHookTestSupport"
         ),
         .testTarget(name: "LMTPCoreTests", dependencies: ["LMTPCore"]),
-        .testTarget(name: "MailCoreTests", dependencies: ["MailCore"]),
+        .testTarget(name: "MailCoreTests", dependencies: ["MailCore"], exclude: ["Golden"]),
         .testTarget(
             name: "WebhookClientTests",
             dependencies: [

@@ -76,7 +76,11 @@ struct ServeCommand: AsyncParsableCommand {
         guard webhookTimeout > 0, connectTimeout > 0 else { throw ValidationError("timeouts must be positive") }
         guard (1...1024).contains(deliveryThreads) else { throw ValidationError("--delivery-threads must be 1...1024") }
         guard idleTimeout >= 1 else { throw ValidationError("--idle-timeout must be at least 1 second") }
-        try sessionConfiguration().validate()
+        do {
+            try sessionConfiguration().validate()
+        } catch {
+            throw ValidationError("\(error)")
+        }
     }
 
     func sessionConfiguration() -> LMTPConfiguration {

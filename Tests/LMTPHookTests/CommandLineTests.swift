@@ -1,0 +1,90 @@
+import Foundation
+import LMTPHook
+import LMTPHookTestSupport
+import Testing
+
+/// The built `lmtphook` binary, as an operator runs it. `swift build` must have run first
+/// (the README's test command does).
+enum Binary {
+    static let packageRoot = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent()
+    static var path: String { packageRoot.appendingPathComponent(".build/debug/lmtphook").path }
+
+    static func require() throws -> String {
+        guard FileManager.default.isExecutableFile(atPath: path) else {
+            throw BinaryMissing(description: "\(path) not found: run `swift build` before `swift test` (the README's test command does)")
+        }
+        return path
+    }
+
+    struct BinaryMissing: Error, CustomStringConvertible { let description: String }
+}
+
+@Suite("lmtphook command line", .serialized)
+struct CommandLineTests {
+    @Test("serve: delivers over its UNIX socket; SIGTERM → exit 0 and the socket file is gone")
+    func serveAndTerminate() async throws {
+        let binary = try Binary.require()
+        let sink = try await RecordingSink.start()
+        let directory = TemporaryDirectory()
+        let socketPath = directory.file("lmtp.sock")
+        let process = Process()
+        process.executableURL = URL(fileURLWithPath: binary)
+        process.arguments = ["serve", "--socket", socketPath, "--webhook", sink.url, "--hostname", "cli.test", "--log-level", "warning"]
+        try process.run()
+        let deadline = ContinuousClock.now + .seconds(20)
+        while !FileManager.default.fileExists(atPath: socketPath) && ContinuousClock.now < deadline {
+            try await Task.sleep(for: .milliseconds(50))
+        }
+        #expect(FileManager.default.fileExists(atPath: socketPath))
+
+        let messageFile = directory.file("message.eml")
+        writeFile(messageFile, "Subject: via send\r\n\r\nhello\r\n")
+        let send = run(binary, ["send", "--socket", socketPath, "--from", "a@example.org", "--to", "b@example.test", "--to", "c@example.test", messageFile])
+        #expect(send.status == 0, "\(send.output)")
+        #expect(send.output.contains("250 2.0.0 <b@example.test> delivered id="))
+        #expect(send.output.contains("250 2.0.0 <c@example.test> delivered id="))
+        #expect(await sink.waitFor(1).count == 1)
+
+        process.terminate()  // SIGTERM
+        process.waitUntilExit()
+        #expect(process.terminationReason == .exit)
+        #expect(process.terminationStatus == 0)
+        #expect(!FileManager.default.fileExists(atPath: socketPath))
+        directory.remove()
+        await sink.stop()
+    }
+
+    @Test("bad arguments get a clear message and exit status 64", arguments: [
+        (["serve"], "give --socket PATH or --listen HOST:PORT"),
+        (["serve", "--listen", "127.0.0.1:2424", "--webhook", "ftp://x/"], "--webhook must be an http:// or https:// URL"),
+        (["serve", "--listen", "nonsense"], "--listen takes HOST:PORT"),
+        (["serve", "--listen", "127.0.0.1:0", "--max-message-size", "lots"], "--max-message-size must be a byte count"),
+        (["serve", "--listen", "127.0.0.1:0", "--hostname", "two words"], "hostname must be"),
+        (["send", "--to", "x@y"], "give exactly one of --socket PATH or --server HOST:PORT"),
+    ])
+    func badArguments(_ arguments: [String], _ message: String) throws {
+        let result = run(try Binary.require(), arguments)
+        #expect(result.status == 64, "\(result.output)")
+        #expect(result.output.contains(message), "\(result.output)")
+    }
+
+    @Test("serve refuses a socket path where a live server answers, and says so")
+    func liveSocketRefused() async throws {
+        let binary = try Binary.require()
+        let relay = try await RunningRelay.start(webhookURL: "http://127.0.0.1:1/")
+        let result = run(binary, ["serve", "--socket", relay.socketPath, "--log-level", "error"])
+        #expect(result.status == 1)
+        #expect(result.output.contains("already listening on \(relay.socketPath)"), "\(result.output)")
+        try await relay.stop()
+    }
+
+    @Test("demo --once: the whole path on an embedded receiver")
+    func demo() throws {
+        let result = run(try Binary.require(), ["demo", "--once", "--listen", "127.0.0.1:0"])
+        #expect(result.status == 0, "\(result.output)")
+        #expect(result.output.contains("\"subject\":\"Printer on floor 3 is on fire\""))
+        #expect(result.output.contains("250 2.0.0 <support@example.test> delivered id="))
+        #expect(result.output.contains("250 2.0.0 <ops@example.test> delivered id="))
+        #expect(result.output.contains("--- demo OK"))
+    }
+}
