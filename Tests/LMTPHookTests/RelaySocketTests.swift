@@ -90,6 +90,31 @@ struct RelaySocketTests {
         await sink.stop()
     }
 
+    @Test("200 connections open at the same time, each then completes a transaction")
+    func twoHundredOpenConnections() async throws {
+        let sink = try await RecordingSink.start()
+        let relay = try await RunningRelay.start(webhookURL: sink.url)
+        let codes = try await blocking { () -> [Int] in
+            // All 200 are connected and greeted before any of them sends a transaction.
+            let clients = try (0..<200).map { index -> LMTPClientConnection in
+                let client = index % 2 == 0
+                    ? try LMTPClientConnection(unixPath: relay.socketPath)
+                    : try LMTPClientConnection(host: "127.0.0.1", port: relay.tcpPort)
+                _ = try client.readReply()
+                return client
+            }
+            for (index, client) in clients.enumerated() {
+                try client.send("LHLO c\r\nMAIL FROM:<a@b.test>\r\nRCPT TO:<r\(index)@d.test>\r\nDATA\r\nSubject: c\(index)\r\n\r\nx\r\n.\r\n")
+            }
+            return try clients.flatMap { try $0.readReplies(5).map(\.code) }
+        }
+        #expect(codes.count == 1000)
+        #expect(codes.allSatisfy { $0 == 250 || $0 == 354 })
+        #expect(await sink.waitFor(200).count == 200)
+        try await relay.stop()
+        await sink.stop()
+    }
+
     @Test("webhook answers 500: 451 4.3.0 for every recipient, so the MTA keeps the mail")
     func webhookFailureDefers() async throws {
         let sink = try await RecordingSink.start()

