@@ -3,6 +3,7 @@ import Glibc
 #elseif canImport(Darwin)
 import Darwin
 #endif
+import LMTPServer
 
 /// A small blocking LMTP client over a UNIX socket or TCP: used by `lmtphook demo` and
 /// `lmtphook send`, and by the tests. It blocks its thread; call it from a thread pool, not from
@@ -27,31 +28,8 @@ public final class LMTPClientConnection: @unchecked Sendable {
 
     /// Connects to a UNIX socket path.
     public init(unixPath path: String, timeoutSeconds: Int = 30) throws {
-        #if canImport(Glibc)
-        fd = socket(AF_UNIX, Int32(SOCK_STREAM.rawValue), 0)
-        #else
-        fd = socket(AF_UNIX, SOCK_STREAM, 0)
-        #endif
-        guard fd >= 0 else { throw Failure("socket: \(Self.lastError())") }
-        var address = sockaddr_un()
-        address.sun_family = sa_family_t(AF_UNIX)
-        let bytes = Array(path.utf8)
-        guard bytes.count < MemoryLayout.size(ofValue: address.sun_path) else {
-            close(fd)
-            throw Failure("socket path too long: \(path)")
-        }
-        withUnsafeMutableBytes(of: &address.sun_path) { raw in
-            raw.copyBytes(from: bytes)
-            raw[bytes.count] = 0
-        }
-        let result = withUnsafePointer(to: &address) {
-            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { connect(fd, $0, socklen_t(MemoryLayout<sockaddr_un>.size)) }
-        }
-        guard result == 0 else {
-            let message = Self.lastError()
-            close(fd)
-            throw Failure("connect to \(path): \(message)")
-        }
+        fd = UnixDomainSocket.connect(path)
+        guard fd >= 0 else { throw Failure("connect to \(path): \(Self.lastError())") }
         setTimeout(timeoutSeconds)
     }
 

@@ -58,17 +58,8 @@ struct SendCommand: AsyncParsableCommand {
     }
 
     private func readMessage() throws -> [UInt8] {
-        let fd = file.map { open($0, O_RDONLY | O_CLOEXEC) } ?? STDIN_FILENO
-        guard fd >= 0 else { throw ValidationError("cannot open \(file ?? "-"): \(String(cString: strerror(errno)))") }
-        defer { if file != nil { close(fd) } }
-        var bytes: [UInt8] = []
-        var chunk = [UInt8](repeating: 0, count: 65536)
-        while true {
-            let count = chunk.withUnsafeMutableBytes { read(fd, $0.baseAddress, $0.count) }
-            if count < 0 && errno == EINTR { continue }
-            if count <= 0 { break }
-            bytes += chunk[..<count]
-        }
+        let bytes = file.map { FileContents.read(path: $0) } ?? FileContents.read(fileDescriptor: STDIN_FILENO)
+        guard let bytes else { throw ValidationError("cannot read \(file ?? "standard input"): \(String(cString: strerror(errno)))") }
         return bytes
     }
 }

@@ -1,6 +1,7 @@
 #if canImport(Glibc)
 import Glibc
 #endif
+import LMTPHook
 
 /// A fresh directory under /tmp (short, so UNIX socket paths fit), removed with its contents on `remove()`.
 public struct TemporaryDirectory: Sendable {
@@ -79,20 +80,7 @@ public func run(_ program: String, _ arguments: [String], environment: [String: 
 }
 
 /// Reads a whole file; `nil` when it cannot be read.
-public func readFile(_ path: String) -> [UInt8]? {
-    let fd = open(path, O_RDONLY | O_CLOEXEC)
-    guard fd >= 0 else { return nil }
-    defer { close(fd) }
-    var bytes: [UInt8] = []
-    var chunk = [UInt8](repeating: 0, count: 65536)
-    while true {
-        let count = chunk.withUnsafeMutableBytes { read(fd, $0.baseAddress, $0.count) }
-        if count < 0 && errno == EINTR { continue }
-        if count <= 0 { break }
-        bytes += chunk[..<count]
-    }
-    return bytes
-}
+public func readFile(_ path: String) -> [UInt8]? { FileContents.read(path: path) }
 
 /// Writes a whole file (created or truncated).
 public func writeFile(_ path: String, _ text: String, mode: mode_t = 0o644) {
