@@ -17,12 +17,13 @@ let package = Package(
         .package(url: "https://github.com/apple/swift-argument-parser.git", from: "1.8.0"),
         .package(url: "https://github.com/apple/swift-log.git", from: "1.16.0"),
         .package(url: "https://github.com/swift-server/swift-service-lifecycle.git", from: "2.13.0"),
+        .package(url: "https://github.com/apple/swift-crypto.git", "3.12.0"..<"5.0.0"),
     ],
     targets: [
         .systemLibrary(name: "CCurl", pkgConfig: "libcurl", providers: [.apt(["libcurl4-openssl-dev"])]),
         // Pure cores: no sockets, no curl, no clocks.
         .target(name: "LMTPCore", swiftSettings: strict),
-        .target(name: "MailCore", swiftSettings: strict),
+        .target(name: "MailCore", dependencies: [.product(name: "Crypto", package: "swift-crypto")], swiftSettings: strict),
         // Only this target knows curl.
         .target(
             name: "WebhookClient",
@@ -67,6 +68,8 @@ let package = Package(
             swiftSettings: strict
         ),
         .executableTarget(name: "lmtphook", dependencies: ["LMTPHookCLI"], swiftSettings: strict),
+        // Benchmarks: `swift run -c release lmtphook-bench parse ../shared/corpus` (figures in the README).
+        .executableTarget(name: "lmtphook-bench", dependencies: ["MailCore", "LMTPHook"], swiftSettings: strict),
         // Helpers shared by the socket-level test targets (real HTTP receivers, temp dirs, processes).
         .target(
             name: "LMTPHookTestSupport",
@@ -77,7 +80,7 @@ let package = Package(
             path: "Tests/LMTPHookTestSupport"
         ),
         .testTarget(name: "LMTPCoreTests", dependencies: ["LMTPCore"]),
-        .testTarget(name: "MailCoreTests", dependencies: ["MailCore"], exclude: ["Golden"]),
+        .testTarget(name: "MailCoreTests", dependencies: ["MailCore"], exclude: ["Golden", "Messages"]),
         .testTarget(
             name: "WebhookClientTests",
             dependencies: [

@@ -13,9 +13,15 @@ public struct WebhookDelivery: Sendable {
         public var connectTimeoutMilliseconds: Int
         public var totalTimeoutMilliseconds: Int
         public var headers: [WebhookHeader]
+        /// Attachment contents and raw message in the payload.
+        public var payload: PayloadOptions
 
-        public init(url: String, connectTimeoutMilliseconds: Int = 5_000, totalTimeoutMilliseconds: Int = 30_000, headers: [WebhookHeader] = []) {
+        public init(
+            url: String, connectTimeoutMilliseconds: Int = 5_000, totalTimeoutMilliseconds: Int = 30_000, headers: [WebhookHeader] = [],
+            payload: PayloadOptions = PayloadOptions()
+        ) {
             self.url = url
+            self.payload = payload
             self.connectTimeoutMilliseconds = connectTimeoutMilliseconds
             self.totalTimeoutMilliseconds = totalTimeoutMilliseconds
             self.headers = headers
@@ -46,35 +52,31 @@ public struct WebhookDelivery: Sendable {
 
     /// POSTs the message once and answers every recipient from the outcome.
     public func deliver(_ message: LMTPMessage) async -> [LMTPRecipientResult] {
-        let id = MessageIdentifier.make()
         let started = ContinuousClock.now
-        let document = MessageDocument(id: id, receivedAt: .now(), envelope: Self.envelope(of: message), raw: message.data)
+        let envelope = Self.envelope(of: message)
+        let id = MessagePayload.id(raw: message.data, recipients: envelope.rcptTo, endpoint: endpoint.url)
+        let rendered = MessagePayload.render(id: id, receivedAt: .now(), envelope: envelope, raw: message.data, options: endpoint.payload)
+        if !rendered.message.problems.isEmpty {
+            logger.debug("message parsed with problems", metadata: ["id": "\(id)", "problems": "\(rendered.message.problems.joined(separator: "; "))"])
+        }
+        var headers = endpoint.headers
+        headers.append(WebhookHeader("Idempotency-Key", id))
+        let request = WebhookRequest(
+            url: endpoint.url, headers: headers, body: rendered.json,
+            connectTimeoutMilliseconds: endpoint.connectTimeoutMilliseconds, totalTimeoutMilliseconds: endpoint.totalTimeoutMilliseconds)
+        let response = await client.post(request)
         let results: [LMTPRecipientResult]
         let outcome: String
-        var httpStatus = 0
-        do {
-            let body = try document.jsonBytes()
-            var headers = endpoint.headers
-            headers.append(WebhookHeader("Idempotency-Key", id))
-            let request = WebhookRequest(
-                url: endpoint.url, headers: headers, body: body,
-                connectTimeoutMilliseconds: endpoint.connectTimeoutMilliseconds, totalTimeoutMilliseconds: endpoint.totalTimeoutMilliseconds)
-            let response = await client.post(request)
-            httpStatus = response.status
-            if response.isSuccess {
-                outcome = "delivered"
-                results = message.recipients.map { _ in .delivered("delivered id=\(id)") }
-            } else {
-                outcome = "deferred"
-                let reason = Self.shorten(response.summary, to: 120)
-                results = message.recipients.map { _ in .temporaryFailure("webhook failed (\(reason)) id=\(id)") }
-                logger.warning("webhook failed", metadata: ["id": "\(id)", "reason": "\(response.summary)", "snippet": "\(Self.shorten(response.snippet, to: 200))"])
-            }
-        } catch {
+        if response.isSuccess {
+            outcome = "delivered"
+            results = message.recipients.map { _ in .delivered("delivered id=\(id)") }
+        } else {
             outcome = "deferred"
-            results = message.recipients.map { _ in .temporaryFailure("cannot encode message id=\(id)") }
-            logger.error("cannot encode message", metadata: ["id": "\(id)", "error": "\(error)"])
+            let reason = Self.shorten(response.summary, to: 120)
+            results = message.recipients.map { _ in .temporaryFailure("webhook failed (\(reason)) id=\(id)") }
+            logger.warning("webhook failed", metadata: ["id": "\(id)", "reason": "\(response.summary)", "snippet": "\(Self.shorten(response.snippet, to: 200))"])
         }
+        let httpStatus = response.status
         let delay = ContinuousClock.now - started
         let seconds = Double(delay.components.seconds) + Double(delay.components.attoseconds) / 1e18
         for recipient in message.recipients {

@@ -1,5 +1,5 @@
 /// The envelope of a received message, independent of the protocol that carried it.
-public struct MailEnvelope: Sendable, Hashable, Codable {
+public struct MailEnvelope: Sendable, Hashable {
     /// The reverse-path; the empty string for the null sender `<>` (bounces).
     public var mailFrom: String
     /// Recipients in the order they were accepted (duplicates removed).
@@ -14,7 +14,7 @@ public struct MailEnvelope: Sendable, Hashable, Codable {
     public var client: Client
 
     /// XFORWARD attributes.
-    public struct Client: Sendable, Hashable, Codable {
+    public struct Client: Sendable, Hashable {
         public var name: String?
         public var addr: String?
         public var port: String?
@@ -33,17 +33,6 @@ public struct MailEnvelope: Sendable, Hashable, Codable {
             self.ident = ident
             self.source = source
         }
-
-        public func encode(to encoder: any Encoder) throws {
-            var container = encoder.container(keyedBy: CodingKeys.self)
-            try container.encode(name, forKey: .name)
-            try container.encode(addr, forKey: .addr)
-            try container.encode(port, forKey: .port)
-            try container.encode(proto, forKey: .proto)
-            try container.encode(helo, forKey: .helo)
-            try container.encode(ident, forKey: .ident)
-            try container.encode(source, forKey: .source)
-        }
     }
 
     public init(mailFrom: String, rcptTo: [String], lhlo: String, smtpUTF8: Bool = false, body: String? = nil, client: Client = Client()) {
@@ -53,19 +42,5 @@ public struct MailEnvelope: Sendable, Hashable, Codable {
         self.smtpUTF8 = smtpUTF8
         self.body = body
         self.client = client
-    }
-
-    public func encode(to encoder: any Encoder) throws {
-        var container = encoder.container(keyedBy: CodingKeys.self)
-        try container.encode(mailFrom, forKey: .mailFrom)
-        try container.encode(rcptTo, forKey: .rcptTo)
-        try container.encode(lhlo, forKey: .lhlo)
-        try container.encode(smtpUTF8, forKey: .smtpUTF8)
-        try container.encode(body, forKey: .body)
-        try container.encode(client, forKey: .client)
-    }
-
-    enum CodingKeys: String, CodingKey {
-        case mailFrom = "mail_from", rcptTo = "rcpt_to", lhlo, smtpUTF8 = "smtputf8", body, client
     }
 }

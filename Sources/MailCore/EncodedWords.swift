@@ -1,0 +1,163 @@
+/// RFC 2047 encoded-words (`=?charset?B|Q?text?=`) in header text.
+///
+/// White space between adjacent encoded-words is dropped (§6.2); the decoded bytes of adjacent
+/// words in the same charset are joined before charset decoding, because mailers split multi-byte
+/// characters across words. Words that do not decode (unknown charset, bad base64) stay literal and
+/// are reported. Encoded-words glued to other text are decoded too (common in the wild).
+public enum EncodedWords {
+    /// Decodes every encoded-word in `text`; `problems` receives a description of each word that
+    /// could not be decoded cleanly.
+    public static func decode(_ text: String, problems: inout [String]) -> String {
+        guard text.contains("=?") else { return text }
+        let bytes = Array(text.utf8)
+        var pieces: [Piece] = []
+        var literalStart = 0
+        var index = 0
+        while index + 1 < bytes.count {
+            if bytes[index] == UInt8(ascii: "="), bytes[index + 1] == UInt8(ascii: "?"), let word = parseWord(bytes, at: index) {
+                if literalStart < index { pieces.append(.literal(Array(bytes[literalStart..<index]))) }
+                pieces.append(.word(charset: word.charset, bytes: word.bytes, source: Array(bytes[index..<word.end]), malformed: word.malformed))
+                index = word.end
+                literalStart = index
+            } else {
+                index += 1
+            }
+        }
+        if literalStart < bytes.count { pieces.append(.literal(Array(bytes[literalStart...]))) }
+
+        var output = ""
+        var pending: (charset: String, bytes: [UInt8], source: [UInt8])? = nil
+        var previousWasWord = false
+        func flush() {
+            guard let run = pending else { return }
+            pending = nil
+            let decoded = Charset.decode(run.bytes, label: run.charset)
+            if decoded.unknownCharset { problems.append("unknown charset \(run.charset) in encoded-word; read as UTF-8/windows-1252") }
+            if decoded.replacements > 0 { problems.append("\(decoded.replacements) undecodable byte(s) in \(run.charset) encoded-word") }
+            output += decoded.text
+        }
+        for (position, piece) in pieces.enumerated() {
+            switch piece {
+            case .literal(let literal):
+                // White space alone between two encoded-words disappears.
+                let isBlank = literal.allSatisfy { $0 == 0x20 || $0 == 0x09 || $0 == 0x0D || $0 == 0x0A }
+                if isBlank && previousWasWord, position + 1 < pieces.count, case .word = pieces[position + 1] { continue }
+                flush()
+                output += String(decoding: literal, as: UTF8.self)
+                previousWasWord = false
+            case .word(let charset, let wordBytes, let source, let malformed):
+                if malformed { problems.append("malformed encoded-word \(String(decoding: source.prefix(80), as: UTF8.self))") }
+                let key = charset.lowercased()
+                if let run = pending, run.charset.lowercased() == key {
+                    pending = (run.charset, run.bytes + wordBytes, run.source + source)
+                } else {
+                    flush()
+                    pending = (charset, wordBytes, source)
+                }
+                previousWasWord = true
+            }
+        }
+        flush()
+        return output
+    }
+
+    private enum Piece {
+        case literal([UInt8])
+        case word(charset: String, bytes: [UInt8], source: [UInt8], malformed: Bool)
+    }
+
+    /// Parses `=?charset?E?text?=` at `start`; the text may not contain `?` or white space.
+    private static func parseWord(_ bytes: [UInt8], at start: Int) -> (charset: String, bytes: [UInt8], end: Int, malformed: Bool)? {
+        var index = start + 2
+        let charsetStart = index
+        while index < bytes.count, bytes[index] != UInt8(ascii: "?") {
+            if bytes[index] <= 0x20 || bytes[index] >= 0x7F { return nil }
+            index += 1
+        }
+        guard index < bytes.count, index > charsetStart, index + 2 < bytes.count else { return nil }
+        let charset = String(decoding: bytes[charsetStart..<index], as: UTF8.self)
+        let encoding = bytes[index + 1] | 0x20
+        guard encoding == UInt8(ascii: "b") || encoding == UInt8(ascii: "q"), bytes[index + 2] == UInt8(ascii: "?") else { return nil }
+        index += 3
+        let textStart = index
+        while index + 1 < bytes.count, !(bytes[index] == UInt8(ascii: "?") && bytes[index + 1] == UInt8(ascii: "=")) {
+            if bytes[index] == 0x20 || bytes[index] == 0x09 || bytes[index] == 0x0A || bytes[index] == 0x0D { return nil }
+            index += 1
+        }
+        guard index + 1 < bytes.count else { return nil }
+        let text = bytes[textStart..<index]
+        var malformed = false
+        let decoded: [UInt8]
+        if encoding == UInt8(ascii: "b") {
+            decoded = TransferDecoding.base64(text, malformed: &malformed)
+        } else {
+            decoded = qDecode(text)
+        }
+        return (charset, decoded, index + 2, malformed)
+    }
+
+    /// The "Q" encoding: `_` is a space, `=XX` a byte.
+    static func qDecode(_ text: ArraySlice<UInt8>) -> [UInt8] {
+        var output = [UInt8]()
+        output.reserveCapacity(text.count)
+        var index = text.startIndex
+        while index < text.endIndex {
+            let byte = text[index]
+            if byte == UInt8(ascii: "_") {
+                output.append(0x20)
+            } else if byte == UInt8(ascii: "="), index + 2 < text.endIndex,
+                let high = TransferDecoding.hexValue(text[index + 1]), let low = TransferDecoding.hexValue(text[index + 2])
+            {
+                output.append(high << 4 | low)
+                index += 3
+                continue
+            } else {
+                output.append(byte)
+            }
+            index += 1
+        }
+        return output
+    }
+
+    /// Encodes text as UTF-8 "B" encoded-words (for tests and round trips), at most 75 characters each.
+    public static func encode(_ text: String) -> String {
+        var words: [String] = []
+        var chunk: [UInt8] = []
+        for character in text {
+            let bytes = Array(String(character).utf8)
+            if chunk.count + bytes.count > 45 {
+                words.append("=?UTF-8?B?\(base64Encode(chunk))?=")
+                chunk = []
+            }
+            chunk += bytes
+        }
+        if !chunk.isEmpty || words.isEmpty { words.append("=?UTF-8?B?\(base64Encode(chunk))?=") }
+        return words.joined(separator: " ")
+    }
+
+    private static let base64Alphabet = Array("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/".utf8)
+
+    /// Standard base64 with padding.
+    public static func base64Encode(_ bytes: [UInt8]) -> String {
+        var output = [UInt8]()
+        output.reserveCapacity((bytes.count + 2) / 3 * 4)
+        var index = 0
+        while index + 2 < bytes.count {
+            let value = UInt32(bytes[index]) << 16 | UInt32(bytes[index + 1]) << 8 | UInt32(bytes[index + 2])
+            output.append(base64Alphabet[Int(value >> 18 & 63)])
+            output.append(base64Alphabet[Int(value >> 12 & 63)])
+            output.append(base64Alphabet[Int(value >> 6 & 63)])
+            output.append(base64Alphabet[Int(value & 63)])
+            index += 3
+        }
+        let rest = bytes.count - index
+        if rest > 0 {
+            let value = UInt32(bytes[index]) << 16 | (rest == 2 ? UInt32(bytes[index + 1]) << 8 : 0)
+            output.append(base64Alphabet[Int(value >> 18 & 63)])
+            output.append(base64Alphabet[Int(value >> 12 & 63)])
+            output.append(rest == 2 ? base64Alphabet[Int(value >> 6 & 63)] : UInt8(ascii: "="))
+            output.append(UInt8(ascii: "="))
+        }
+        return String(decoding: output, as: UTF8.self)
+    }
+}
