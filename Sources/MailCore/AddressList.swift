@@ -159,14 +159,21 @@ public enum AddressList {
                 continue
             case UInt8(ascii: "\""):
                 var content: [UInt8] = []
-                index += 1
-                while index < bytes.count, bytes[index] != UInt8(ascii: "\"") {
-                    if bytes[index] == UInt8(ascii: "\\"), index + 1 < bytes.count { index += 1 }
-                    content.append(bytes[index])
-                    index += 1
+                var cursor = index + 1
+                while cursor < bytes.count, bytes[cursor] != UInt8(ascii: "\"") {
+                    if bytes[cursor] == UInt8(ascii: "\\"), cursor + 1 < bytes.count { cursor += 1 }
+                    content.append(bytes[cursor])
+                    cursor += 1
                 }
-                if index >= bytes.count { problems.append("unterminated quoted string in address") }
-                index += 1
+                if cursor >= bytes.count {
+                    // Unterminated: read the quote as an ordinary character and go on tokenising.
+                    problems.append("unterminated quoted string in address")
+                    tokens.append((.atom("\""), space))
+                    index += 1
+                    space = false
+                    continue
+                }
+                index = cursor + 1
                 tokens.append((.quoted(String(decoding: content, as: UTF8.self)), space))
             case UInt8(ascii: "("):
                 var depth = 1

@@ -13,8 +13,11 @@ public enum EncodedWords {
         var pieces: [Piece] = []
         var literalStart = 0
         var index = 0
+        var noWordBefore = 0  // a failed scan proved no encoded-word can end before this position
         while index + 1 < bytes.count {
-            if bytes[index] == UInt8(ascii: "="), bytes[index + 1] == UInt8(ascii: "?"), let word = parseWord(bytes, at: index) {
+            if index >= noWordBefore, bytes[index] == UInt8(ascii: "="), bytes[index + 1] == UInt8(ascii: "?"),
+                let word = parseWord(bytes, at: index, noWordBefore: &noWordBefore)
+            {
                 if literalStart < index { pieces.append(.literal(Array(bytes[literalStart..<index]))) }
                 pieces.append(.word(charset: word.charset, bytes: word.bytes, source: Array(bytes[index..<word.end]), malformed: word.malformed))
                 index = word.end
@@ -67,24 +70,33 @@ public enum EncodedWords {
     }
 
     /// Parses `=?charset?E?text?=` at `start`; the text may not contain `?` or white space.
-    private static func parseWord(_ bytes: [UInt8], at start: Int) -> (charset: String, bytes: [UInt8], end: Int, malformed: Bool)? {
+    private static func parseWord(_ bytes: [UInt8], at start: Int, noWordBefore: inout Int) -> (charset: String, bytes: [UInt8], end: Int, malformed: Bool)? {
+        // Real encoded-words are short (RFC 2047 says 75, long ones exist); a failed scan of the
+        // text moves `noWordBefore` so that no byte is scanned twice for the same reason.
+        let limit = min(bytes.count, start + 4096)
         var index = start + 2
         let charsetStart = index
-        while index < bytes.count, bytes[index] != UInt8(ascii: "?") {
+        while index < limit, bytes[index] != UInt8(ascii: "?") {
             if bytes[index] <= 0x20 || bytes[index] >= 0x7F { return nil }
             index += 1
         }
-        guard index < bytes.count, index > charsetStart, index + 2 < bytes.count else { return nil }
+        guard index < limit, index > charsetStart, index + 2 < limit else { return nil }
         let charset = String(decoding: bytes[charsetStart..<index], as: UTF8.self)
         let encoding = bytes[index + 1] | 0x20
         guard encoding == UInt8(ascii: "b") || encoding == UInt8(ascii: "q"), bytes[index + 2] == UInt8(ascii: "?") else { return nil }
         index += 3
         let textStart = index
-        while index + 1 < bytes.count, !(bytes[index] == UInt8(ascii: "?") && bytes[index + 1] == UInt8(ascii: "=")) {
-            if bytes[index] == 0x20 || bytes[index] == 0x09 || bytes[index] == 0x0A || bytes[index] == 0x0D { return nil }
+        while index + 1 < limit, !(bytes[index] == UInt8(ascii: "?") && bytes[index + 1] == UInt8(ascii: "=")) {
+            if bytes[index] == 0x20 || bytes[index] == 0x09 || bytes[index] == 0x0A || bytes[index] == 0x0D {
+                noWordBefore = index
+                return nil
+            }
             index += 1
         }
-        guard index + 1 < bytes.count else { return nil }
+        guard index + 1 < limit else {
+            noWordBefore = index
+            return nil
+        }
         let text = bytes[textStart..<index]
         var malformed = false
         let decoded: [UInt8]

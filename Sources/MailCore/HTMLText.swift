@@ -16,6 +16,7 @@ public enum HTMLText {
         var pendingSpace = false
         var preDepth = 0
         var newlines = 2  // at the start, as if after a paragraph: no leading blank lines
+        var noTagEndBefore = 0  // a failed search proved there is no tag end before this position
 
         func emitNewline(_ count: Int) {
             pendingSpace = false
@@ -47,7 +48,11 @@ public enum HTMLText {
                     index = min(scalars.count, end + 3)
                     continue
                 }
-                guard let close = findTagEnd(scalars, from: index + 1) else {
+                guard index + 1 >= noTagEndBefore, let close = findTagEnd(scalars, from: index + 1) else {
+                    // The search ran to its limit (it stops at once only for "<<"): remember that.
+                    if index + 1 >= noTagEndBefore, index + 1 < scalars.count, scalars[index + 1] != "<" {
+                        noTagEndBefore = min(scalars.count, index + 1 + 8192)
+                    }
                     emit(scalar)
                     index += 1
                     continue
@@ -92,10 +97,13 @@ public enum HTMLText {
         return text
     }
 
+    /// The `>` closing a tag that starts at `start`, within a bounded distance (so a page full of
+    /// stray `<` stays linear); `nil` means the `<` is text.
     private static func findTagEnd(_ scalars: [Unicode.Scalar], from start: Int) -> Int? {
         var quote: Unicode.Scalar? = nil
         var index = start
-        while index < scalars.count {
+        let limit = min(scalars.count, start + 8192)
+        while index < limit {
             let scalar = scalars[index]
             if let open = quote {
                 if scalar == open { quote = nil }
