@@ -48,9 +48,12 @@ public enum HTMLText {
                     index = min(scalars.count, end + 3)
                     continue
                 }
-                guard index + 1 >= noTagEndBefore, let close = findTagEnd(scalars, from: index + 1) else {
+                // As in HTML, "<" opens a tag only before a letter, "/", "!" or "?"; otherwise it is text.
+                let next = index + 1 < scalars.count ? scalars[index + 1] : " "
+                let opensTag = next.properties.isAlphabetic || next == "/" || next == "!" || next == "?"
+                guard opensTag, index + 1 >= noTagEndBefore, let close = findTagEnd(scalars, from: index + 1) else {
                     // The search ran to its limit (it stops at once only for "<<"): remember that.
-                    if index + 1 >= noTagEndBefore, index + 1 < scalars.count, scalars[index + 1] != "<" {
+                    if opensTag, index + 1 >= noTagEndBefore {
                         noTagEndBefore = min(scalars.count, index + 1 + 8192)
                     }
                     emit(scalar)
