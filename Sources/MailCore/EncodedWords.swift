@@ -147,29 +147,10 @@ public enum EncodedWords {
         return words.joined(separator: " ")
     }
 
-    private static let base64Alphabet = Array("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/".utf8)
-
     /// Standard base64 with padding.
     public static func base64Encode(_ bytes: [UInt8]) -> String {
-        var output = [UInt8]()
-        output.reserveCapacity((bytes.count + 2) / 3 * 4)
-        var index = 0
-        while index + 2 < bytes.count {
-            let value = UInt32(bytes[index]) << 16 | UInt32(bytes[index + 1]) << 8 | UInt32(bytes[index + 2])
-            output.append(base64Alphabet[Int(value >> 18 & 63)])
-            output.append(base64Alphabet[Int(value >> 12 & 63)])
-            output.append(base64Alphabet[Int(value >> 6 & 63)])
-            output.append(base64Alphabet[Int(value & 63)])
-            index += 3
-        }
-        let rest = bytes.count - index
-        if rest > 0 {
-            let value = UInt32(bytes[index]) << 16 | (rest == 2 ? UInt32(bytes[index + 1]) << 8 : 0)
-            output.append(base64Alphabet[Int(value >> 18 & 63)])
-            output.append(base64Alphabet[Int(value >> 12 & 63)])
-            output.append(rest == 2 ? base64Alphabet[Int(value >> 6 & 63)] : UInt8(ascii: "="))
-            output.append(UInt8(ascii: "="))
-        }
+        var output: [UInt8] = []
+        TransferDecoding.base64Encode(bytes, into: &output)
         return String(decoding: output, as: UTF8.self)
     }
 }

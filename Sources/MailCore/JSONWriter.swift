@@ -28,11 +28,11 @@ public struct JSONWriter {
     public mutating func null() { separator(); bytes += Array("null".utf8) }
     public mutating func bool(_ value: Bool) { separator(); bytes += Array((value ? "true" : "false").utf8) }
     public mutating func int(_ value: Int) { separator(); bytes += Array(String(value).utf8) }
-    /// Writes already-encoded ASCII (e.g. base64) as a string without scanning it.
-    public mutating func asciiString(_ value: [UInt8]) {
+    /// Writes `value` base64-encoded (with padding) as a string, straight into the output.
+    public mutating func base64String(_ value: [UInt8]) {
         separator()
         bytes.append(UInt8(ascii: "\""))
-        bytes += value
+        TransferDecoding.base64Encode(value, into: &bytes)
         bytes.append(UInt8(ascii: "\""))
     }
 

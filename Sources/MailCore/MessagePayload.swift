@@ -66,7 +66,7 @@ public enum MessagePayload {
     public static func render(
         id: String, receivedAt: UnixTime, envelope: MailEnvelope, raw: [UInt8], message: ParsedMessage, options: PayloadOptions
     ) -> [UInt8] {
-        var json = JSONWriter(capacity: raw.count * 2 + 2048)
+        var json = JSONWriter(capacity: (options.includeRaw ? raw.count * 4 / 3 : 0) + raw.count / 2 + 4096)
         json.beginObject()
         json.key("schema"); json.int(schemaVersion)
         json.key("id"); json.string(id)
@@ -119,7 +119,7 @@ public enum MessagePayload {
             json.key("content_id"); json.string(attachment.contentID)
             json.key("sha256"); json.string(attachment.sha256)
             json.key("content_base64")
-            if let content = attachment.content { json.asciiString(Array(EncodedWords.base64Encode(content).utf8)) } else { json.null() }
+            if let content = attachment.content { json.base64String(content) } else { json.null() }
             json.endObject()
         }
         json.endArray()
@@ -127,7 +127,7 @@ public enum MessagePayload {
         json.key("authentication_results"); json.beginArray(); message.authenticationResults.forEach { json.string($0) }; json.endArray()
         json.key("parse_errors"); json.beginArray(); message.problems.forEach { json.string($0) }; json.endArray()
         json.key("raw_base64")
-        if options.includeRaw { json.asciiString(Array(EncodedWords.base64Encode(raw).utf8)) } else { json.null() }
+        if options.includeRaw { json.base64String(raw) } else { json.null() }
         json.endObject()
         return json.bytes
     }

@@ -60,6 +60,33 @@ public enum TransferDecoding {
         }
     }
 
+    private static let base64Alphabet = Array("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/".utf8)
+
+    /// Appends the standard base64 encoding (with padding) of `input` to `output`.
+    public static func base64Encode(_ input: [UInt8], into output: inout [UInt8]) {
+        output.reserveCapacity(output.count + (input.count + 2) / 3 * 4)
+        let alphabet = base64Alphabet
+        input.withUnsafeBufferPointer { input in
+            var index = 0
+            while index + 2 < input.count {
+                let triple = UInt32(input[index]) << 16 | UInt32(input[index + 1]) << 8 | UInt32(input[index + 2])
+                output.append(alphabet[Int(triple >> 18 & 63)])
+                output.append(alphabet[Int(triple >> 12 & 63)])
+                output.append(alphabet[Int(triple >> 6 & 63)])
+                output.append(alphabet[Int(triple & 63)])
+                index += 3
+            }
+            let rest = input.count - index
+            if rest > 0 {
+                let triple = UInt32(input[index]) << 16 | (rest == 2 ? UInt32(input[index + 1]) << 8 : 0)
+                output.append(alphabet[Int(triple >> 18 & 63)])
+                output.append(alphabet[Int(triple >> 12 & 63)])
+                output.append(rest == 2 ? alphabet[Int(triple >> 6 & 63)] : UInt8(ascii: "="))
+                output.append(UInt8(ascii: "="))
+            }
+        }
+    }
+
     static func hexValue(_ byte: UInt8) -> UInt8? {
         switch byte {
         case UInt8(ascii: "0")...UInt8(ascii: "9"): return byte - UInt8(ascii: "0")

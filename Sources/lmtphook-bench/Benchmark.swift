@@ -1,7 +1,6 @@
 #if canImport(Glibc)
 import Glibc
 #endif
-import LMTPHook
 import MailCore
 
 /// `lmtphook-bench parse [--repeat N] [--out DIR] FILE|DIR…`: parses every message and renders its
@@ -76,9 +75,22 @@ struct Benchmark {
             }
             closedir(directory)
             for name in names.sorted() { collect("\(path)/\(name)", into: &files) }
-        } else if path.hasSuffix(".eml"), let bytes = FileContents.read(path: path) {
+        } else if path.hasSuffix(".eml"), let bytes = readAll(path) {
             files.append((path, bytes))
         }
+    }
+
+    static func readAll(_ path: String) -> [UInt8]? {
+        guard let file = fopen(path, "rb") else { return nil }
+        defer { fclose(file) }
+        var bytes: [UInt8] = []
+        var chunk = [UInt8](repeating: 0, count: 65536)
+        while true {
+            let count = fread(&chunk, 1, chunk.count, file)
+            if count == 0 { break }
+            bytes += chunk[..<count]
+        }
+        return bytes
     }
 
     static func format2(_ value: Double) -> String {
