@@ -60,7 +60,7 @@ let package = Package(
         .target(
             name: "LMTPHookCLI",
             dependencies: [
-                "LMTPHook", "LMTPServer", "WebhookClient",
+                "LMTPHook", "LMTPServer", "WebhookClient", "MailCore",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),

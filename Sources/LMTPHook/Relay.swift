@@ -28,7 +28,7 @@ public final class Relay: Service, Sendable {
             localSink = nil
         } else {
             let sink = try await WebhookSink.start(record: localRecord ?? StandardOutput.printJSONLine)
-            endpoint = WebhookDelivery.Endpoint(url: sink.url)
+            endpoint = WebhookDelivery.Endpoint(url: sink.url, payload: configuration.payload)
             localSink = sink
             logger.notice("no webhook configured: delivering to the built-in local receiver, documents go to stdout", metadata: ["url": "\(sink.url)"])
         }

@@ -3,6 +3,7 @@ import LMTPCore
 import LMTPHook
 import LMTPServer
 import Logging
+import MailCore
 import ServiceLifecycle
 import WebhookClient
 
@@ -54,6 +55,15 @@ struct ServeCommand: AsyncParsableCommand {
     @Option(help: ArgumentHelp("Seconds allowed to connect to the webhook.", valueName: "seconds"))
     var connectTimeout: Double = 5
 
+    @Option(help: ArgumentHelp("Attachment contents in the payload: 'metadata' (names, sizes, hashes) or 'inline' (also base64 content up to --inline-attachment-limit).", valueName: "mode"))
+    var attachments: String = "metadata"
+
+    @Option(help: ArgumentHelp("Largest attachment sent inline with --attachments inline (suffixes K, M, G).", valueName: "size"))
+    var inlineAttachmentLimit: String = "1M"
+
+    @Flag(help: "Send raw_base64 as null instead of the whole message.")
+    var omitRaw = false
+
     @Option(help: "Webhook requests in flight at most (delivery threads).")
     var deliveryThreads: Int = 16
 
@@ -73,6 +83,8 @@ struct ServeCommand: AsyncParsableCommand {
             let lower = webhook.lowercased()
             guard lower.hasPrefix("http://") || lower.hasPrefix("https://") else { throw ValidationError("--webhook must be an http:// or https:// URL, got \(webhook)") }
         }
+        guard attachments == "metadata" || attachments == "inline" else { throw ValidationError("--attachments must be metadata or inline, got \(attachments)") }
+        guard ByteSize.parse(inlineAttachmentLimit) != nil else { throw ValidationError("--inline-attachment-limit must be a byte count like 1M, got \(inlineAttachmentLimit)") }
         guard webhookTimeout > 0, connectTimeout > 0 else { throw ValidationError("timeouts must be positive") }
         guard (1...1024).contains(deliveryThreads) else { throw ValidationError("--delivery-threads must be 1...1024") }
         guard idleTimeout >= 1 else { throw ValidationError("--idle-timeout must be at least 1 second") }
@@ -101,10 +113,13 @@ struct ServeCommand: AsyncParsableCommand {
         listeners += listen.compactMap(LMTPListenAddress.parseTCP)
         let server = LMTPServerConfiguration(
             listeners: listeners, session: sessionConfiguration(), idleTimeout: .seconds(idleTimeout), shutdownGracePeriod: .seconds(shutdownGrace))
+        let payload = PayloadOptions(
+            attachments: attachments == "inline" ? .inline(maxBytes: ByteSize.parse(inlineAttachmentLimit) ?? 0) : .metadata, includeRaw: !omitRaw)
         let endpoint = webhook.map {
-            WebhookDelivery.Endpoint(url: $0, connectTimeoutMilliseconds: Int(connectTimeout * 1000), totalTimeoutMilliseconds: Int(webhookTimeout * 1000))
+            WebhookDelivery.Endpoint(
+                url: $0, connectTimeoutMilliseconds: Int(connectTimeout * 1000), totalTimeoutMilliseconds: Int(webhookTimeout * 1000), payload: payload)
         }
-        return RelayConfiguration(server: server, webhook: endpoint, spoolDirectory: spool, deliveryThreads: deliveryThreads)
+        return RelayConfiguration(server: server, webhook: endpoint, payload: payload, spoolDirectory: spool, deliveryThreads: deliveryThreads)
     }
 
     func run() async throws {

@@ -29,7 +29,7 @@ struct CommandLineTests {
         let socketPath = directory.file("lmtp.sock")
         let process = Process()
         process.executableURL = URL(fileURLWithPath: binary)
-        process.arguments = ["serve", "--socket", socketPath, "--webhook", sink.url, "--hostname", "cli.test", "--log-level", "warning"]
+        process.arguments = ["serve", "--socket", socketPath, "--webhook", sink.url, "--hostname", "cli.test", "--log-level", "warning", "--omit-raw", "--attachments", "inline"]
         try process.run()
         let deadline = ContinuousClock.now + .seconds(20)
         while !FileManager.default.fileExists(atPath: socketPath) && ContinuousClock.now < deadline {
@@ -43,7 +43,11 @@ struct CommandLineTests {
         #expect(send.status == 0, "\(send.output)")
         #expect(send.output.contains("250 2.0.0 <b@example.test> delivered id="))
         #expect(send.output.contains("250 2.0.0 <c@example.test> delivered id="))
-        #expect(await sink.waitFor(1).count == 1)
+        let requests = await sink.waitFor(1)
+        #expect(requests.count == 1)
+        let document = try json(try #require(requests.first).body)
+        #expect(document["raw_base64"] is NSNull)
+        #expect(document["subject"] as? String == "via send")
 
         process.terminate()  // SIGTERM
         process.waitUntilExit()
