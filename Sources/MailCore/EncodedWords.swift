@@ -8,7 +8,16 @@ public enum EncodedWords {
     /// Decodes every encoded-word in `text`; `problems` receives a description of each word that
     /// could not be decoded cleanly.
     public static func decode(_ text: String, problems: inout [String]) -> String {
-        guard text.contains("=?") else { return text }
+        var text = text
+        let mayHaveWords = text.withUTF8 { utf8 in
+            var index = utf8.startIndex
+            while index + 1 < utf8.endIndex {
+                if utf8[index] == UInt8(ascii: "=") && utf8[index + 1] == UInt8(ascii: "?") { return true }
+                index += 1
+            }
+            return false
+        }
+        guard mayHaveWords else { return text }
         let bytes = Array(text.utf8)
         var pieces: [Piece] = []
         var literalStart = 0
@@ -29,15 +38,18 @@ public enum EncodedWords {
         if literalStart < bytes.count { pieces.append(.literal(Array(bytes[literalStart...]))) }
 
         var output = ""
-        var pending: (charset: String, bytes: [UInt8], source: [UInt8])? = nil
+        // The run of adjacent encoded-words in one charset, grown in place (never re-copied).
+        var pendingCharset: String? = nil
+        var pendingBytes: [UInt8] = []
         var previousWasWord = false
         func flush() {
-            guard let run = pending else { return }
-            pending = nil
-            let decoded = Charset.decode(run.bytes, label: run.charset)
-            if decoded.unknownCharset { problems.append("unknown charset \(run.charset) in encoded-word; read as UTF-8/windows-1252") }
-            if decoded.replacements > 0 { problems.append("\(decoded.replacements) undecodable byte(s) in \(run.charset) encoded-word") }
+            guard let charset = pendingCharset else { return }
+            pendingCharset = nil
+            let decoded = Charset.decode(pendingBytes, label: charset)
+            if decoded.unknownCharset { problems.append("unknown charset \(charset) in encoded-word; read as UTF-8/windows-1252") }
+            if decoded.replacements > 0 { problems.append("\(decoded.replacements) undecodable byte(s) in \(charset) encoded-word") }
             output += decoded.text
+            pendingBytes.removeAll(keepingCapacity: true)
         }
         for (position, piece) in pieces.enumerated() {
             switch piece {
@@ -50,13 +62,11 @@ public enum EncodedWords {
                 previousWasWord = false
             case .word(let charset, let wordBytes, let source, let malformed):
                 if malformed { problems.append("malformed encoded-word \(String(decoding: source.prefix(80), as: UTF8.self))") }
-                let key = charset.lowercased()
-                if let run = pending, run.charset.lowercased() == key {
-                    pending = (run.charset, run.bytes + wordBytes, run.source + source)
-                } else {
+                if pendingCharset?.lowercased() != charset.lowercased() {
                     flush()
-                    pending = (charset, wordBytes, source)
+                    pendingCharset = charset
                 }
+                pendingBytes += wordBytes
                 previousWasWord = true
             }
         }

@@ -20,10 +20,14 @@ public struct MIMEHeaderValue: Sendable, Hashable {
         skipSpace()
         let valueStart = index
         while index < bytes.count, bytes[index] != UInt8(ascii: ";") { index += 1 }
-        var main = String(decoding: bytes[valueStart..<index], as: UTF8.self)
-        main = String(main.filter { !$0.isWhitespace }).lowercased()
-        if let comment = main.firstIndex(of: "(") { main = String(main[..<comment]) }
-        value = main
+        // The token, lower-cased, without white space or a trailing comment.
+        var main: [UInt8] = []
+        for byte in bytes[valueStart..<index] {
+            if byte == UInt8(ascii: "(") { break }
+            if byte == 0x20 || byte == 0x09 || byte == 0x0D || byte == 0x0A { continue }
+            main.append(byte >= 0x41 && byte <= 0x5A ? byte + 0x20 : byte)
+        }
+        value = String(decoding: main, as: UTF8.self)
 
         // name → (section → (value, extended))
         var simple: [String: String] = [:]
@@ -33,7 +37,7 @@ public struct MIMEHeaderValue: Sendable, Hashable {
             skipSpace()
             let nameStart = index
             while index < bytes.count, bytes[index] != UInt8(ascii: "="), bytes[index] != UInt8(ascii: ";") { index += 1 }
-            var name = String(decoding: bytes[nameStart..<index], as: UTF8.self).trimmingWhitespace().lowercased()
+            var name = String(decoding: bytes[nameStart..<index].filter { $0 != 0x20 && $0 != 0x09 && $0 != 0x0D && $0 != 0x0A }.map { $0 >= 0x41 && $0 <= 0x5A ? $0 + 0x20 : $0 }, as: UTF8.self)
             guard index < bytes.count, bytes[index] == UInt8(ascii: "=") else {
                 if !name.isEmpty { problems.append("parameter without value: \(name)") }
                 continue

@@ -199,7 +199,9 @@ public struct ParsedMessage: Sendable {
     }
 
     static func normalizeLineEnds(_ text: String) -> String {
-        guard text.utf8.contains(0x0D) else { return text }
+        var text = text
+        let hasCR = text.withUTF8 { utf8 in utf8.withMemoryRebound(to: UInt8.self) { $0.firstIndex(of: 0x0D) != nil } }
+        guard hasCR else { return text }
         var output = [UInt8]()
         output.reserveCapacity(text.utf8.count)
         var previousCR = false
