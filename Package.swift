@@ -24,10 +24,15 @@ let package = Package(
         // Pure cores: no sockets, no curl, no clocks.
         .target(name: "LMTPCore", swiftSettings: strict),
         .target(name: "MailCore", dependencies: [.product(name: "Crypto", package: "swift-crypto")], swiftSettings: strict),
+        // The durable spool and the retry policy: blocking POSIX file I/O, no NIO.
+        .target(name: "Spool", dependencies: [.product(name: "Crypto", package: "swift-crypto")], swiftSettings: strict),
         // Only this target knows curl.
         .target(
             name: "WebhookClient",
-            dependencies: ["CCurl", .product(name: "NIOCore", package: "swift-nio"), .product(name: "NIOPosix", package: "swift-nio")],
+            dependencies: [
+                "CCurl", .product(name: "NIOCore", package: "swift-nio"), .product(name: "NIOPosix", package: "swift-nio"),
+                .product(name: "Crypto", package: "swift-crypto"),
+            ],
             swiftSettings: strict
         ),
         // The NIO shell around LMTPCore, also shipped as a library product.
@@ -47,7 +52,7 @@ let package = Package(
         .target(
             name: "LMTPHook",
             dependencies: [
-                "LMTPServer", "LMTPCore", "MailCore", "WebhookClient",
+                "LMTPServer", "LMTPCore", "MailCore", "WebhookClient", "Spool",
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOConcurrencyHelpers", package: "swift-nio"),
                 .product(name: "NIOPosix", package: "swift-nio"),
@@ -60,7 +65,7 @@ let package = Package(
         .target(
             name: "LMTPHookCLI",
             dependencies: [
-                "LMTPHook", "LMTPServer", "WebhookClient", "MailCore",
+                "LMTPHook", "LMTPServer", "WebhookClient", "MailCore", "Spool",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
@@ -81,6 +86,7 @@ let package = Package(
         ),
         .testTarget(name: "LMTPCoreTests", dependencies: ["LMTPCore"]),
         .testTarget(name: "MailCoreTests", dependencies: ["MailCore"], exclude: ["Golden", "Messages"]),
+        .testTarget(name: "SpoolTests", dependencies: ["Spool"]),
         .testTarget(
             name: "WebhookClientTests",
             dependencies: [
@@ -91,7 +97,7 @@ let package = Package(
         .testTarget(
             name: "LMTPHookTests",
             dependencies: [
-                "LMTPHook", "LMTPServer", "LMTPCore", "MailCore", "WebhookClient", "LMTPHookCLI", "LMTPHookTestSupport",
+                "LMTPHook", "LMTPServer", "LMTPCore", "MailCore", "WebhookClient", "LMTPHookCLI", "LMTPHookTestSupport", "Spool",
                 .product(name: "NIOPosix", package: "swift-nio"),
                 .product(name: "NIOConcurrencyHelpers", package: "swift-nio"),
                 .product(name: "Logging", package: "swift-log"),

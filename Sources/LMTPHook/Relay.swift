@@ -1,17 +1,23 @@
 import LMTPCore
 import LMTPServer
 import Logging
+import NIOPosix
 import ServiceLifecycle
+import Spool
 import WebhookClient
 
-/// lmtphook itself: an ``LMTPServer`` whose messages go to a webhook through libcurl, or to the
-/// built-in local receiver when no webhook is configured.
+/// lmtphook itself: an ``LMTPServer`` whose messages go to a webhook through libcurl (or to the
+/// built-in local receiver when no webhook is configured), with the durable spool and its retry
+/// worker when a spool directory is configured.
 public final class Relay: Service, Sendable {
     public let configuration: RelayConfiguration
     private let logger: Logger
     private let server: LMTPServer
     private let client: WebhookClient
+    private let spoolThreads: NIOThreadPool
     private let localSink: WebhookSink?
+    /// The delivery engine (sync attempt, spool, retries).
+    public let delivery: WebhookDelivery
     /// The webhook URL in use (the local receiver's when none was configured).
     public let webhookURL: String
 
@@ -22,29 +28,45 @@ public final class Relay: Service, Sendable {
     ) async throws {
         self.configuration = configuration
         self.logger = logger
-        let endpoint: WebhookDelivery.Endpoint
+        let endpoint: WebhookEndpoint
         if let webhook = configuration.webhook {
             endpoint = webhook
             localSink = nil
         } else {
             let sink = try await WebhookSink.start(record: localRecord ?? StandardOutput.printJSONLine)
-            endpoint = WebhookDelivery.Endpoint(url: sink.url, payload: configuration.payload)
+            endpoint = WebhookEndpoint(url: sink.url, payload: configuration.payload)
             localSink = sink
             logger.notice("no webhook configured: delivering to the built-in local receiver, documents go to stdout", metadata: ["url": "\(sink.url)"])
         }
+        let spool = try configuration.spoolDirectory.map { path throws(SpoolError) in try Spool(path: path) }
         webhookURL = endpoint.url
         client = WebhookClient(threads: configuration.deliveryThreads)
-        let delivery = WebhookDelivery(endpoint: endpoint, client: client, logger: logger)
+        spoolThreads = NIOThreadPool(numberOfThreads: 8)
+        spoolThreads.start()
+        let delivery = WebhookDelivery(endpoint: endpoint, client: client, spool: spool, spoolThreads: spoolThreads, settings: configuration.delivery, logger: logger)
+        self.delivery = delivery
         server = LMTPServer(configuration: configuration.server, logger: logger) { message in
             await delivery.deliver(message)
         }
+        do {
+            try await delivery.loadSpool()
+        } catch {
+            await release()
+            throw error
+        }
     }
 
-    /// Serves until ``stop()`` or graceful shutdown; then releases the client and the local receiver.
+    /// Serves until ``stop()`` or graceful shutdown; retries run alongside and stop with the server.
     public func run() async throws {
         do {
-            try await server.run()
+            try await withThrowingTaskGroup(of: Void.self) { group in
+                group.addTask { await self.delivery.runRetries() }
+                try await server.run()
+                group.cancelAll()
+                try await group.waitForAll()
+            }
         } catch {
+            server.stop()
             await release()
             throw error
         }
@@ -53,6 +75,7 @@ public final class Relay: Service, Sendable {
 
     private func release() async {
         await client.shutdown()
+        try? await spoolThreads.shutdownGracefully()
         await localSink?.stop()
     }
 

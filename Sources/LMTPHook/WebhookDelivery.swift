@@ -1,40 +1,61 @@
 import LMTPCore
 import Logging
 import MailCore
+import NIOPosix
+import Spool
+import Synchronization
 import WebhookClient
 
-/// Delivers each message as one JSON document to the webhook and turns the outcome into one LMTP
-/// result per recipient: 2xx → `250 2.0.0`; anything else (status, timeout, refused) → `451 4.3.0`,
-/// so the MTA keeps the message and retries. (The durable spool and retry policy come later.)
-public struct WebhookDelivery: Sendable {
-    /// Where and how to POST.
-    public struct Endpoint: Sendable, Hashable {
-        public var url: String
-        public var connectTimeoutMilliseconds: Int
-        public var totalTimeoutMilliseconds: Int
-        public var headers: [WebhookHeader]
-        /// Attachment contents and raw message in the payload.
-        public var payload: PayloadOptions
+/// Delivery with durability: after the final dot each message gets one webhook attempt within the
+/// sync budget. 2xx → `250 delivered`; a permanent answer (other 4xx, 3xx) → 5xx so the MTA
+/// bounces; a transient one (timeout, connection error, 408/425/429/5xx) or a budget that ran out
+/// → the message is written durably to the spool (file fsync, rename, directory fsync) and gets
+/// `250 queued`; if the spool cannot take it → `451`, nothing claimed. Never `250` otherwise.
+/// The retry worker (``runRetries()``) delivers spooled entries on the retry schedule.
+public final class WebhookDelivery: Sendable {
+    /// Tunables of the delivery policy.
+    public struct Settings: Sendable {
+        /// Time the MTA waits for the first attempt before the message is queued instead.
+        public var syncBudget: Duration
+        public var retry: RetryPolicy
+        /// Consecutive failures that open the circuit (new mail goes straight to the spool).
+        public var breakerThreshold: Int
+        /// How long an open circuit stays open before one message may try again.
+        public var breakerCooldown: Duration
+        /// Retry attempts in flight at most (per endpoint).
+        public var retryConcurrency: Int
 
-        public init(
-            url: String, connectTimeoutMilliseconds: Int = 5_000, totalTimeoutMilliseconds: Int = 30_000, headers: [WebhookHeader] = [],
-            payload: PayloadOptions = PayloadOptions()
-        ) {
-            self.url = url
-            self.payload = payload
-            self.connectTimeoutMilliseconds = connectTimeoutMilliseconds
-            self.totalTimeoutMilliseconds = totalTimeoutMilliseconds
-            self.headers = headers
+        public init(syncBudget: Duration = .seconds(5), retry: RetryPolicy = RetryPolicy(), breakerThreshold: Int = 5,
+                    breakerCooldown: Duration = .seconds(30), retryConcurrency: Int = 4) {
+            self.syncBudget = syncBudget
+            self.retry = retry
+            self.breakerThreshold = breakerThreshold
+            self.breakerCooldown = breakerCooldown
+            self.retryConcurrency = retryConcurrency
         }
     }
 
-    public let endpoint: Endpoint
-    private let client: WebhookClient
-    private let logger: Logger
+    private struct State {
+        var consecutiveFailures = 0
+        var openUntilMilliseconds: Int64 = 0
+        var inflight: Set<String> = []
+        var schedule: [String: Int64] = [:]
+    }
 
-    public init(endpoint: Endpoint, client: WebhookClient, logger: Logger) {
+    public let endpoint: WebhookEndpoint
+    public let settings: Settings
+    private let client: WebhookClient
+    private let spool: Spool?
+    private let spoolThreads: NIOThreadPool
+    private let logger: Logger
+    private let state = Mutex(State())
+
+    public init(endpoint: WebhookEndpoint, client: WebhookClient, spool: Spool?, spoolThreads: NIOThreadPool, settings: Settings = Settings(), logger: Logger) {
         self.endpoint = endpoint
         self.client = client
+        self.spool = spool
+        self.spoolThreads = spoolThreads
+        self.settings = settings
         self.logger = logger
     }
 
@@ -50,47 +71,305 @@ public struct WebhookDelivery: Sendable {
         )
     }
 
-    /// POSTs the message once and answers every recipient from the outcome.
+    /// `true` while new mail skips the sync attempt (the endpoint keeps failing).
+    public var circuitOpen: Bool {
+        let now = UnixTime.now().milliseconds
+        return state.withLock { $0.openUntilMilliseconds > now }
+    }
+
+    /// Spooled entries waiting for a retry (live entries known to this process).
+    public var queuedCount: Int { state.withLock { $0.schedule.count } }
+
+    private func recordOutcome(_ outcome: DeliveryOutcome) {
+        let now = UnixTime.now().milliseconds
+        let opened: Bool = state.withLock { state in
+            if case .transient = outcome {
+                state.consecutiveFailures += 1
+                if state.consecutiveFailures >= settings.breakerThreshold && state.openUntilMilliseconds <= now {
+                    state.openUntilMilliseconds = now + Self.milliseconds(settings.breakerCooldown)
+                    return true
+                }
+            } else {
+                state.consecutiveFailures = 0
+                state.openUntilMilliseconds = 0
+            }
+            return false
+        }
+        if opened { logger.warning("endpoint keeps failing: circuit open, new mail goes straight to the spool", metadata: ["endpoint": "\(endpoint.url)"]) }
+    }
+
+    /// Whether this message may make a sync attempt (closed circuit, or the one probe after cooldown).
+    private func mayAttempt() -> Bool {
+        let now = UnixTime.now().milliseconds
+        return state.withLock { state in
+            if state.openUntilMilliseconds == 0 { return true }
+            if state.openUntilMilliseconds > now { return false }
+            state.openUntilMilliseconds = now + Self.milliseconds(settings.breakerCooldown)  // half-open: one probe
+            return true
+        }
+    }
+
+    static func milliseconds(_ duration: Duration) -> Int64 {
+        duration.components.seconds * 1000 + duration.components.attoseconds / 1_000_000_000_000_000
+    }
+
+    // MARK: - After the final dot
+
+    /// Delivers or queues the message; one result per recipient.
     public func deliver(_ message: LMTPMessage) async -> [LMTPRecipientResult] {
         let started = ContinuousClock.now
         let envelope = Self.envelope(of: message)
-        let id = MessagePayload.id(raw: message.data, recipients: envelope.rcptTo, endpoint: endpoint.url)
-        let rendered = MessagePayload.render(id: id, receivedAt: .now(), envelope: envelope, raw: message.data, options: endpoint.payload)
+        let receivedAt = UnixTime.now()
+        let webhookID = MessagePayload.id(raw: message.data, recipients: envelope.rcptTo, endpoint: endpoint.url)
+        let rendered = MessagePayload.render(id: webhookID, receivedAt: receivedAt, envelope: envelope, raw: message.data, options: endpoint.payload)
         if !rendered.message.problems.isEmpty {
-            logger.debug("message parsed with problems", metadata: ["id": "\(id)", "problems": "\(rendered.message.problems.joined(separator: "; "))"])
+            logger.debug("message parsed with problems", metadata: ["id": "\(webhookID)", "problems": "\(rendered.message.problems.joined(separator: "; "))"])
         }
-        var headers = endpoint.headers
-        headers.append(WebhookHeader("Idempotency-Key", id))
-        let request = WebhookRequest(
-            url: endpoint.url, headers: headers, body: rendered.json,
-            connectTimeoutMilliseconds: endpoint.connectTimeoutMilliseconds, totalTimeoutMilliseconds: endpoint.totalTimeoutMilliseconds)
-        let response = await client.post(request)
-        let results: [LMTPRecipientResult]
-        let outcome: String
-        if response.isSuccess {
-            outcome = "delivered"
-            results = message.recipients.map { _ in .delivered("delivered id=\(id)") }
+        let metadata = SpoolMetadata(
+            id: SpoolID.make(milliseconds: receivedAt.milliseconds, random: UInt32.random(in: 0...UInt32.max)), webhookID: webhookID,
+            endpoint: endpoint.url, mailFrom: envelope.mailFrom, rcptTo: envelope.rcptTo, lhlo: envelope.lhlo, smtpUTF8: envelope.smtpUTF8,
+            body: envelope.body,
+            client: [("name", envelope.client.name), ("addr", envelope.client.addr), ("port", envelope.client.port), ("proto", envelope.client.proto),
+                     ("helo", envelope.client.helo), ("ident", envelope.client.ident), ("source", envelope.client.source)]
+                .reduce(into: [:]) { result, pair in if let value = pair.1 { result[pair.0] = value } },
+            receivedAtMilliseconds: receivedAt.milliseconds, size: message.data.count)
+
+        let result: (LMTPRecipientResult, String, Int)
+        if !mayAttempt() {
+            result = await queue(metadata, raw: message.data, attempt: nil, reason: "circuit open")
         } else {
-            outcome = "deferred"
-            let reason = Self.shorten(response.summary, to: 120)
-            results = message.recipients.map { _ in .temporaryFailure("webhook failed (\(reason)) id=\(id)") }
-            logger.warning("webhook failed", metadata: ["id": "\(id)", "reason": "\(response.summary)", "snippet": "\(Self.shorten(response.snippet, to: 200))"])
+            let attempt = Task { await client.post(endpoint.request(webhookID: webhookID, body: rendered.json)) }
+            let budget = spool == nil ? nil : settings.syncBudget
+            if let response = await Self.race(attempt, budget: budget) {
+                let outcome = DeliveryOutcome.classify(response)
+                recordOutcome(outcome)
+                let record = SpoolState.Attempt(
+                    atMilliseconds: UnixTime.now().milliseconds, status: response.status, error: response.error.map { "\($0.kind.rawValue): \($0.message)" },
+                    snippet: String(response.snippet.prefix(200)), kind: "sync")
+                switch outcome {
+                case .delivered:
+                    result = (.delivered("delivered id=\(webhookID)"), "delivered", response.status)
+                case .permanent(let code, let enhanced, let reason):
+                    if response.status == 410 { logger.warning("endpoint is gone (HTTP 410)", metadata: ["endpoint": "\(endpoint.url)"]) }
+                    result = (LMTPRecipientResult(code: code, enhancedCode: enhanced, text: "\(reason) id=\(webhookID)"), "bounced", response.status)
+                case .transient(let reason):
+                    if spool == nil {
+                        result = (.temporaryFailure("webhook failed (\(WebhookDelivery.shorten(reason, to: 120))) id=\(webhookID)"), "deferred", response.status)
+                    } else {
+                        result = await queue(metadata, raw: message.data, attempt: record, reason: reason)
+                    }
+                }
+            } else {
+                // The budget ran out: queue now; the attempt goes on and completes the entry if it succeeds.
+                state.withLock { _ = $0.inflight.insert(metadata.id) }
+                result = await queue(metadata, raw: message.data, attempt: nil, reason: "no answer within the sync budget")
+                let queued = result.1 == "queued"
+                Task {
+                    let response = await attempt.value
+                    await self.finishLateAttempt(metadata, response: response, queued: queued)
+                }
+            }
         }
-        let httpStatus = response.status
         let delay = ContinuousClock.now - started
-        let seconds = Double(delay.components.seconds) + Double(delay.components.attoseconds) / 1e18
         for recipient in message.recipients {
             logger.info("delivery", metadata: [
-                "id": "\(id)", "queue_id": "\(message.client.ident ?? "-")", "rcpt": "\(recipient.mailbox.address)",
-                "status": "\(outcome)", "http": "\(httpStatus)", "size": "\(message.data.count)",
-                "delay": "\((seconds * 1000).rounded() / 1000)",
+                "id": "\(webhookID)", "spool_id": "\(metadata.id)", "queue_id": "\(message.client.ident ?? "-")", "rcpt": "\(recipient.mailbox.address)",
+                "endpoint": "\(endpoint.url)", "status": "\(result.1)", "http": "\(result.2)", "size": "\(message.data.count)",
+                "delay": "\(Double(Self.milliseconds(delay)) / 1000)",
             ])
         }
-        return results
+        return message.recipients.map { _ in result.0 }
+    }
+
+    /// The attempt's response, or `nil` when `budget` ran out first (the attempt keeps running).
+    private static func race(_ attempt: Task<WebhookResponse, Never>, budget: Duration?) async -> WebhookResponse? {
+        guard let budget else { return await attempt.value }
+        let box = RaceBox()
+        return await withCheckedContinuation { continuation in
+            box.install(continuation)
+            Task { box.finish(await attempt.value) }
+            Task {
+                try? await Task.sleep(for: budget)
+                box.finish(nil)
+            }
+        }
+    }
+
+    /// Writes the entry durably; `250 queued` or, when the spool cannot take it, `451`.
+    private func queue(_ metadata: SpoolMetadata, raw: [UInt8], attempt: SpoolState.Attempt?, reason: String) async -> (LMTPRecipientResult, String, Int) {
+        guard let spool else {
+            return (.temporaryFailure("webhook unavailable (\(Self.shorten(reason, to: 100))) id=\(metadata.webhookID)"), "deferred", attempt?.status ?? 0)
+        }
+        let now = UnixTime.now().milliseconds
+        var entryState = SpoolState(nextAttemptMilliseconds: now)
+        if let attempt { entryState.attempts.append(attempt) }
+        let decision = settings.retry.afterTransientFailure(
+            attempts: 1, createdAtMilliseconds: metadata.receivedAtMilliseconds, nowMilliseconds: now, retryAfterSeconds: nil, random: Double.random(in: 0..<1))
+        if case .retry(let at) = decision { entryState.nextAttemptMilliseconds = at }
+        do {
+            try await spoolThreads.runIfActive { [entryState] in try spool.enqueue(metadata, raw: raw, state: entryState) }
+        } catch {
+            state.withLock { _ = $0.inflight.remove(metadata.id) }
+            logger.error("cannot queue message: answering 451", metadata: ["id": "\(metadata.webhookID)", "error": "\(error)"])
+            return (LMTPRecipientResult(code: 451, enhancedCode: "4.3.0", text: "cannot queue message (\(Self.shorten("\(error)", to: 100))) id=\(metadata.webhookID)"), "deferred", attempt?.status ?? 0)
+        }
+        state.withLock { $0.schedule[metadata.id] = entryState.nextAttemptMilliseconds }
+        return (LMTPRecipientResult(code: 250, enhancedCode: "2.0.0", text: "queued as \(metadata.id) (\(Self.shorten(reason, to: 80))) id=\(metadata.webhookID)"), "queued", attempt?.status ?? 0)
+    }
+
+    /// The sync attempt finished after the budget: complete the entry on success, else record it.
+    private func finishLateAttempt(_ metadata: SpoolMetadata, response: WebhookResponse, queued: Bool) async {
+        defer { state.withLock { _ = $0.inflight.remove(metadata.id) } }
+        let outcome = DeliveryOutcome.classify(response)
+        recordOutcome(outcome)
+        guard queued, let spool else { return }
+        let attempt = SpoolState.Attempt(
+            atMilliseconds: UnixTime.now().milliseconds, status: response.status, error: response.error.map { "\($0.kind.rawValue): \($0.message)" },
+            snippet: String(response.snippet.prefix(200)), kind: "sync")
+        await record(metadata, attempt: attempt, outcome: outcome, retryAfter: response.retryAfterSeconds, spool: spool)
+    }
+
+    // MARK: - Retries
+
+    /// Loads the spool at start-up: removes tmp leftovers, quarantines damaged entries, schedules the rest.
+    public func loadSpool() async throws {
+        guard let spool else { return }
+        let (report, schedule) = try await spoolThreads.runIfActive { () -> (Spool.RecoveryReport, [String: Int64]) in
+            let report = spool.recover()
+            var schedule: [String: Int64] = [:]
+            for id in spool.ids() { schedule[id] = spool.state(id)?.nextAttemptMilliseconds ?? 0 }
+            return (report, schedule)
+        }
+        state.withLock { $0.schedule.merge(schedule) { $1 } }
+        for damaged in report.quarantined { logger.error("damaged spool entry moved to quarantine", metadata: ["entry": "\(damaged)"]) }
+        logger.info("spool loaded", metadata: ["path": "\(spool.path)", "entries": "\(report.entries)", "tmp_removed": "\(report.removedTemporaryFiles)"])
+    }
+
+    /// Delivers due spool entries until the task is cancelled; in-flight attempts finish first.
+    public func runRetries() async {
+        guard spool != nil else { return }
+        await withDiscardingTaskGroup { group in
+            while !Task.isCancelled {
+                let now = UnixTime.now().milliseconds
+                let due: [String] = state.withLock { state in
+                    let room = settings.retryConcurrency - state.inflight.count
+                    guard room > 0 else { return [] }
+                    let ids = state.schedule.filter { $0.value <= now && !state.inflight.contains($0.key) }.sorted { $0.value < $1.value }.prefix(room).map(\.key)
+                    for id in ids { state.inflight.insert(id) }
+                    return ids
+                }
+                for id in due {
+                    group.addTask {
+                        await self.retry(id)
+                        self.state.withLock { _ = $0.inflight.remove(id) }
+                    }
+                }
+                try? await Task.sleep(for: .milliseconds(100))
+            }
+        }
+    }
+
+    private func retry(_ id: String) async {
+        guard let spool else { return }
+        let claimed: (Spool.Claim, Spool.Entry)
+        do {
+            claimed = try await spoolThreads.runIfActive { () -> (Spool.Claim, Spool.Entry) in
+                let claim = try spool.claim(id)
+                return (claim, try spool.read(id))
+            }
+        } catch let error as SpoolError where error.kind == .locked {
+            state.withLock { $0.schedule[id] = UnixTime.now().milliseconds + 1_000 }
+            return
+        } catch {
+            state.withLock { _ = $0.schedule.removeValue(forKey: id) }
+            if (error as? SpoolError)?.kind != .notFound { logger.error("cannot read spool entry", metadata: ["spool_id": "\(id)", "error": "\(error)"]) }
+            return
+        }
+        let (claim, entry) = claimed
+        let now = UnixTime.now().milliseconds
+        if entry.state.nextAttemptMilliseconds > now {  // rescheduled by someone else
+            state.withLock { $0.schedule[id] = entry.state.nextAttemptMilliseconds }
+            return
+        }
+        let body = endpoint.body(for: entry.metadata, raw: entry.raw)
+        let response = await client.post(endpoint.request(webhookID: entry.metadata.webhookID, body: body))
+        let outcome = DeliveryOutcome.classify(response)
+        recordOutcome(outcome)
+        let attempt = SpoolState.Attempt(
+            atMilliseconds: UnixTime.now().milliseconds, status: response.status, error: response.error.map { "\($0.kind.rawValue): \($0.message)" },
+            snippet: String(response.snippet.prefix(200)), kind: "retry")
+        await record(entry.metadata, attempt: attempt, outcome: outcome, retryAfter: response.retryAfterSeconds, spool: spool)
+        withExtendedLifetime(claim) {}
+    }
+
+    /// Applies an attempt's outcome to the spool entry: complete, reschedule or dead-letter.
+    private func record(_ metadata: SpoolMetadata, attempt: SpoolState.Attempt, outcome: DeliveryOutcome, retryAfter: Int?, spool: Spool) async {
+        let policy = settings.retry
+        let logger = self.logger
+        let next: Int64? = try? await spoolThreads.runIfActive { () -> Int64? in
+            switch outcome {
+            case .delivered:
+                spool.complete(metadata.id)
+                logger.info("delivery", metadata: ["id": "\(metadata.webhookID)", "spool_id": "\(metadata.id)", "status": "delivered", "http": "\(attempt.status)", "attempt": "\(attempt.kind)"])
+                return nil
+            case .permanent(_, _, let reason):
+                var state = spool.state(metadata.id) ?? SpoolState(nextAttemptMilliseconds: 0)
+                state.attempts.append(attempt)
+                state.deadReason = reason
+                try spool.deadLetter(metadata.id, state: state)
+                logger.error("dead letter: endpoint refused a queued message", metadata: ["id": "\(metadata.webhookID)", "spool_id": "\(metadata.id)", "reason": "\(reason)"])
+                return nil
+            case .transient(let reason):
+                var state = spool.state(metadata.id) ?? SpoolState(nextAttemptMilliseconds: 0)
+                state.attempts.append(attempt)
+                switch policy.afterTransientFailure(
+                    attempts: state.attempts.count, createdAtMilliseconds: metadata.receivedAtMilliseconds, nowMilliseconds: attempt.atMilliseconds,
+                    retryAfterSeconds: retryAfter, random: Double.random(in: 0..<1)) {
+                case .retry(let at):
+                    state.nextAttemptMilliseconds = at
+                    try spool.writeState(metadata.id, state)
+                    logger.info("delivery", metadata: ["id": "\(metadata.webhookID)", "spool_id": "\(metadata.id)", "status": "deferred", "http": "\(attempt.status)", "attempt": "\(state.attempts.count)", "reason": "\(reason)"])
+                    return at
+                case .deadLetter(let deadReason):
+                    state.deadReason = deadReason
+                    try spool.deadLetter(metadata.id, state: state)
+                    logger.error("dead letter: gave up", metadata: ["id": "\(metadata.webhookID)", "spool_id": "\(metadata.id)", "reason": "\(deadReason)"])
+                    return nil
+                }
+            }
+        } ?? nil
+        state.withLock { state in
+            if let next { state.schedule[metadata.id] = next } else { state.schedule.removeValue(forKey: metadata.id) }
+        }
     }
 
     static func shorten(_ text: String, to limit: Int) -> String {
         let clean = String(text.map { $0.isNewline || $0 == "\r" ? " " : $0 })
         return clean.count <= limit ? clean : String(clean.prefix(limit)) + "…"
+    }
+}
+
+/// Resumes a continuation exactly once, with whichever result comes first.
+private final class RaceBox: Sendable {
+    private let state = Mutex<(continuation: CheckedContinuation<WebhookResponse?, Never>?, result: WebhookResponse??)>((nil, nil))
+
+    func install(_ continuation: CheckedContinuation<WebhookResponse?, Never>) {
+        let early: WebhookResponse?? = state.withLock { state in
+            if let result = state.result { return result }
+            state.continuation = continuation
+            return nil
+        }
+        if let early { continuation.resume(returning: early) }
+    }
+
+    func finish(_ value: WebhookResponse?) {
+        let continuation: CheckedContinuation<WebhookResponse?, Never>? = state.withLock { state in
+            guard state.result == nil else { return nil }
+            state.result = .some(value)
+            let continuation = state.continuation
+            state.continuation = nil
+            return continuation
+        }
+        continuation?.resume(returning: value)
     }
 }

@@ -39,6 +39,7 @@ public final class WebhookSink: Sendable {
     public static func start(
         host: String = "127.0.0.1", port: Int = 0, maxBodySize: Int = 256 * 1024 * 1024,
         group: any EventLoopGroup = MultiThreadedEventLoopGroup.singleton,
+        respond: (@Sendable (Request) -> Int?)? = nil,
         record: @escaping @Sendable (Request) -> Void
     ) async throws -> WebhookSink {
         let recorder = NIOThreadPool(numberOfThreads: 1)
@@ -52,7 +53,7 @@ public final class WebhookSink: Sendable {
                     accepted.withLockedValue { $0 += 1 }
                     return channel.pipeline.configureHTTPServerPipeline().flatMapThrowing {
                         try channel.pipeline.syncOperations.addHandler(
-                            SinkHandler(recorder: recorder, maxBodySize: maxBodySize, record: record))
+                            SinkHandler(recorder: recorder, maxBodySize: maxBodySize, respond: respond, record: record))
                     }
                 }
                 .bind(host: host, port: port)
@@ -86,12 +87,14 @@ private final class SinkHandler: ChannelInboundHandler {
     private let recorder: NIOThreadPool
     private let maxBodySize: Int
     private let record: @Sendable (WebhookSink.Request) -> Void
+    private let respond: (@Sendable (WebhookSink.Request) -> Int?)?
     private var head: HTTPRequestHead?
     private var body: [UInt8] = []
     private var tooLarge = false
 
-    init(recorder: NIOThreadPool, maxBodySize: Int, record: @escaping @Sendable (WebhookSink.Request) -> Void) {
+    init(recorder: NIOThreadPool, maxBodySize: Int, respond: (@Sendable (WebhookSink.Request) -> Int?)?, record: @escaping @Sendable (WebhookSink.Request) -> Void) {
         self.recorder = recorder
+        self.respond = respond
         self.maxBodySize = maxBodySize
         self.record = record
     }
@@ -115,15 +118,18 @@ private final class SinkHandler: ChannelInboundHandler {
                 respond(context: context, head: head, status: .payloadTooLarge)
                 return
             }
-            let status = Self.status(for: head.uri)
             let request = WebhookSink.Request(
                 method: "\(head.method)", path: head.uri, headers: head.headers.map { ($0.name, $0.value) }, body: body)
             body = []
             let record = self.record
+            let respond = self.respond
             let loopBound = NIOLoopBound((self, context), eventLoop: context.eventLoop)
-            recorder.runIfActive(eventLoop: context.eventLoop) { record(request) }.whenComplete { _ in
+            recorder.runIfActive(eventLoop: context.eventLoop) { () -> HTTPResponseStatus in
+                record(request)
+                return respond?(request).map { HTTPResponseStatus(statusCode: $0) } ?? Self.status(for: head.uri)
+            }.whenComplete { result in
                 let (handler, context) = loopBound.value
-                handler.respond(context: context, head: head, status: status)
+                handler.respond(context: context, head: head, status: (try? result.get()) ?? .internalServerError)
             }
         }
     }

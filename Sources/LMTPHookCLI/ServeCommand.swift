@@ -3,7 +3,9 @@ import LMTPCore
 import LMTPHook
 import LMTPServer
 import Logging
+import Foundation
 import MailCore
+import Spool
 import ServiceLifecycle
 import WebhookClient
 
@@ -34,8 +36,23 @@ struct ServeCommand: AsyncParsableCommand {
     @Option(help: ArgumentHelp("Webhook URL (http or https) that receives one JSON document per message.", valueName: "url"))
     var webhook: String?
 
-    @Option(help: ArgumentHelp("Spool directory (created if missing; used for retries once the spool lands).", valueName: "dir"))
+    @Option(help: ArgumentHelp("Spool directory (created if missing). With a spool, messages the webhook cannot take now are queued durably and retried; without one they get 451 and the MTA retries.", valueName: "dir"))
     var spool: String?
+
+    @Option(name: .customLong("webhook-secret"), help: ArgumentHelp("Standard Webhooks signing secret (whsec_<base64>); repeatable for rotation. Also LMTPHOOK_WEBHOOK_SECRET.", valueName: "secret"))
+    var webhookSecrets: [String] = []
+
+    @Option(name: .customLong("webhook-header"), help: ArgumentHelp("Extra request header, e.g. 'Authorization: Bearer …'; repeatable.", valueName: "header"))
+    var webhookHeaders: [String] = []
+
+    @Option(help: ArgumentHelp("Time the MTA waits for the first webhook attempt before the message is queued instead (needs --spool).", valueName: "duration"))
+    var syncBudget: String = "5s"
+
+    @Option(help: ArgumentHelp("Delays between retries, comma-separated; the last repeats (±20 % jitter).", valueName: "list"))
+    var retrySchedule: String = "5s,5m,30m,2h,5h,10h,14h,20h,24h"
+
+    @Option(help: ArgumentHelp("Queued messages older than this become dead letters (kept, never dropped).", valueName: "duration"))
+    var maxAge: String = "5d"
 
     @Option(help: ArgumentHelp("Name announced in the greeting and LHLO reply (default: this host's name).", valueName: "name"))
     var hostname: String?
@@ -83,6 +100,13 @@ struct ServeCommand: AsyncParsableCommand {
             let lower = webhook.lowercased()
             guard lower.hasPrefix("http://") || lower.hasPrefix("https://") else { throw ValidationError("--webhook must be an http:// or https:// URL, got \(webhook)") }
         }
+        guard RetryPolicy.parseDuration(syncBudget) != nil else { throw ValidationError("--sync-budget must be a duration like 5s, got \(syncBudget)") }
+        guard RetryPolicy.parseDurations(retrySchedule) != nil else { throw ValidationError("--retry-schedule must be durations like 5s,5m,30m, got \(retrySchedule)") }
+        guard RetryPolicy.parseDuration(maxAge) != nil else { throw ValidationError("--max-age must be a duration like 5d, got \(maxAge)") }
+        for header in webhookHeaders where Self.parseHeader(header) == nil {
+            throw ValidationError("--webhook-header must look like 'Name: value', got \(header)")
+        }
+        do { _ = try WebhookSigner(secrets: secrets()) } catch { throw ValidationError("\(error)") }
         guard attachments == "metadata" || attachments == "inline" else { throw ValidationError("--attachments must be metadata or inline, got \(attachments)") }
         guard ByteSize.parse(inlineAttachmentLimit) != nil else { throw ValidationError("--inline-attachment-limit must be a byte count like 1M, got \(inlineAttachmentLimit)") }
         guard webhookTimeout > 0, connectTimeout > 0 else { throw ValidationError("timeouts must be positive") }
@@ -107,7 +131,20 @@ struct ServeCommand: AsyncParsableCommand {
         return name.isEmpty || name.utf8.count > 64 ? "localhost" : name
     }
 
-    func relayConfiguration() -> RelayConfiguration {
+    static func parseHeader(_ text: String) -> WebhookHeader? {
+        guard let colon = text.firstIndex(of: ":") else { return nil }
+        let name = text[..<colon].trimmingCharacters(in: .whitespaces)
+        let value = text[text.index(after: colon)...].trimmingCharacters(in: .whitespaces)
+        guard !name.isEmpty, name.utf8.allSatisfy({ $0 > 0x20 && $0 < 0x7F && $0 != UInt8(ascii: ":") }) else { return nil }
+        return WebhookHeader(name, value)
+    }
+
+    func secrets() -> [String] {
+        let environment = ProcessInfo.processInfo.environment["LMTPHOOK_WEBHOOK_SECRET"].map { $0.split(separator: " ").map(String.init) } ?? []
+        return webhookSecrets + environment
+    }
+
+    func relayConfiguration() throws -> RelayConfiguration {
         var listeners: [LMTPListenAddress] = []
         if let socket { listeners.append(.unix(path: socket, mode: UInt32(socketMode, radix: 8) ?? 0o660)) }
         listeners += listen.compactMap(LMTPListenAddress.parseTCP)
@@ -115,17 +152,29 @@ struct ServeCommand: AsyncParsableCommand {
             listeners: listeners, session: sessionConfiguration(), idleTimeout: .seconds(idleTimeout), shutdownGracePeriod: .seconds(shutdownGrace))
         let payload = PayloadOptions(
             attachments: attachments == "inline" ? .inline(maxBytes: ByteSize.parse(inlineAttachmentLimit) ?? 0) : .metadata, includeRaw: !omitRaw)
+        let signer = try WebhookSigner(secrets: secrets())
+        let headers = webhookHeaders.compactMap(Self.parseHeader)
         let endpoint = webhook.map {
-            WebhookDelivery.Endpoint(
-                url: $0, connectTimeoutMilliseconds: Int(connectTimeout * 1000), totalTimeoutMilliseconds: Int(webhookTimeout * 1000), payload: payload)
+            WebhookEndpoint(
+                url: $0, connectTimeoutMilliseconds: Int(connectTimeout * 1000), totalTimeoutMilliseconds: Int(webhookTimeout * 1000),
+                headers: headers, payload: payload, signer: signer)
         }
-        return RelayConfiguration(server: server, webhook: endpoint, payload: payload, spoolDirectory: spool, deliveryThreads: deliveryThreads)
+        let delivery = WebhookDelivery.Settings(
+            syncBudget: .milliseconds(RetryPolicy.parseDuration(syncBudget) ?? 5_000),
+            retry: RetryPolicy(scheduleMilliseconds: RetryPolicy.parseDurations(retrySchedule) ?? RetryPolicy.defaultSchedule,
+                               maxAgeMilliseconds: RetryPolicy.parseDuration(maxAge) ?? 5 * 86_400_000))
+        return RelayConfiguration(server: server, webhook: endpoint, payload: payload, spoolDirectory: spool, delivery: delivery, deliveryThreads: deliveryThreads)
     }
 
     func run() async throws {
         let logger = logging.makeLogger(label: "lmtphook")
-        if let spool { try SpoolDirectory.prepare(spool, logger: logger) }
-        let relay = try await Relay(configuration: relayConfiguration(), logger: logger)
+        let relay: Relay
+        do {
+            relay = try await Relay(configuration: relayConfiguration(), logger: logger)
+        } catch {
+            logger.critical("cannot start", metadata: ["error": "\(error)"])
+            throw ExitCode.failure
+        }
         let group = ServiceGroup(
             configuration: .init(services: [.init(service: relay)], gracefulShutdownSignals: [.sigterm, .sigint], logger: logger))
         do {
@@ -148,18 +197,5 @@ enum ByteSize {
         }
         guard let value = Int(upper), value >= 0 else { return nil }
         return value
-    }
-}
-
-/// Checks the spool directory now, before the spool itself uses it.
-enum SpoolDirectory {
-    static func prepare(_ path: String, logger: Logger) throws {
-        if mkdir(path, 0o750) != 0 && errno != EEXIST {
-            throw ValidationError("cannot create spool directory \(path): \(String(cString: strerror(errno)))")
-        }
-        guard access(path, W_OK | X_OK) == 0 else {
-            throw ValidationError("spool directory \(path) is not writable: \(String(cString: strerror(errno)))")
-        }
-        logger.notice("spool directory accepted; durable spooling is not enabled in this version", metadata: ["spool": "\(path)"])
     }
 }

@@ -1,3 +1,6 @@
+#if canImport(Glibc)
+import Glibc
+#endif
 import LMTPHook
 import NIOConcurrencyHelpers
 
@@ -5,16 +8,28 @@ import NIOConcurrencyHelpers
 public final class RecordingSink: Sendable {
     public let sink: WebhookSink
     private let store: NIOLockedValueBox<[WebhookSink.Request]>
+    private let behaviour: NIOLockedValueBox<(status: Int?, delayMilliseconds: Int)>
 
-    private init(sink: WebhookSink, store: NIOLockedValueBox<[WebhookSink.Request]>) {
+    private init(sink: WebhookSink, store: NIOLockedValueBox<[WebhookSink.Request]>, behaviour: NIOLockedValueBox<(status: Int?, delayMilliseconds: Int)>) {
         self.sink = sink
         self.store = store
+        self.behaviour = behaviour
     }
 
     public static func start() async throws -> RecordingSink {
         let store = NIOLockedValueBox<[WebhookSink.Request]>([])
-        let sink = try await WebhookSink.start { request in store.withLockedValue { $0.append(request) } }
-        return RecordingSink(sink: sink, store: store)
+        let behaviour = NIOLockedValueBox<(status: Int?, delayMilliseconds: Int)>((nil, 0))
+        let sink = try await WebhookSink.start(respond: { _ in
+            let (status, delay) = behaviour.withLockedValue { $0 }
+            if delay > 0 { usleep(useconds_t(delay * 1000)) }
+            return status
+        }) { request in store.withLockedValue { $0.append(request) } }
+        return RecordingSink(sink: sink, store: store, behaviour: behaviour)
+    }
+
+    /// Answer every request with this status from now on (`nil`: 200, or the `/status/NNN` path rule).
+    public func answer(_ status: Int?, afterMilliseconds delay: Int = 0) {
+        behaviour.withLockedValue { $0 = (status, delay) }
     }
 
     /// `http://127.0.0.1:PORT/`.

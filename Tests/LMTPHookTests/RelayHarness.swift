@@ -5,6 +5,7 @@ import LMTPHookTestSupport
 import LMTPServer
 import Logging
 import NIOPosix
+import WebhookClient
 
 /// Blocking test clients run here, never on the cooperative pool.
 let clientThreads: NIOThreadPool = {
@@ -28,17 +29,21 @@ struct RunningRelay {
 
     static func start(
         webhookURL: String?, idleTimeout: Duration = .seconds(300), session: LMTPConfiguration = LMTPConfiguration(hostname: "relay.test"),
-        socketMode: UInt32 = 0o660, webhookTimeoutMilliseconds: Int = 5_000
+        socketMode: UInt32 = 0o660, webhookTimeoutMilliseconds: Int = 5_000, spool: String? = nil,
+        delivery: WebhookDelivery.Settings = WebhookDelivery.Settings(), secrets: [String] = []
     ) async throws -> RunningRelay {
         let directory = TemporaryDirectory()
         let socketPath = directory.file("lmtp.sock")
         let server = LMTPServerConfiguration(
             listeners: [.unix(path: socketPath, mode: socketMode), .tcp(host: "127.0.0.1", port: 0)], session: session,
             idleTimeout: idleTimeout, shutdownGracePeriod: .seconds(5))
-        let endpoint = webhookURL.map { WebhookDelivery.Endpoint(url: $0, connectTimeoutMilliseconds: 1_000, totalTimeoutMilliseconds: webhookTimeoutMilliseconds) }
+        let signer = try WebhookSigner(secrets: secrets)
+        let endpoint = webhookURL.map {
+            WebhookEndpoint(url: $0, connectTimeoutMilliseconds: 1_000, totalTimeoutMilliseconds: webhookTimeoutMilliseconds, signer: signer)
+        }
         var logger = Logger(label: "test")
         logger.logLevel = .warning
-        let relay = try await Relay(configuration: RelayConfiguration(server: server, webhook: endpoint, deliveryThreads: 8), logger: logger) { _ in }
+        let relay = try await Relay(configuration: RelayConfiguration(server: server, webhook: endpoint, spoolDirectory: spool, delivery: delivery, deliveryThreads: 8), logger: logger) { _ in }
         let task = Task { try await relay.run() }
         let addresses = try await relay.waitUntilListening()
         guard let tcp = addresses.last, case .tcp(_, let port) = LMTPListenAddress.parseTCP(tcp) else {

@@ -1,4 +1,5 @@
 import LMTPHookTestSupport
+import Foundation
 import Testing
 import WebhookClient
 
@@ -131,5 +132,30 @@ struct WebhookClientTests {
         await client.shutdown()
         let response = await client.post(WebhookRequest(url: "http://127.0.0.1:1/", body: []))
         #expect(response.error?.kind == .shutdown)
+    }
+}
+
+@Suite("Standard Webhooks signing")
+struct WebhookSignatureTests {
+    @Test("the specification's test vector")
+    func specificationVector() throws {
+        let signer = try WebhookSigner(secrets: ["whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw"])
+        let signature = signer.signature(id: "msg_p5jXN8AQM9LWM0D4loKWxJek", timestamp: 1614265330, body: Array(#"{"test": 2432232314}"#.utf8))
+        #expect(signature == "v1,g0hM9SsE+OTPJTGt/tmIKtSyZlE3uFJELVlNIOLJ1OE=")
+    }
+
+    @Test("several secrets give several signatures (rotation)")
+    func rotation() throws {
+        let signer = try WebhookSigner(secrets: ["whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw", "whsec_" + Data(repeating: 7, count: 32).base64EncodedString()])
+        let parts = signer.signature(id: "msg_p5jXN8AQM9LWM0D4loKWxJek", timestamp: 1614265330, body: Array(#"{"test": 2432232314}"#.utf8)).split(separator: " ")
+        #expect(parts.count == 2)
+        #expect(parts[0] == "v1,g0hM9SsE+OTPJTGt/tmIKtSyZlE3uFJELVlNIOLJ1OE=")
+        let headers = signer.headers(id: "x", timestamp: 1, body: [])
+        #expect(headers.map(\.name) == ["webhook-id", "webhook-timestamp", "webhook-signature"])
+    }
+
+    @Test(arguments: ["whsec_not*base64", "whsec_c2hvcnQ="])
+    func badSecrets(_ secret: String) {
+        #expect(throws: WebhookSigner.InvalidSecret.self) { try WebhookSigner(secrets: [secret]) }
     }
 }

@@ -1,0 +1,342 @@
+#if canImport(Glibc)
+import Glibc
+#endif
+import Crypto
+import Foundation
+
+/// The durable on-disk queue: one directory tree, one entry per message.
+///
+/// ```
+/// DIR/tmp/          entries being written (removed at start-up)
+/// DIR/queue/ID.msg  header line, metadata JSON line, the raw message, "end <sha256>" trailer
+/// DIR/queue/ID.state   delivery state (attempts, next attempt, history), replaced atomically
+/// DIR/dead/         dead letters (both files), kept with their history
+/// DIR/quarantine/   damaged entries moved aside at start-up, never deleted
+/// ```
+///
+/// An entry is written tmp → fsync → rename → fsync(directory) (the directory sync is shared by
+/// concurrent writers, see `GroupCommit`), so once ``enqueue(_:raw:state:)`` returns it survives a
+/// crash. fsync errors are never retried on the same file: the entry is removed and the call fails.
+/// All methods block: call them from a thread pool.
+public final class Spool: Sendable {
+    public let path: String
+    private let queueDirectoryFD: Int32
+    private let groupCommit: GroupCommit
+
+    static let magic = "lmtphook-spool 1"
+
+    /// Opens (creating if needed) the spool at `path`.
+    public init(path: String) throws(SpoolError) {
+        self.path = path
+        for directory in ["", "/tmp", "/queue", "/dead", "/quarantine"] {
+            if mkdir(path + directory, 0o750) != 0 && errno != EEXIST {
+                throw SpoolError(.unavailable, "cannot create \(path + directory): \(Self.lastError())")
+            }
+        }
+        let fd = open(path + "/queue", O_RDONLY | O_DIRECTORY | O_CLOEXEC)
+        guard fd >= 0 else { throw SpoolError(.unavailable, "cannot open \(path)/queue: \(Self.lastError())") }
+        queueDirectoryFD = fd
+        groupCommit = GroupCommit {
+            () throws(SpoolError) in
+            // EINVAL: the file system cannot sync directories (Exim tolerates it too).
+            if fsync(fd) != 0 && errno != EINVAL {
+                throw SpoolError(.write, "fsync of \(path)/queue failed: \(Self.lastError())")
+            }
+        }
+    }
+
+    deinit { close(queueDirectoryFD) }
+
+    static func lastError() -> String { String(cString: strerror(errno)) }
+
+    private var queue: String { path + "/queue" }
+
+    // MARK: - Writing
+
+    /// Writes an entry durably. When this returns, the entry survives a crash.
+    public func enqueue(_ metadata: SpoolMetadata, raw: [UInt8], state: SpoolState) throws(SpoolError) {
+        guard SpoolID.isValid(metadata.id) else { throw SpoolError(.write, "invalid spool id \(metadata.id)") }
+        let bytes = try Self.encodeEntry(metadata, raw: raw)
+        let temporary = "\(path)/tmp/\(metadata.id).msg"
+        let final = "\(queue)/\(metadata.id).msg"
+        // The state goes first (an entry file without state is rebuilt with defaults anyway).
+        try writeState(metadata.id, state, directory: queue)
+        do throws(SpoolError) {
+            try Self.writeDurably(bytes, to: temporary)
+            guard rename(temporary, final) == 0 else { throw SpoolError(.write, "rename to \(final) failed: \(Self.lastError())") }
+            try groupCommit.commit()
+        } catch {
+            unlink(temporary)
+            unlink(final)
+            unlink("\(queue)/\(metadata.id).state")
+            throw error
+        }
+    }
+
+    /// write + fsync + close of a new file (O_EXCL); any failure removes it.
+    static func writeDurably(_ bytes: [UInt8], to path: String) throws(SpoolError) {
+        let fd = open(path, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0o640)
+        guard fd >= 0 else { throw SpoolError(.write, "cannot create \(path): \(lastError())") }
+        var offset = 0
+        var failure: String? = nil
+        bytes.withUnsafeBytes { raw in
+            while offset < raw.count {
+                let written = write(fd, raw.baseAddress! + offset, raw.count - offset)
+                if written < 0 {
+                    if errno == EINTR { continue }
+                    failure = "write to \(path) failed: \(lastError())"
+                    return
+                }
+                offset += written
+            }
+        }
+        if failure == nil && fsync(fd) != 0 { failure = "fsync of \(path) failed: \(lastError())" }
+        if close(fd) != 0 && failure == nil { failure = "close of \(path) failed: \(lastError())" }
+        if let failure {
+            unlink(path)
+            throw SpoolError(.write, failure)
+        }
+    }
+
+    static func encodeEntry(_ metadata: SpoolMetadata, raw: [UInt8]) throws(SpoolError) -> [UInt8] {
+        let json: Data
+        do { json = try JSONEncoder().encode(metadata) } catch { throw SpoolError(.write, "cannot encode metadata: \(error)") }
+        var bytes = Array("\(magic)\n".utf8)
+        bytes += Array(json)
+        bytes.append(0x0A)
+        bytes += raw
+        let digest = SHA256.hash(data: raw).map { String($0, radix: 16).count == 1 ? "0" + String($0, radix: 16) : String($0, radix: 16) }.joined()
+        bytes += Array("\nend \(digest)\n".utf8)
+        return bytes
+    }
+
+    /// Replaces an entry's state file atomically (tmp → fsync → rename).
+    public func writeState(_ id: String, _ state: SpoolState) throws(SpoolError) {
+        try writeState(id, state, directory: queue)
+    }
+
+    private func writeState(_ id: String, _ state: SpoolState, directory: String) throws(SpoolError) {
+        let data: Data
+        do { data = try JSONEncoder().encode(state) } catch { throw SpoolError(.write, "cannot encode state: \(error)") }
+        let temporary = "\(path)/tmp/\(id).state.\(UInt32.random(in: 0...UInt32.max))"
+        try Self.writeDurably(Array(data), to: temporary)
+        guard rename(temporary, "\(directory)/\(id).state") == 0 else {
+            unlink(temporary)
+            throw SpoolError(.write, "rename of state for \(id) failed: \(Self.lastError())")
+        }
+    }
+
+    // MARK: - Reading
+
+    /// An entry as read from disk.
+    public struct Entry: Sendable {
+        public var metadata: SpoolMetadata
+        public var raw: [UInt8]
+        public var state: SpoolState
+        public var isDead: Bool
+    }
+
+    /// Reads and verifies an entry (live or dead).
+    public func read(_ id: String) throws(SpoolError) -> Entry {
+        guard SpoolID.isValid(id) else { throw SpoolError(.notFound, "no spool entry \(id)") }
+        var directory = queue
+        var isDead = false
+        if access("\(queue)/\(id).msg", F_OK) != 0 {
+            guard access("\(path)/dead/\(id).msg", F_OK) == 0 else { throw SpoolError(.notFound, "no spool entry \(id)") }
+            directory = "\(path)/dead"
+            isDead = true
+        }
+        let (metadata, raw) = try Self.decodeEntry(path: "\(directory)/\(id).msg")
+        let state = readState(id, directory: directory, metadata: metadata)
+        return Entry(metadata: metadata, raw: raw, state: state, isDead: isDead)
+    }
+
+    /// The state of a live entry alone (cheap: for building the schedule), `nil` if unreadable.
+    public func state(_ id: String) -> SpoolState? {
+        Self.readFile("\(queue)/\(id).state").flatMap { try? JSONDecoder().decode(SpoolState.self, from: Data($0)) }
+    }
+
+    private func readState(_ id: String, directory: String, metadata: SpoolMetadata) -> SpoolState {
+        if let bytes = Self.readFile("\(directory)/\(id).state"), let state = try? JSONDecoder().decode(SpoolState.self, from: Data(bytes)) {
+            return state
+        }
+        return SpoolState(nextAttemptMilliseconds: metadata.receivedAtMilliseconds)  // missing or damaged: due now
+    }
+
+    static func readFile(_ path: String) -> [UInt8]? {
+        let fd = open(path, O_RDONLY | O_CLOEXEC)
+        guard fd >= 0 else { return nil }
+        defer { close(fd) }
+        var bytes: [UInt8] = []
+        var chunk = [UInt8](repeating: 0, count: 1 << 16)
+        while true {
+            let count = chunk.withUnsafeMutableBytes { Glibc.read(fd, $0.baseAddress, $0.count) }
+            if count < 0 && errno == EINTR { continue }
+            if count < 0 { return nil }
+            if count == 0 { return bytes }
+            bytes += chunk[..<count]
+        }
+    }
+
+    static func decodeEntry(path: String) throws(SpoolError) -> (SpoolMetadata, [UInt8]) {
+        guard let bytes = readFile(path) else {
+            if errno == ENOENT { throw SpoolError(.notFound, "\(path) is gone") }
+            throw SpoolError(.damaged, "cannot read \(path): \(lastError())")
+        }
+        let magicBytes = Array("\(magic)\n".utf8)
+        guard bytes.starts(with: magicBytes), let jsonEnd = bytes[magicBytes.count...].firstIndex(of: 0x0A) else {
+            throw SpoolError(.damaged, "\(path): not a spool entry")
+        }
+        guard let metadata = try? JSONDecoder().decode(SpoolMetadata.self, from: Data(bytes[magicBytes.count..<jsonEnd])) else {
+            throw SpoolError(.damaged, "\(path): unreadable metadata")
+        }
+        let rawStart = jsonEnd + 1
+        let trailerLength = "\nend \n".utf8.count + 64
+        guard bytes.count == rawStart + metadata.size + trailerLength else {
+            throw SpoolError(.damaged, "\(path): truncated (\(bytes.count) bytes, expected \(rawStart + metadata.size + trailerLength))")
+        }
+        let raw = Array(bytes[rawStart..<(rawStart + metadata.size)])
+        let trailer = String(decoding: bytes[(rawStart + metadata.size)...], as: UTF8.self)
+        let digest = SHA256.hash(data: raw).map { String($0, radix: 16).count == 1 ? "0" + String($0, radix: 16) : String($0, radix: 16) }.joined()
+        guard trailer == "\nend \(digest)\n" else { throw SpoolError(.damaged, "\(path): checksum mismatch") }
+        return (metadata, raw)
+    }
+
+    /// Ids of live entries (sorted, oldest first) or of dead letters.
+    public func ids(dead: Bool = false) -> [String] {
+        let directory = dead ? "\(path)/dead" : queue
+        guard let handle = opendir(directory) else { return [] }
+        defer { closedir(handle) }
+        var ids: [String] = []
+        while let entry = readdir(handle) {
+            let name = withUnsafeBytes(of: entry.pointee.d_name) { String(decoding: $0.prefix { $0 != 0 }, as: UTF8.self) }
+            if name.hasSuffix(".msg") {
+                let id = String(name.dropLast(4))
+                if SpoolID.isValid(id) { ids.append(id) }
+            }
+        }
+        return ids.sorted()
+    }
+
+    // MARK: - Finishing
+
+    /// Removes a delivered entry.
+    public func complete(_ id: String) {
+        unlink("\(queue)/\(id).msg")
+        unlink("\(queue)/\(id).state")
+    }
+
+    /// Moves an entry to `dead/` with its state (reason recorded), kept for inspection and replay.
+    public func deadLetter(_ id: String, state: SpoolState) throws(SpoolError) {
+        try writeState(id, state, directory: "\(path)/dead")
+        guard rename("\(queue)/\(id).msg", "\(path)/dead/\(id).msg") == 0 else {
+            throw SpoolError(.write, "cannot move \(id) to dead/: \(Self.lastError())")
+        }
+        unlink("\(queue)/\(id).state")
+    }
+
+    /// Moves a dead letter back to the queue, due now.
+    public func revive(_ id: String, nowMilliseconds: Int64) throws(SpoolError) {
+        let entry = try read(id)
+        guard entry.isDead else { return }
+        var state = entry.state
+        state.deadReason = nil
+        state.nextAttemptMilliseconds = nowMilliseconds
+        try writeState(id, state, directory: queue)
+        guard rename("\(path)/dead/\(id).msg", "\(queue)/\(id).msg") == 0 else {
+            throw SpoolError(.write, "cannot move \(id) back to queue/: \(Self.lastError())")
+        }
+        unlink("\(path)/dead/\(id).state")
+    }
+
+    /// Deletes an entry (live or dead) for good.
+    public func drop(_ id: String) throws(SpoolError) {
+        guard SpoolID.isValid(id) else { throw SpoolError(.notFound, "no spool entry \(id)") }
+        var removed = false
+        for directory in [queue, "\(path)/dead"] where unlink("\(directory)/\(id).msg") == 0 {
+            unlink("\(directory)/\(id).state")
+            removed = true
+        }
+        if !removed { throw SpoolError(.notFound, "no spool entry \(id)") }
+    }
+
+    // MARK: - Locking
+
+    /// An exclusive claim on an entry while it is being delivered (works across processes:
+    /// `serve` and `spool replay` never deliver the same entry at the same time).
+    public final class Claim: @unchecked Sendable {
+        private let fd: Int32
+        init(fd: Int32) { self.fd = fd }
+        deinit { close(fd) }  // closing releases the flock
+    }
+
+    /// Claims an entry; throws `.locked` when someone else holds it, `.notFound` when it is gone.
+    public func claim(_ id: String) throws(SpoolError) -> Claim {
+        let fd = open("\(queue)/\(id).msg", O_RDONLY | O_CLOEXEC)
+        guard fd >= 0 else { throw SpoolError(.notFound, "no spool entry \(id)") }
+        guard flock(fd, LOCK_EX | LOCK_NB) == 0 else {
+            close(fd)
+            throw SpoolError(.locked, "entry \(id) is being delivered by another process")
+        }
+        // It may have been completed between open and lock.
+        guard access("\(queue)/\(id).msg", F_OK) == 0 else {
+            close(fd)
+            throw SpoolError(.notFound, "no spool entry \(id)")
+        }
+        return Claim(fd: fd)
+    }
+
+    // MARK: - Recovery
+
+    /// What start-up recovery found.
+    public struct RecoveryReport: Sendable {
+        public var removedTemporaryFiles = 0
+        public var quarantined: [String] = []
+        public var entries = 0
+    }
+
+    /// Removes leftovers in `tmp/`, moves damaged entries to `quarantine/` (never deletes them).
+    public func recover() -> RecoveryReport {
+        var report = RecoveryReport()
+        if let handle = opendir("\(path)/tmp") {
+            while let entry = readdir(handle) {
+                let name = withUnsafeBytes(of: entry.pointee.d_name) { String(decoding: $0.prefix { $0 != 0 }, as: UTF8.self) }
+                if name != "." && name != ".." && unlink("\(path)/tmp/\(name)") == 0 { report.removedTemporaryFiles += 1 }
+            }
+            closedir(handle)
+        }
+        for id in ids() {
+            do {
+                _ = try Self.decodeEntry(path: "\(queue)/\(id).msg")
+                report.entries += 1
+            } catch {
+                rename("\(queue)/\(id).msg", "\(path)/quarantine/\(id).msg")
+                rename("\(queue)/\(id).state", "\(path)/quarantine/\(id).state")
+                report.quarantined.append("\(id): \(error.description)")
+            }
+        }
+        // State files whose entry is gone (completed before the state could be removed).
+        if let handle = opendir(queue) {
+            var orphans: [String] = []
+            while let entry = readdir(handle) {
+                let name = withUnsafeBytes(of: entry.pointee.d_name) { String(decoding: $0.prefix { $0 != 0 }, as: UTF8.self) }
+                if name.hasSuffix(".state"), access("\(queue)/\(name.dropLast(6)).msg", F_OK) != 0 { orphans.append(name) }
+            }
+            closedir(handle)
+            for name in orphans { unlink("\(queue)/\(name)") }
+        }
+        return report
+    }
+
+    /// Counts and bytes of live and dead entries.
+    public func statistics() -> (live: Int, liveBytes: Int, dead: Int, deadBytes: Int) {
+        func measure(_ directory: String, _ ids: [String]) -> Int {
+            ids.reduce(0) { total, id in
+                var info = stat()
+                return stat("\(directory)/\(id).msg", &info) == 0 ? total + Int(info.st_size) : total
+            }
+        }
+        let live = ids(), dead = ids(dead: true)
+        return (live.count, measure(queue, live), dead.count, measure("\(path)/dead", dead))
+    }
+}

@@ -1,0 +1,23 @@
+/// A spool operation that failed; the message names the path and the system error.
+public struct SpoolError: Error, Sendable, CustomStringConvertible, Hashable {
+    public enum Kind: String, Sendable, Hashable {
+        /// The spool cannot take the message (disk full, I/O error, read-only, fsync failed).
+        case write
+        /// No such entry.
+        case notFound = "not-found"
+        /// Another process or thread is delivering this entry right now.
+        case locked
+        /// The entry's file is damaged.
+        case damaged
+        /// The spool directory is missing or unusable.
+        case unavailable
+    }
+
+    public var kind: Kind
+    public var description: String
+
+    public init(_ kind: Kind, _ description: String) {
+        self.kind = kind
+        self.description = description
+    }
+}

@@ -1,0 +1,200 @@
+import Foundation
+import LMTPHook
+import LMTPHookTestSupport
+import Spool
+import Testing
+import WebhookClient
+
+private let fastRetries = WebhookDelivery.Settings(
+    syncBudget: .seconds(5), retry: RetryPolicy(scheduleMilliseconds: [200], maxAgeMilliseconds: 60_000, jitter: 0), breakerThreshold: 100)
+
+private func send(_ relay: RunningRelay, to recipients: [String] = ["b@example.test"], subject: String = "Hello") async throws -> [LMTPClientConnection.Reply] {
+    try await blocking {
+        try LMTPClientConnection(unixPath: relay.socketPath).deliver(from: "a@example.org", to: recipients, message: sampleMessage(subject: subject))
+    }
+}
+
+private func header(_ request: WebhookSink.Request, _ name: String) -> String? {
+    request.headers.first { $0.0.lowercased() == name }?.1
+}
+
+@Suite("Durable delivery: sync budget, spool, retries, signing", .serialized)
+struct DurableDeliveryTests {
+    static let secret = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw"
+
+    @Test("503 → 250 queued; when the receiver recovers the retry delivers the same id, signed anew")
+    func transientFailureIsQueuedAndRetried() async throws {
+        let sink = try await RecordingSink.start()
+        sink.answer(503)
+        let spoolPath = TemporaryDirectory().file("spool")
+        let relay = try await RunningRelay.start(webhookURL: sink.url, spool: spoolPath, delivery: fastRetries, secrets: [Self.secret])
+        let replies = try await send(relay, to: ["b@example.test", "c@example.test"])
+        #expect(replies.map(\.code) == [250, 250])
+        #expect(replies.allSatisfy { $0.lines.last?.contains("queued as") == true })
+        let spool = try Spool(path: spoolPath)
+        #expect(spool.ids().count == 1)
+        sink.answer(nil)
+        let requests = await sink.waitFor(2)
+        #expect(requests.count >= 2)
+        let deadline = ContinuousClock.now + .seconds(5)
+        while !spool.ids().isEmpty && ContinuousClock.now < deadline { try await Task.sleep(for: .milliseconds(50)) }
+        #expect(spool.ids().isEmpty)
+        let ids = Set(requests.compactMap { header($0, "webhook-id") })
+        #expect(ids.count == 1, "the webhook id is stable across attempts")
+        let signer = try WebhookSigner(secrets: [Self.secret])
+        for request in requests {
+            let timestamp = try #require(Int64(header(request, "webhook-timestamp") ?? ""))
+            #expect(header(request, "webhook-signature") == signer.signature(id: ids.first!, timestamp: timestamp, body: request.body))
+            #expect(try json(request.body)["id"] as? String == ids.first)
+        }
+        try await relay.stop()
+        await sink.stop()
+    }
+
+    @Test("no answer within the sync budget → 250 queued at once; a late success completes the entry (no second POST)")
+    func budgetExceededThenLateSuccess() async throws {
+        let sink = try await RecordingSink.start()
+        sink.answer(200, afterMilliseconds: 1_500)
+        let spoolPath = TemporaryDirectory().file("spool")
+        var settings = fastRetries
+        settings.syncBudget = .milliseconds(300)
+        settings.retry = RetryPolicy(scheduleMilliseconds: [10_000], jitter: 0)
+        let relay = try await RunningRelay.start(webhookURL: sink.url, spool: spoolPath, delivery: settings)
+        let started = ContinuousClock.now
+        let replies = try await send(relay)
+        #expect(ContinuousClock.now - started < .milliseconds(1_200))
+        #expect(replies.first?.code == 250)
+        #expect(replies.first?.lines.last?.contains("queued as") == true)
+        let spool = try Spool(path: spoolPath)
+        #expect(spool.ids().count == 1)
+        try await Task.sleep(for: .milliseconds(2_000))
+        #expect(spool.ids().isEmpty, "the late 2xx completed the entry")
+        #expect(sink.requests.count == 1)
+        try await relay.stop()
+        await sink.stop()
+    }
+
+    @Test("permanent answers bounce with the right code and nothing is queued", arguments: [
+        (404, "550 5.1.1"), (410, "550 5.1.1"), (413, "552 5.3.4"), (422, "554 5.6.0"), (403, "550 5.7.1"), (301, "550 5.4.0"), (418, "550 5.0.0"),
+    ])
+    func permanentFailures(_ status: Int, _ expected: String) async throws {
+        let sink = try await RecordingSink.start()
+        sink.answer(status)
+        let spoolPath = TemporaryDirectory().file("spool")
+        let relay = try await RunningRelay.start(webhookURL: sink.url, spool: spoolPath, delivery: fastRetries)
+        let replies = try await send(relay)
+        let reply = try #require(replies.first)
+        #expect("\(reply.code) \(reply.lines.last ?? "")".hasPrefix(expected + " <b@example.test> "), "\(reply)")
+        #expect(try Spool(path: spoolPath).ids().isEmpty)
+        try await relay.stop()
+        await sink.stop()
+    }
+
+    @Test("transient answers are queued", arguments: [408, 425, 429, 500, 502, 503, 504])
+    func transientStatuses(_ status: Int) async throws {
+        let sink = try await RecordingSink.start()
+        sink.answer(status)
+        let spoolPath = TemporaryDirectory().file("spool")
+        var settings = fastRetries
+        settings.retry = RetryPolicy(scheduleMilliseconds: [60_000], jitter: 0)
+        let relay = try await RunningRelay.start(webhookURL: sink.url, spool: spoolPath, delivery: settings)
+        #expect(try await send(relay).map(\.code) == [250])
+        #expect(try Spool(path: spoolPath).ids().count == 1)
+        try await relay.stop()
+        await sink.stop()
+    }
+
+    @Test("the spool cannot take the message → 451 4.3.0, nothing claimed, and the daemon keeps serving")
+    func spoolFailureIs451() async throws {
+        let sink = try await RecordingSink.start()
+        sink.answer(503)
+        let spoolPath = TemporaryDirectory().file("spool")
+        let relay = try await RunningRelay.start(webhookURL: sink.url, spool: spoolPath, delivery: fastRetries)
+        // Break the spool: its tmp/ directory becomes a file, so no entry can be written.
+        try FileManager.default.removeItem(atPath: spoolPath + "/tmp")
+        writeFile(spoolPath + "/tmp", "not a directory")
+        let replies = try await send(relay)
+        #expect(replies.first?.code == 451)
+        #expect(replies.first?.lines.last?.hasPrefix("4.3.0 <b@example.test> cannot queue message") == true)
+        #expect(try Spool(path: spoolPath).ids().isEmpty, "nothing claimed")
+        // Repair: the next message is queued again, without a restart.
+        try FileManager.default.removeItem(atPath: spoolPath + "/tmp")
+        try FileManager.default.createDirectory(atPath: spoolPath + "/tmp", withIntermediateDirectories: false)
+        #expect(try await send(relay).first?.code == 250)
+        try await relay.stop()
+        await sink.stop()
+    }
+
+    @Test("circuit breaker: after repeated failures new mail is queued without an attempt")
+    func circuitBreaker() async throws {
+        let sink = try await RecordingSink.start()
+        sink.answer(503)
+        let spoolPath = TemporaryDirectory().file("spool")
+        var settings = fastRetries
+        settings.breakerThreshold = 2
+        settings.breakerCooldown = .seconds(30)
+        settings.retry = RetryPolicy(scheduleMilliseconds: [60_000], jitter: 0)
+        let relay = try await RunningRelay.start(webhookURL: sink.url, spool: spoolPath, delivery: settings)
+        _ = try await send(relay, subject: "one")
+        _ = try await send(relay, subject: "two")
+        #expect(sink.requests.count == 2)
+        #expect(relay.relay.delivery.circuitOpen)
+        let replies = try await send(relay, subject: "three")
+        #expect(replies.first?.code == 250)
+        #expect(replies.first?.lines.last?.contains("circuit open") == true)
+        #expect(sink.requests.count == 2, "no attempt while the circuit is open")
+        #expect(try Spool(path: spoolPath).ids().count == 3)
+        try await relay.stop()
+        await sink.stop()
+    }
+
+    @Test("past the maximum age an entry becomes a dead letter, kept with its history")
+    func deadLetter() async throws {
+        let sink = try await RecordingSink.start()
+        sink.answer(503)
+        let spoolPath = TemporaryDirectory().file("spool")
+        var settings = fastRetries
+        settings.retry = RetryPolicy(scheduleMilliseconds: [150], maxAgeMilliseconds: 600, jitter: 0)
+        let relay = try await RunningRelay.start(webhookURL: sink.url, spool: spoolPath, delivery: settings)
+        #expect(try await send(relay).first?.code == 250)
+        let spool = try Spool(path: spoolPath)
+        let deadline = ContinuousClock.now + .seconds(5)
+        while spool.ids(dead: true).isEmpty && ContinuousClock.now < deadline { try await Task.sleep(for: .milliseconds(50)) }
+        let dead = try #require(spool.ids(dead: true).first)
+        let entry = try spool.read(dead)
+        #expect(entry.isDead)
+        #expect(entry.state.deadReason?.contains("gave up") == true)
+        #expect(entry.state.attempts.count >= 2)
+        #expect(entry.state.attempts.allSatisfy { $0.status == 503 })
+        #expect(spool.ids().isEmpty)
+        try await relay.stop()
+        await sink.stop()
+    }
+
+    @Test("queued entries survive a restart and are delivered by the next process")
+    func restartDeliversQueuedEntries() async throws {
+        let sink = try await RecordingSink.start()
+        sink.answer(503)
+        let spoolPath = TemporaryDirectory().file("spool")
+        var settings = fastRetries
+        settings.retry = RetryPolicy(scheduleMilliseconds: [60_000], jitter: 0)
+        let first = try await RunningRelay.start(webhookURL: sink.url, spool: spoolPath, delivery: settings)
+        _ = try await send(first, subject: "survivor")
+        try await first.stop()
+        // Due now for the next process.
+        let spool = try Spool(path: spoolPath)
+        let id = try #require(spool.ids().first)
+        var state = try #require(spool.state(id))
+        state.nextAttemptMilliseconds = 0
+        try spool.writeState(id, state)
+        sink.answer(nil)
+        let second = try await RunningRelay.start(webhookURL: sink.url, spool: spoolPath, delivery: fastRetries)
+        let requests = await sink.waitFor(2)
+        #expect(try json(requests.last!.body)["subject"] as? String == "survivor")
+        let deadline = ContinuousClock.now + .seconds(5)
+        while !spool.ids().isEmpty && ContinuousClock.now < deadline { try await Task.sleep(for: .milliseconds(50)) }
+        #expect(spool.ids().isEmpty)
+        try await second.stop()
+        await sink.stop()
+    }
+}

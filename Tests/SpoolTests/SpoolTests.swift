@@ -1,0 +1,183 @@
+import Foundation
+import Spool
+import Testing
+
+#if canImport(Glibc)
+import Glibc
+#endif
+
+func temporarySpoolPath() -> String {
+    var template = Array("/tmp/lmtphook-spool-XXXXXX".utf8CString)
+    _ = template.withUnsafeMutableBufferPointer { mkdtemp($0.baseAddress!) }
+    return String(decoding: template.dropLast().map { UInt8(bitPattern: $0) }, as: UTF8.self)
+}
+
+func metadata(_ id: String, size: Int) -> SpoolMetadata {
+    SpoolMetadata(
+        id: id, webhookID: "W\(id)", endpoint: "http://127.0.0.1:1/", mailFrom: "a@b.test", rcptTo: ["c@d.test"], lhlo: "mx",
+        smtpUTF8: false, body: nil, client: ["ident": "Q1"], receivedAtMilliseconds: 1_000, size: size)
+}
+
+@Suite("Spool")
+struct SpoolTests {
+    @Test func enqueueReadCompleteRoundTrip() throws {
+        let path = temporarySpoolPath()
+        defer { _ = try? FileManager.default.removeItem(atPath: path) }
+        let spool = try Spool(path: path)
+        let id = SpoolID.make(milliseconds: 1_000, random: 7)
+        let raw = Array("Subject: x\r\n\r\n\u{0}binary\u{FF}\r\n".utf8)
+        try spool.enqueue(metadata(id, size: raw.count), raw: raw, state: SpoolState(nextAttemptMilliseconds: 5_000))
+        #expect(spool.ids() == [id])
+        let entry = try spool.read(id)
+        #expect(entry.raw == raw)
+        #expect(entry.metadata == metadata(id, size: raw.count))
+        #expect(entry.state.nextAttemptMilliseconds == 5_000)
+        #expect(!entry.isDead)
+        spool.complete(id)
+        #expect(spool.ids().isEmpty)
+        #expect(throws: SpoolError.self) { try spool.read(id) }
+    }
+
+    @Test("recovery removes tmp leftovers and quarantines damaged entries without deleting them")
+    func recovery() throws {
+        let path = temporarySpoolPath()
+        defer { _ = try? FileManager.default.removeItem(atPath: path) }
+        let spool = try Spool(path: path)
+        let good = SpoolID.make(milliseconds: 1, random: 1)
+        let bad = SpoolID.make(milliseconds: 2, random: 2)
+        try spool.enqueue(metadata(good, size: 3), raw: Array("abc".utf8), state: SpoolState(nextAttemptMilliseconds: 0))
+        try spool.enqueue(metadata(bad, size: 3), raw: Array("xyz".utf8), state: SpoolState(nextAttemptMilliseconds: 0))
+        // Damage one entry (a torn write) and leave a half-written file in tmp/.
+        let badPath = "\(path)/queue/\(bad).msg"
+        let bytes = try Data(contentsOf: URL(fileURLWithPath: badPath))
+        try bytes.prefix(bytes.count - 10).write(to: URL(fileURLWithPath: badPath))
+        try Data("partial".utf8).write(to: URL(fileURLWithPath: "\(path)/tmp/ZZZZ.msg"))
+
+        let report = try Spool(path: path).recover()
+        #expect(report.removedTemporaryFiles == 1)
+        #expect(report.entries == 1)
+        #expect(report.quarantined.count == 1 && report.quarantined[0].hasPrefix(bad))
+        #expect(spool.ids() == [good])
+        #expect(FileManager.default.fileExists(atPath: "\(path)/quarantine/\(bad).msg"))
+    }
+
+    @Test func checksumMismatchIsDetected() throws {
+        let path = temporarySpoolPath()
+        defer { _ = try? FileManager.default.removeItem(atPath: path) }
+        let spool = try Spool(path: path)
+        let id = SpoolID.make(milliseconds: 3, random: 3)
+        try spool.enqueue(metadata(id, size: 5), raw: Array("hello".utf8), state: SpoolState(nextAttemptMilliseconds: 0))
+        let file = "\(path)/queue/\(id).msg"
+        var bytes = try Data(contentsOf: URL(fileURLWithPath: file))
+        let index = bytes.firstRange(of: Data("hello".utf8))!.lowerBound
+        bytes[index] = UInt8(ascii: "j")
+        try bytes.write(to: URL(fileURLWithPath: file))
+        #expect { try spool.read(id) } throws: { ($0 as? SpoolError)?.kind == .damaged }
+    }
+
+    @Test("claims exclude each other, also across file descriptors (processes)")
+    func claims() throws {
+        let path = temporarySpoolPath()
+        defer { _ = try? FileManager.default.removeItem(atPath: path) }
+        let spool = try Spool(path: path)
+        let id = SpoolID.make(milliseconds: 4, random: 4)
+        try spool.enqueue(metadata(id, size: 1), raw: [0x41], state: SpoolState(nextAttemptMilliseconds: 0))
+        var first: Spool.Claim? = try spool.claim(id)
+        #expect { try spool.claim(id) } throws: { ($0 as? SpoolError)?.kind == .locked }
+        first = nil
+        _ = first
+        #expect(throws: Never.self) { _ = try spool.claim(id) }
+        spool.complete(id)
+        #expect { try spool.claim(id) } throws: { ($0 as? SpoolError)?.kind == .notFound }
+    }
+
+    @Test func deadLetterReviveAndDrop() throws {
+        let path = temporarySpoolPath()
+        defer { _ = try? FileManager.default.removeItem(atPath: path) }
+        let spool = try Spool(path: path)
+        let id = SpoolID.make(milliseconds: 5, random: 5)
+        try spool.enqueue(metadata(id, size: 1), raw: [0x41], state: SpoolState(nextAttemptMilliseconds: 0))
+        var state = SpoolState(nextAttemptMilliseconds: 0)
+        state.attempts = [.init(atMilliseconds: 1, status: 503, error: nil, snippet: "down", kind: "retry")]
+        state.deadReason = "too old"
+        try spool.deadLetter(id, state: state)
+        #expect(spool.ids().isEmpty)
+        #expect(spool.ids(dead: true) == [id])
+        let dead = try spool.read(id)
+        #expect(dead.isDead && dead.state.deadReason == "too old" && dead.state.attempts.count == 1)
+        try spool.revive(id, nowMilliseconds: 99)
+        #expect(spool.ids() == [id])
+        #expect(try spool.read(id).state.nextAttemptMilliseconds == 99)
+        try spool.drop(id)
+        #expect(spool.ids().isEmpty && spool.ids(dead: true).isEmpty)
+        #expect { try spool.drop(id) } throws: { ($0 as? SpoolError)?.kind == .notFound }
+        #expect { try spool.drop("../../etc/passwd") } throws: { ($0 as? SpoolError)?.kind == .notFound }
+    }
+
+    @Test("200 concurrent writers: every entry is durable and readable (group commit)")
+    func concurrentEnqueue() async throws {
+        let path = temporarySpoolPath()
+        defer { _ = try? FileManager.default.removeItem(atPath: path) }
+        let spool = try Spool(path: path)
+        let ids = (0..<200).map { SpoolID.make(milliseconds: Int64($0), random: UInt32($0)) }
+        DispatchQueue.concurrentPerform(iterations: ids.count) { index in
+            let raw = Array("message \(index)".utf8)
+            try! spool.enqueue(metadata(ids[index], size: raw.count), raw: raw, state: SpoolState(nextAttemptMilliseconds: 0))
+        }
+        #expect(spool.ids() == ids.sorted())
+        for (index, id) in ids.enumerated() { #expect(try spool.read(id).raw == Array("message \(index)".utf8)) }
+    }
+
+    @Test func statistics() throws {
+        let path = temporarySpoolPath()
+        defer { _ = try? FileManager.default.removeItem(atPath: path) }
+        let spool = try Spool(path: path)
+        try spool.enqueue(metadata(SpoolID.make(milliseconds: 1, random: 1), size: 10), raw: [UInt8](repeating: 1, count: 10), state: SpoolState(nextAttemptMilliseconds: 0))
+        let stats = spool.statistics()
+        #expect(stats.live == 1 && stats.dead == 0 && stats.liveBytes > 10)
+    }
+}
+
+@Suite("Retry policy")
+struct RetryPolicyTests {
+    let policy = RetryPolicy()
+
+    @Test("schedule 5 s, 5 min, 30 min, 2 h, … 24 h (repeating), ±20 % jitter", arguments: [
+        (1, 5_000 as Int64), (2, 300_000), (3, 1_800_000), (4, 7_200_000), (9, 86_400_000), (15, 86_400_000),
+    ])
+    func schedule(_ attempts: Int, _ delay: Int64) {
+        for random in [0.0, 0.5, 0.999] {
+            guard case .retry(let at) = policy.afterTransientFailure(attempts: attempts, createdAtMilliseconds: 0, nowMilliseconds: 0, retryAfterSeconds: nil, random: random) else {
+                Issue.record("expected a retry")
+                return
+            }
+            let expected = Double(delay) * (1 + 0.2 * (2 * random - 1))
+            #expect(abs(Double(at) - expected) <= 1)
+            #expect(Double(at) >= Double(delay) * 0.8 && Double(at) <= Double(delay) * 1.2)
+        }
+    }
+
+    @Test func retryAfterIsHonouredAndClamped() {
+        #expect(policy.afterTransientFailure(attempts: 1, createdAtMilliseconds: 0, nowMilliseconds: 0, retryAfterSeconds: 120, random: 0.5) == .retry(atMilliseconds: 120_000))
+        #expect(policy.afterTransientFailure(attempts: 1, createdAtMilliseconds: 0, nowMilliseconds: 0, retryAfterSeconds: 10_000_000, random: 0.5) == .retry(atMilliseconds: 86_400_000))
+        // A shorter Retry-After does not make retries more aggressive than the schedule.
+        #expect(policy.afterTransientFailure(attempts: 2, createdAtMilliseconds: 0, nowMilliseconds: 0, retryAfterSeconds: 1, random: 0.5) == .retry(atMilliseconds: 300_000))
+    }
+
+    @Test func maxAgeDeadLetters() {
+        let decision = policy.afterTransientFailure(attempts: 20, createdAtMilliseconds: 0, nowMilliseconds: 5 * 86_400_000 - 1_000, retryAfterSeconds: nil, random: 0.5)
+        guard case .deadLetter(let reason) = decision else {
+            Issue.record("expected dead letter, got \(decision)")
+            return
+        }
+        #expect(reason.contains("20 attempt"))
+    }
+
+    @Test func parsesDurations() {
+        #expect(RetryPolicy.parseDurations("5s,5m,30m,2h,1d") == [5_000, 300_000, 1_800_000, 7_200_000, 86_400_000])
+        #expect(RetryPolicy.parseDuration("250ms") == 250)
+        #expect(RetryPolicy.parseDuration("1.5s") == 1_500)
+        #expect(RetryPolicy.parseDurations("5x") == nil)
+        #expect(RetryPolicy.parseDurations("") == nil)
+    }
+}
