@@ -115,6 +115,11 @@ public final class Spool: Sendable {
         try writeState(id, state, directory: queue)
     }
 
+    /// Replaces a dead letter's state (e.g. to record a replay attempt).
+    public func writeDeadState(_ id: String, _ state: SpoolState) throws(SpoolError) {
+        try writeState(id, state, directory: "\(path)/dead")
+    }
+
     private func writeState(_ id: String, _ state: SpoolState, directory: String) throws(SpoolError) {
         let data: Data
         do { data = try JSONEncoder().encode(state) } catch { throw SpoolError(.write, "cannot encode state: \(error)") }

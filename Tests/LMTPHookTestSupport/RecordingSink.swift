@@ -8,23 +8,30 @@ import NIOConcurrencyHelpers
 public final class RecordingSink: Sendable {
     public let sink: WebhookSink
     private let store: NIOLockedValueBox<[WebhookSink.Request]>
+    private let acceptedStore: NIOLockedValueBox<[WebhookSink.Request]>
     private let behaviour: NIOLockedValueBox<(status: Int?, delayMilliseconds: Int)>
 
-    private init(sink: WebhookSink, store: NIOLockedValueBox<[WebhookSink.Request]>, behaviour: NIOLockedValueBox<(status: Int?, delayMilliseconds: Int)>) {
+    private init(
+        sink: WebhookSink, store: NIOLockedValueBox<[WebhookSink.Request]>, accepted: NIOLockedValueBox<[WebhookSink.Request]>,
+        behaviour: NIOLockedValueBox<(status: Int?, delayMilliseconds: Int)>
+    ) {
         self.sink = sink
         self.store = store
+        self.acceptedStore = accepted
         self.behaviour = behaviour
     }
 
     public static func start() async throws -> RecordingSink {
         let store = NIOLockedValueBox<[WebhookSink.Request]>([])
+        let accepted = NIOLockedValueBox<[WebhookSink.Request]>([])
         let behaviour = NIOLockedValueBox<(status: Int?, delayMilliseconds: Int)>((nil, 0))
-        let sink = try await WebhookSink.start(respond: { _ in
+        let sink = try await WebhookSink.start(respond: { request in
             let (status, delay) = behaviour.withLockedValue { $0 }
             if delay > 0 { usleep(useconds_t(delay * 1000)) }
+            if status == nil || (200..<300).contains(status!) { accepted.withLockedValue { $0.append(request) } }
             return status
         }) { request in store.withLockedValue { $0.append(request) } }
-        return RecordingSink(sink: sink, store: store, behaviour: behaviour)
+        return RecordingSink(sink: sink, store: store, accepted: accepted, behaviour: behaviour)
     }
 
     /// Answer every request with this status from now on (`nil`: 200, or the `/status/NNN` path rule).
@@ -36,6 +43,9 @@ public final class RecordingSink: Sendable {
     public var url: String { sink.url }
 
     public var requests: [WebhookSink.Request] { store.withLockedValue { $0 } }
+
+    /// Requests answered 2xx (with ``answer(_:afterMilliseconds:)``: those the sink accepted).
+    public var accepted: [WebhookSink.Request] { acceptedStore.withLockedValue { $0 } }
 
     /// Waits until at least `count` requests arrived (or the timeout passed); returns them.
     @discardableResult
