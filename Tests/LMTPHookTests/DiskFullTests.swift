@@ -1,0 +1,57 @@
+import Foundation
+import LMTPHook
+import LMTPHookTestSupport
+import Spool
+import Testing
+
+/// A spool on a real, small tmpfs: when it is full the relay answers 451 (never a false 250),
+/// keeps serving, and queues again once space returns.
+@Suite("Disk full", .serialized)
+struct DiskFullTests {
+    @Test func fullSpoolAnswers451AndRecovers() async throws {
+        guard geteuid() == 0 else {
+            print("SKIPPED disk-full test: mounting a tmpfs needs root (CI runs as root)")
+            return
+        }
+        let directory = TemporaryDirectory("lmtphook-full")
+        let mountPoint = directory.file("fs")
+        try FileManager.default.createDirectory(atPath: mountPoint, withIntermediateDirectories: false)
+        let mounted = run("/bin/mount", ["-t", "tmpfs", "-o", "size=256k", "tmpfs", mountPoint])
+        try #require(mounted.status == 0, "mount failed: \(mounted.output)")
+        defer {
+            run("/bin/umount", [mountPoint])
+            directory.remove()
+        }
+        let sink = try await RecordingSink.start()
+        sink.answer(503)
+        let spoolPath = mountPoint + "/spool"
+        let settings = WebhookDelivery.Settings(retry: RetryPolicy(scheduleMilliseconds: [600_000], jitter: 0), breakerThreshold: 3)
+        let relay = try await RunningRelay.start(webhookURL: sink.url, spool: spoolPath, delivery: settings)
+        let body = String(repeating: "x", count: 60) + "\r\n"
+        let bigBody = String(repeating: body, count: 500)  // ~31 KB per message
+        var codes: [Int] = []
+        for index in 0..<20 {
+            let replies = try await blocking {
+                try LMTPClientConnection(unixPath: relay.socketPath).deliver(from: "a@example.org", to: ["b@example.test"], message: sampleMessage(subject: "m\(index)", body: bigBody))
+            }
+            codes.append(replies.first?.code ?? 0)
+        }
+        let spool = try Spool(path: spoolPath)
+        let queued = codes.filter { $0 == 250 }.count
+        #expect(queued > 0 && queued < 20, "codes: \(codes)")
+        #expect(codes.allSatisfy { $0 == 250 || $0 == 451 })
+        #expect(spool.ids().count == queued, "every 250 has its entry; no 451 left one behind")
+        for id in spool.ids() { #expect(throws: Never.self) { _ = try spool.read(id) } }
+        #expect(try FileManager.default.contentsOfDirectory(atPath: spoolPath + "/tmp").isEmpty, "failed writes leave no temporary files")
+
+        // Space returns: the next message is queued again, without a restart.
+        let remount = run("/bin/mount", ["-o", "remount,size=4m", mountPoint])
+        try #require(remount.status == 0, "\(remount.output)")
+        let after = try await blocking {
+            try LMTPClientConnection(unixPath: relay.socketPath).deliver(from: "a@example.org", to: ["b@example.test"], message: sampleMessage(subject: "after", body: bigBody))
+        }
+        #expect(after.first?.code == 250)
+        try await relay.stop()
+        await sink.stop()
+    }
+}
