@@ -41,7 +41,7 @@ public final class Relay: Service, Sendable {
         let spool = try configuration.spoolDirectory.map { path throws(SpoolError) in try Spool(path: path) }
         webhookURL = endpoint.url
         client = WebhookClient(threads: configuration.deliveryThreads)
-        spoolThreads = NIOThreadPool(numberOfThreads: 8)
+        spoolThreads = NIOThreadPool(numberOfThreads: 20)
         spoolThreads.start()
         let delivery = WebhookDelivery(endpoint: endpoint, client: client, spool: spool, spoolThreads: spoolThreads, settings: configuration.delivery, logger: logger)
         self.delivery = delivery

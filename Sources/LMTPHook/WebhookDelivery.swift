@@ -26,7 +26,7 @@ public final class WebhookDelivery: Sendable {
         public var retryConcurrency: Int
 
         public init(syncBudget: Duration = .seconds(5), retry: RetryPolicy = RetryPolicy(), breakerThreshold: Int = 5,
-                    breakerCooldown: Duration = .seconds(30), retryConcurrency: Int = 4) {
+                    breakerCooldown: Duration = .seconds(30), retryConcurrency: Int = 8) {
             self.syncBudget = syncBudget
             self.retry = retry
             self.breakerThreshold = breakerThreshold
@@ -121,10 +121,6 @@ public final class WebhookDelivery: Sendable {
         let envelope = Self.envelope(of: message)
         let receivedAt = UnixTime.now()
         let webhookID = MessagePayload.id(raw: message.data, recipients: envelope.rcptTo, endpoint: endpoint.url)
-        let rendered = MessagePayload.render(id: webhookID, receivedAt: receivedAt, envelope: envelope, raw: message.data, options: endpoint.payload)
-        if !rendered.message.problems.isEmpty {
-            logger.debug("message parsed with problems", metadata: ["id": "\(webhookID)", "problems": "\(rendered.message.problems.joined(separator: "; "))"])
-        }
         let metadata = SpoolMetadata(
             id: SpoolID.make(milliseconds: receivedAt.milliseconds, random: UInt32.random(in: 0...UInt32.max)), webhookID: webhookID,
             endpoint: endpoint.url, mailFrom: envelope.mailFrom, rcptTo: envelope.rcptTo, lhlo: envelope.lhlo, smtpUTF8: envelope.smtpUTF8,
@@ -138,6 +134,11 @@ public final class WebhookDelivery: Sendable {
         if !mayAttempt() {
             result = await queue(metadata, raw: message.data, attempt: nil, reason: "circuit open")
         } else {
+            // The payload is rendered only for an attempt (queued entries are rendered at their retry).
+            let rendered = MessagePayload.render(id: webhookID, receivedAt: receivedAt, envelope: envelope, raw: message.data, options: endpoint.payload)
+            if !rendered.message.problems.isEmpty {
+                logger.debug("message parsed with problems", metadata: ["id": "\(webhookID)", "problems": "\(rendered.message.problems.joined(separator: "; "))"])
+            }
             let attempt = Task { await client.post(endpoint.request(webhookID: webhookID, body: rendered.json)) }
             let budget = spool == nil ? nil : settings.syncBudget
             if let response = await Self.race(attempt, budget: budget) {
@@ -251,12 +252,13 @@ public final class WebhookDelivery: Sendable {
         await withDiscardingTaskGroup { group in
             while !Task.isCancelled {
                 let now = UnixTime.now().milliseconds
-                let due: [String] = state.withLock { state in
+                let (due, backlog): ([String], Bool) = state.withLock { state in
+                    let ready = state.schedule.filter { $0.value <= now && !state.inflight.contains($0.key) }
                     let room = settings.retryConcurrency - state.inflight.count
-                    guard room > 0 else { return [] }
-                    let ids = state.schedule.filter { $0.value <= now && !state.inflight.contains($0.key) }.sorted { $0.value < $1.value }.prefix(room).map(\.key)
+                    guard room > 0, !ready.isEmpty else { return ([], !ready.isEmpty) }
+                    let ids = ready.sorted { $0.value < $1.value }.prefix(room).map(\.key)
                     for id in ids { state.inflight.insert(id) }
-                    return ids
+                    return (ids, ready.count > ids.count)
                 }
                 for id in due {
                     group.addTask {
@@ -264,7 +266,8 @@ public final class WebhookDelivery: Sendable {
                         self.state.withLock { _ = $0.inflight.remove(id) }
                     }
                 }
-                try? await Task.sleep(for: .milliseconds(100))
+                // Busy: look again soon (slots free up as attempts finish); idle: every 100 ms.
+                try? await Task.sleep(for: .milliseconds(due.isEmpty && !backlog ? 100 : 2))
             }
         }
     }

@@ -56,11 +56,11 @@ public final class Spool: Sendable {
     /// Writes an entry durably. When this returns, the entry survives a crash.
     public func enqueue(_ metadata: SpoolMetadata, raw: [UInt8], state: SpoolState) throws(SpoolError) {
         guard SpoolID.isValid(metadata.id) else { throw SpoolError(.write, "invalid spool id \(metadata.id)") }
+        var metadata = metadata
+        metadata.initialState = state  // one file per entry: no separate state file until the first update
         let bytes = try Self.encodeEntry(metadata, raw: raw)
         let temporary = "\(path)/tmp/\(metadata.id).msg"
         let final = "\(queue)/\(metadata.id).msg"
-        // The state goes first (an entry file without state is rebuilt with defaults anyway).
-        try writeState(metadata.id, state, directory: queue)
         do throws(SpoolError) {
             try Self.writeDurably(bytes, to: temporary)
             guard rename(temporary, final) == 0 else { throw SpoolError(.write, "rename to \(final) failed: \(Self.lastError())") }
@@ -74,7 +74,7 @@ public final class Spool: Sendable {
     }
 
     /// write + fsync + close of a new file (O_EXCL); any failure removes it.
-    static func writeDurably(_ bytes: [UInt8], to path: String) throws(SpoolError) {
+    static func writeDurably(_ bytes: [UInt8], to path: String, sync: Bool = true) throws(SpoolError) {
         let fd = open(path, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0o640)
         guard fd >= 0 else { throw SpoolError(.write, "cannot create \(path): \(lastError())") }
         var offset = 0
@@ -90,7 +90,7 @@ public final class Spool: Sendable {
                 offset += written
             }
         }
-        if failure == nil && fsync(fd) != 0 { failure = "fsync of \(path) failed: \(lastError())" }
+        if sync && failure == nil && fsync(fd) != 0 { failure = "fsync of \(path) failed: \(lastError())" }
         if close(fd) != 0 && failure == nil { failure = "close of \(path) failed: \(lastError())" }
         if let failure {
             unlink(path)
@@ -110,7 +110,9 @@ public final class Spool: Sendable {
         return bytes
     }
 
-    /// Replaces an entry's state file atomically (tmp → fsync → rename).
+    /// Replaces an entry's state file atomically (tmp → rename). State is advisory and not fsync'd:
+    /// after a crash an entry may be attempted earlier than planned (at-least-once allows that),
+    /// while the entry itself is always durable.
     public func writeState(_ id: String, _ state: SpoolState) throws(SpoolError) {
         try writeState(id, state, directory: queue)
     }
@@ -124,7 +126,7 @@ public final class Spool: Sendable {
         let data: Data
         do { data = try JSONEncoder().encode(state) } catch { throw SpoolError(.write, "cannot encode state: \(error)") }
         let temporary = "\(path)/tmp/\(id).state.\(UInt32.random(in: 0...UInt32.max))"
-        try Self.writeDurably(Array(data), to: temporary)
+        try Self.writeDurably(Array(data), to: temporary, sync: false)
         guard rename(temporary, "\(directory)/\(id).state") == 0 else {
             unlink(temporary)
             throw SpoolError(.write, "rename of state for \(id) failed: \(Self.lastError())")
@@ -158,14 +160,38 @@ public final class Spool: Sendable {
 
     /// The state of a live entry alone (cheap: for building the schedule), `nil` if unreadable.
     public func state(_ id: String) -> SpoolState? {
-        Self.readFile("\(queue)/\(id).state").flatMap { try? JSONDecoder().decode(SpoolState.self, from: Data($0)) }
+        if let state = Self.readFile("\(queue)/\(id).state").flatMap({ try? JSONDecoder().decode(SpoolState.self, from: Data($0)) }) {
+            return state
+        }
+        return Self.readMetadata(path: "\(queue)/\(id).msg").map { $0.initialState ?? SpoolState(nextAttemptMilliseconds: $0.receivedAtMilliseconds) }
+    }
+
+    /// The metadata line of an entry without reading the message.
+    static func readMetadata(path: String) -> SpoolMetadata? {
+        let fd = open(path, O_RDONLY | O_CLOEXEC)
+        guard fd >= 0 else { return nil }
+        defer { close(fd) }
+        var head: [UInt8] = []
+        var chunk = [UInt8](repeating: 0, count: 16_384)
+        let magicLength = "\(magic)\n".utf8.count
+        while head.count < 1 << 20 {
+            let count = chunk.withUnsafeMutableBytes { Glibc.read(fd, $0.baseAddress, $0.count) }
+            if count < 0 && errno == EINTR { continue }
+            if count <= 0 { break }
+            head += chunk[..<count]
+            if head.count > magicLength, let end = head[magicLength...].firstIndex(of: 0x0A) {
+                return try? JSONDecoder().decode(SpoolMetadata.self, from: Data(head[magicLength..<end]))
+            }
+        }
+        return nil
     }
 
     private func readState(_ id: String, directory: String, metadata: SpoolMetadata) -> SpoolState {
         if let bytes = Self.readFile("\(directory)/\(id).state"), let state = try? JSONDecoder().decode(SpoolState.self, from: Data(bytes)) {
             return state
         }
-        return SpoolState(nextAttemptMilliseconds: metadata.receivedAtMilliseconds)  // missing or damaged: due now
+        // No update yet (or a lost one): the state written with the entry, else due now.
+        return metadata.initialState ?? SpoolState(nextAttemptMilliseconds: metadata.receivedAtMilliseconds)
     }
 
     static func readFile(_ path: String) -> [UInt8]? {

@@ -17,6 +17,9 @@ public struct SpoolMetadata: Sendable, Hashable, Codable {
     public var receivedAtMilliseconds: Int64
     /// Size of the raw message.
     public var size: Int
+    /// The state at enqueue time, kept in the (immutable) entry file so that queuing creates one
+    /// file only; a later `.state` file overrides it.
+    public var initialState: SpoolState?
 
     public init(
         id: String, webhookID: String, endpoint: String, mailFrom: String, rcptTo: [String], lhlo: String, smtpUTF8: Bool,

@@ -14,7 +14,7 @@ lab=../shared/lab
 [[ -f $lab/lmtp-load.c ]] || { echo "spool-bench: $lab/lmtp-load.c not found" >&2; exit 1; }
 swift build -c release --product lmtphook >/dev/null
 bin=.build/release/lmtphook
-work=$(mktemp -d /tmp/lmtphook-bench-XXXXXX)
+work=$(mktemp -d "${BENCH_DIR:-/var/tmp}/lmtphook-bench-XXXXXX")
 trap 'kill $(jobs -p) 2>/dev/null || true; rm -rf "$work"' EXIT
 cc -O2 -pthread -o "$work/lmtp-load" "$lab/lmtp-load.c"
 free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
