@@ -79,7 +79,7 @@ let package = Package(
         .target(
             name: "LMTPHookTestSupport",
             dependencies: [
-                "LMTPHook", .product(name: "NIOCore", package: "swift-nio"), .product(name: "NIOPosix", package: "swift-nio"),
+                "LMTPHook", "Spool", .product(name: "NIOCore", package: "swift-nio"), .product(name: "NIOPosix", package: "swift-nio"),
                 .product(name: "NIOConcurrencyHelpers", package: "swift-nio"),
             ],
             path: "Tests/LMTPHookTestSupport"

@@ -2,6 +2,7 @@ import ArgumentParser
 import LMTPHook
 import LMTPServer
 import NIOPosix
+import Spool
 
 #if canImport(Glibc)
 import Glibc

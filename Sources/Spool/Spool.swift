@@ -105,9 +105,18 @@ public final class Spool: Sendable {
         bytes += Array(json)
         bytes.append(0x0A)
         bytes += raw
-        let digest = SHA256.hash(data: raw).map { String($0, radix: 16).count == 1 ? "0" + String($0, radix: 16) : String($0, radix: 16) }.joined()
-        bytes += Array("\nend \(digest)\n".utf8)
+        bytes += Array("\nend \(hexDigest(raw))\n".utf8)
         return bytes
+    }
+
+    static func hexDigest(_ bytes: [UInt8]) -> String {
+        let hex = Array("0123456789abcdef".utf8)
+        var output: [UInt8] = []
+        for byte in SHA256.hash(data: bytes) {
+            output.append(hex[Int(byte >> 4)])
+            output.append(hex[Int(byte & 15)])
+        }
+        return String(decoding: output, as: UTF8.self)
     }
 
     /// Replaces an entry's state file atomically (tmp → rename). State is advisory and not fsync'd:
@@ -194,20 +203,7 @@ public final class Spool: Sendable {
         return metadata.initialState ?? SpoolState(nextAttemptMilliseconds: metadata.receivedAtMilliseconds)
     }
 
-    static func readFile(_ path: String) -> [UInt8]? {
-        let fd = open(path, O_RDONLY | O_CLOEXEC)
-        guard fd >= 0 else { return nil }
-        defer { close(fd) }
-        var bytes: [UInt8] = []
-        var chunk = [UInt8](repeating: 0, count: 1 << 16)
-        while true {
-            let count = chunk.withUnsafeMutableBytes { Glibc.read(fd, $0.baseAddress, $0.count) }
-            if count < 0 && errno == EINTR { continue }
-            if count < 0 { return nil }
-            if count == 0 { return bytes }
-            bytes += chunk[..<count]
-        }
-    }
+    static func readFile(_ path: String) -> [UInt8]? { FileContents.read(path: path) }
 
     static func decodeEntry(path: String) throws(SpoolError) -> (SpoolMetadata, [UInt8]) {
         guard let bytes = readFile(path) else {
@@ -228,8 +224,7 @@ public final class Spool: Sendable {
         }
         let raw = Array(bytes[rawStart..<(rawStart + metadata.size)])
         let trailer = String(decoding: bytes[(rawStart + metadata.size)...], as: UTF8.self)
-        let digest = SHA256.hash(data: raw).map { String($0, radix: 16).count == 1 ? "0" + String($0, radix: 16) : String($0, radix: 16) }.joined()
-        guard trailer == "\nend \(digest)\n" else { throw SpoolError(.damaged, "\(path): checksum mismatch") }
+        guard trailer == "\nend \(hexDigest(raw))\n" else { throw SpoolError(.damaged, "\(path): checksum mismatch") }
         return (metadata, raw)
     }
 

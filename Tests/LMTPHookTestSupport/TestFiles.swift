@@ -1,7 +1,7 @@
 #if canImport(Glibc)
 import Glibc
 #endif
-import LMTPHook
+import Spool
 
 /// A fresh directory under /tmp (short, so UNIX socket paths fit), removed with its contents on `remove()`.
 public struct TemporaryDirectory: Sendable {
