@@ -66,6 +66,7 @@ let package = Package(
             name: "LMTPHookCLI",
             dependencies: [
                 "LMTPHook", "LMTPServer", "WebhookClient", "MailCore", "Spool",
+                .product(name: "NIOPosix", package: "swift-nio"),
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),

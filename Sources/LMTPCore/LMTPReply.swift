@@ -22,10 +22,6 @@ public struct LMTPReply: Sendable, Hashable, CustomStringConvertible {
 
     /// `true` for 2xx replies (RFC 2033: a "successful" RCPT is one answered 2xx).
     public var isPositive: Bool { (200..<300).contains(code) }
-    /// `true` for 4xx replies.
-    public var isTransientFailure: Bool { (400..<500).contains(code) }
-    /// `true` for 5xx replies.
-    public var isPermanentFailure: Bool { (500..<600).contains(code) }
 
     /// The reply as it goes on the wire, every line terminated by CRLF.
     public var wireFormat: String {

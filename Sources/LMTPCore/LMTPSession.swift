@@ -71,27 +71,6 @@ public struct LMTPSession: Sendable {
         return LMTPReply(code: 250, lines: lines)
     }
 
-    /// `true` while a transaction is open (after an accepted MAIL, until its final replies).
-    public var isInTransaction: Bool {
-        switch phase {
-        case .data, .awaitingSender, .awaitingRecipient, .awaitingDelivery: return true
-        case .beforeLHLO, .ready: return envelope != nil
-        case .closed: return false
-        }
-    }
-
-    /// `true` while the session is reading message text (between `354` and the final dot).
-    public var isReceivingData: Bool {
-        if case .data = phase { return true }
-        return false
-    }
-
-    /// Bytes of message text read so far in the current DATA phase.
-    public var dataBytesReceived: Int {
-        if case .data(let decoder) = phase { return decoder.size }
-        return 0
-    }
-
     /// `true` once the session has decided to close.
     public var isClosed: Bool {
         if case .closed = phase { return true }

@@ -38,11 +38,23 @@ public final class Relay: Service, Sendable {
             localSink = sink
             logger.notice("no webhook configured: delivering to the built-in local receiver, documents go to stdout", metadata: ["url": "\(sink.url)"])
         }
-        let spool = try configuration.spoolDirectory.map { path throws(SpoolError) in try Spool(path: path) }
         webhookURL = endpoint.url
         client = WebhookClient(threads: configuration.deliveryThreads)
         spoolThreads = NIOThreadPool(numberOfThreads: 20)
         spoolThreads.start()
+        let spool: Spool?
+        do {
+            if let path = configuration.spoolDirectory {
+                spool = try await spoolThreads.runIfActive { try Spool(path: path) }  // mkdir/open: off the cooperative pool
+            } else {
+                spool = nil
+            }
+        } catch {
+            await client.shutdown()
+            try? await spoolThreads.shutdownGracefully()
+            await localSink?.stop()
+            throw error
+        }
         let delivery = WebhookDelivery(endpoint: endpoint, client: client, spool: spool, spoolThreads: spoolThreads, settings: configuration.delivery, logger: logger)
         self.delivery = delivery
         server = LMTPServer(configuration: configuration.server, logger: logger) { message in

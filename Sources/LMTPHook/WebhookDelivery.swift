@@ -77,9 +77,6 @@ public final class WebhookDelivery: Sendable {
         return state.withLock { $0.openUntilMilliseconds > now }
     }
 
-    /// Spooled entries waiting for a retry (live entries known to this process).
-    public var queuedCount: Int { state.withLock { $0.schedule.count } }
-
     private func recordOutcome(_ outcome: DeliveryOutcome) {
         let now = UnixTime.now().milliseconds
         let opened: Bool = state.withLock { state in

@@ -72,11 +72,6 @@ public final class WebhookSink: Sendable {
         try? await channel.close()
         try? await recorder.shutdownGracefully()
     }
-
-    /// Waits until the listener closes (after ``stop()``).
-    public func waitUntilClosed() async {
-        try? await channel.closeFuture.get()
-    }
 }
 
 /// Collects one request at a time and answers it after recording.

@@ -2,6 +2,7 @@ import ArgumentParser
 import Foundation
 import LMTPHook
 import MailCore
+import NIOPosix
 import Spool
 import WebhookClient
 
@@ -235,14 +236,22 @@ struct SpoolCommand: AsyncParsableCommand {
                     let width = 30, done = candidates.isEmpty ? width : width * index / candidates.count
                     FileHandle.standardError.write(Data("\r[\(String(repeating: "=", count: done))\(String(repeating: " ", count: width - done))] \(index)/\(candidates.count)".utf8))
                 }
-                let claim: Spool.Claim?
-                do { claim = try spool.claim(id) } catch let error where error.kind == .locked {
+                // Spool file work runs on a thread pool, not on the cooperative pool.
+                let (claim, locked, read) = try await NIOThreadPool.singleton.runIfActive { () -> (Spool.Claim?, Bool, Spool.Entry?) in
+                    do {
+                        let claim = try spool.claim(id)
+                        return (claim, false, try? spool.read(id))
+                    } catch let error as SpoolError where error.kind == .locked {
+                        return (nil, true, nil)
+                    } catch {
+                        return (nil, false, try? spool.read(id))  // not a live entry: maybe a dead letter
+                    }
+                }
+                if locked {
                     busy += 1
                     continue
-                } catch {
-                    claim = nil  // not a live entry: maybe a dead letter
                 }
-                guard let entry = try? spool.read(id) else {
+                guard let entry = read else {
                     missing += 1
                     if !ids.isEmpty { FileHandle.standardError.write(Data("\nlmtphook spool: no entry \(id)\n".utf8)) }
                     continue
@@ -259,19 +268,22 @@ struct SpoolCommand: AsyncParsableCommand {
                 state.attempts.append(.init(
                     atMilliseconds: UnixTime.now().milliseconds, status: response.status, error: response.error.map { "\($0.kind.rawValue): \($0.message)" },
                     snippet: String(response.snippet.prefix(200)), kind: "replay"))
-                switch DeliveryOutcome.classify(response) {
-                case .delivered:
-                    try? spool.drop(id)
-                    delivered += 1
-                case .transient:
-                    failing += 1
-                    if entry.isDead { try? spool.writeDeadState(id, state) } else { try? spool.writeState(id, state) }
+                let outcome = DeliveryOutcome.classify(response)
+                switch outcome {
+                case .delivered: delivered += 1
+                case .transient: failing += 1
                 case .permanent(_, _, let reason):
                     dead += 1
                     state.deadReason = reason
-                    if entry.isDead { try? spool.writeDeadState(id, state) } else { try? spool.deadLetter(id, state: state) }
                 }
-                withExtendedLifetime(claim) {}
+                try await NIOThreadPool.singleton.runIfActive { [state] in
+                    switch outcome {
+                    case .delivered: try? spool.drop(id)
+                    case .transient: if entry.isDead { try? spool.writeDeadState(id, state) } else { try? spool.writeState(id, state) }
+                    case .permanent: if entry.isDead { try? spool.writeDeadState(id, state) } else { try? spool.deadLetter(id, state: state) }
+                    }
+                    withExtendedLifetime(claim) {}  // the claim is held until the outcome is recorded
+                }
                 if let rate { try? await Task.sleep(for: .milliseconds(Int(1000 / rate))) }
             }
             if interactive { FileHandle.standardError.write(Data("\r\u{1B}[K".utf8)) }

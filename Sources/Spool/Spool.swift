@@ -261,20 +261,6 @@ public final class Spool: Sendable {
         unlink("\(queue)/\(id).state")
     }
 
-    /// Moves a dead letter back to the queue, due now.
-    public func revive(_ id: String, nowMilliseconds: Int64) throws(SpoolError) {
-        let entry = try read(id)
-        guard entry.isDead else { return }
-        var state = entry.state
-        state.deadReason = nil
-        state.nextAttemptMilliseconds = nowMilliseconds
-        try writeState(id, state, directory: queue)
-        guard rename("\(path)/dead/\(id).msg", "\(queue)/\(id).msg") == 0 else {
-            throw SpoolError(.write, "cannot move \(id) back to queue/: \(Self.lastError())")
-        }
-        unlink("\(path)/dead/\(id).state")
-    }
-
     /// Deletes an entry (live or dead) for good.
     public func drop(_ id: String) throws(SpoolError) {
         guard SpoolID.isValid(id) else { throw SpoolError(.notFound, "no spool entry \(id)") }

@@ -131,7 +131,4 @@ public enum CurlGlobal {
     /// Initialises libcurl; safe to call many times from any thread (Swift runs the initialiser once).
     @discardableResult
     public static func initialize() -> Bool { initialized }
-
-    /// The libcurl version string, e.g. `libcurl/7.88.1 OpenSSL/3.0.15 …`.
-    public static var version: String { String(cString: curl_version()) }
 }

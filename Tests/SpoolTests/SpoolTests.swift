@@ -94,7 +94,7 @@ struct SpoolTests {
         #expect { try spool.claim(id) } throws: { ($0 as? SpoolError)?.kind == .notFound }
     }
 
-    @Test func deadLetterReviveAndDrop() throws {
+    @Test func deadLetterAndDrop() throws {
         let path = temporarySpoolPath()
         defer { _ = try? FileManager.default.removeItem(atPath: path) }
         let spool = try Spool(path: path)
@@ -108,9 +108,6 @@ struct SpoolTests {
         #expect(spool.ids(dead: true) == [id])
         let dead = try spool.read(id)
         #expect(dead.isDead && dead.state.deadReason == "too old" && dead.state.attempts.count == 1)
-        try spool.revive(id, nowMilliseconds: 99)
-        #expect(spool.ids() == [id])
-        #expect(try spool.read(id).state.nextAttemptMilliseconds == 99)
         try spool.drop(id)
         #expect(spool.ids().isEmpty && spool.ids(dead: true).isEmpty)
         #expect { try spool.drop(id) } throws: { ($0 as? SpoolError)?.kind == .notFound }
