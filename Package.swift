@@ -18,12 +18,21 @@ let package = Package(
         .package(url: "https://github.com/apple/swift-log.git", from: "1.16.0"),
         .package(url: "https://github.com/swift-server/swift-service-lifecycle.git", from: "2.13.0"),
         .package(url: "https://github.com/apple/swift-crypto.git", "3.12.0"..<"5.0.0"),
+        .package(url: "https://github.com/jpsim/Yams.git", from: "6.0.0"),
+        .package(url: "https://github.com/hummingbird-project/swift-mustache.git", from: "2.0.0"),
     ],
     targets: [
         .systemLibrary(name: "CCurl", pkgConfig: "libcurl", providers: [.apt(["libcurl4-openssl-dev"])]),
         // Pure cores: no sockets, no curl, no clocks.
         .target(name: "LMTPCore", swiftSettings: strict),
         .target(name: "MailCore", dependencies: [.product(name: "Crypto", package: "swift-crypto")], swiftSettings: strict),
+        // Where mail goes and what it looks like there: routes, target formats (Slack, Discord, …,
+        // Mustache templates), truncation, rate limits. Pure: no sockets, no curl, no clocks.
+        .target(
+            name: "Targets",
+            dependencies: ["MailCore", .product(name: "Mustache", package: "swift-mustache")],
+            swiftSettings: strict
+        ),
         // The durable spool and the retry policy: blocking POSIX file I/O, no NIO.
         .target(name: "Spool", dependencies: [.product(name: "Crypto", package: "swift-crypto")], swiftSettings: strict),
         // Only this target knows curl.
@@ -52,7 +61,8 @@ let package = Package(
         .target(
             name: "LMTPHook",
             dependencies: [
-                "LMTPServer", "LMTPCore", "MailCore", "WebhookClient", "Spool",
+                "LMTPServer", "LMTPCore", "MailCore", "WebhookClient", "Spool", "Targets",
+                .product(name: "Yams", package: "Yams"),
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOConcurrencyHelpers", package: "swift-nio"),
                 .product(name: "NIOPosix", package: "swift-nio"),
@@ -65,7 +75,7 @@ let package = Package(
         .target(
             name: "LMTPHookCLI",
             dependencies: [
-                "LMTPHook", "LMTPServer", "WebhookClient", "MailCore", "Spool",
+                "LMTPHook", "LMTPServer", "WebhookClient", "MailCore", "Spool", "Targets",
                 .product(name: "NIOPosix", package: "swift-nio"),
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Logging", package: "swift-log"),
@@ -88,6 +98,7 @@ let package = Package(
         .testTarget(name: "LMTPCoreTests", dependencies: ["LMTPCore"]),
         .testTarget(name: "MailCoreTests", dependencies: ["MailCore"], exclude: ["Golden", "Messages"]),
         .testTarget(name: "SpoolTests", dependencies: ["Spool"]),
+        .testTarget(name: "TargetsTests", dependencies: ["Targets", "MailCore"], exclude: ["Golden", "Messages"]),
         .testTarget(
             name: "WebhookClientTests",
             dependencies: [
@@ -98,7 +109,7 @@ let package = Package(
         .testTarget(
             name: "LMTPHookTests",
             dependencies: [
-                "LMTPHook", "LMTPServer", "LMTPCore", "MailCore", "WebhookClient", "LMTPHookCLI", "LMTPHookTestSupport", "Spool",
+                "LMTPHook", "LMTPServer", "LMTPCore", "MailCore", "WebhookClient", "LMTPHookCLI", "LMTPHookTestSupport", "Spool", "Targets",
                 .product(name: "NIOPosix", package: "swift-nio"),
                 .product(name: "NIOConcurrencyHelpers", package: "swift-nio"),
                 .product(name: "Logging", package: "swift-log"),

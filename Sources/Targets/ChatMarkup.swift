@@ -1,0 +1,104 @@
+import Foundation
+
+/// Escaping rules of chat targets, and the lengths text has after escaping (limits apply to what
+/// the target receives). Mail text is untrusted markup: it must not ping `@everyone`, must not
+/// form `<!channel>` or disguised links like `<https://evil|bank>` or `[bank](https://evil)`.
+public enum ChatMarkup {
+    /// Slack mrkdwn: exactly `&`, `<`, `>` become entities; nothing else is encoded.
+    public static func slack(_ text: String) -> String {
+        var out = ""
+        out.reserveCapacity(text.utf8.count)
+        for character in text { out += slackEscape(character) ?? String(character) }
+        return out
+    }
+
+    private static func slackEscape(_ character: Character) -> String? {
+        switch character {
+        case "&": return "&amp;"
+        case "<": return "&lt;"
+        case ">": return "&gt;"
+        default: return nil
+        }
+    }
+
+    /// Characters Slack counts for `character` once escaped.
+    public static func slackLength(_ character: Character) -> Int { slackEscape(character)?.count ?? 1 }
+
+    /// Markdown (CommonMark-like: Discord, Mattermost, Rocket.Chat, Zulip): a backslash before
+    /// every character that could start formatting, a link or a mention, and mentions
+    /// (`@everyone`, `@channel`, `@all`, `@here`, `@user`) broken with a zero-width space after
+    /// the `@` so that they show as text and notify nobody.
+    public static func markdown(_ text: String) -> String {
+        var out = ""
+        out.reserveCapacity(text.utf8.count)
+        var previous: Character?
+        for character in text {
+            out += markdownEscape(character, after: previous) ?? String(character)
+            previous = character
+        }
+        return out
+    }
+
+    static let markdownSpecials: Set<Character> = ["\\", "`", "*", "_", "~", "[", "]", "<", ">", "|", "#"]
+    static let zeroWidthSpace: Character = "\u{200B}"
+
+    private static func markdownEscape(_ character: Character, after previous: Character?) -> String? {
+        if markdownSpecials.contains(character) { return "\\" + String(character) }
+        if character == "@", !(previous.map { $0.isLetter || $0.isNumber || $0 == "." || $0 == "_" || $0 == "-" || $0 == "+" } ?? false) {
+            return "@" + String(zeroWidthSpace)
+        }
+        return nil
+    }
+
+    /// The length of `text` after ``markdown(_:)``, counted by `unit` per escaped grapheme.
+    public static func markdownMeasure(_ unit: TextLimit.Unit) -> (Character) -> Int {
+        let limit = TextLimit(0, unit)
+        return { character in
+            let base = limit.length(of: String(character))
+            if markdownSpecials.contains(character) { return base + 1 }
+            if character == "@" { return base + limit.length(of: String(zeroWidthSpace)) }  // counted as if always broken
+            return base
+        }
+    }
+
+    /// Plain text for targets that render a little markdown we cannot escape (Teams TextBlocks):
+    /// link syntax `](` is broken with a zero-width space; mentions are inert there anyway.
+    public static func neutraliseLinks(_ text: String) -> String {
+        text.replacingOccurrences(of: "](", with: "]\u{200B}(")
+    }
+
+    /// HTML text content: `&`, `<`, `>`, `"` and `'` become entities.
+    public static func html(_ text: String) -> String {
+        var out = ""
+        out.reserveCapacity(text.utf8.count)
+        for character in text {
+            switch character {
+            case "&": out += "&amp;"
+            case "<": out += "&lt;"
+            case ">": out += "&gt;"
+            case "\"": out += "&quot;"
+            case "'": out += "&#39;"
+            default: out.append(character)
+            }
+        }
+        return out
+    }
+
+    /// Matrix: `@room` notifies the whole room; broken with a zero-width space.
+    public static func matrixPlain(_ text: String) -> String {
+        text.replacingOccurrences(of: "@room", with: "@\u{200B}room")
+    }
+
+    /// UTF-8 bytes `character` takes inside a JSON string literal.
+    public static func jsonLength(_ character: Character) -> Int {
+        var total = 0
+        for scalar in character.unicodeScalars {
+            switch scalar {
+            case "\"", "\\", "\n", "\r", "\t", "\u{08}", "\u{0C}": total += 2
+            case _ where scalar.value < 0x20: total += 6
+            default: total += String(scalar).utf8.count
+            }
+        }
+        return total
+    }
+}

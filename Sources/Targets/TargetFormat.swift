@@ -1,0 +1,126 @@
+import MailCore
+
+/// The body formats lmtphook can send: payload v1 for generic receivers, the native formats of
+/// chat apps, and Mustache templates for anything else (ticketing APIs).
+public enum TargetFormat: String, Sendable, Hashable, CaseIterable {
+    case json, slack, discord, mattermost, teams, zulip, rocketchat, ntfy, gotify, matrix, template
+
+    /// What a 2xx from this target must also show before the message counts as delivered.
+    public var defaultSuccessRule: SuccessRule {
+        switch self {
+        case .slack: return SuccessRule(body: "ok")  // Slack answers 200 "ok"; anything else is an error text
+        case .discord, .ntfy, .gotify: return SuccessRule(jsonField: "id")  // the saved message's id
+        default: return SuccessRule()
+        }
+    }
+
+    /// Renders one delivery.
+    public func render(_ input: RenderInput, options: FormatOptions) throws(TemplateError) -> RenderedBody {
+        switch self {
+        case .json: return RenderedBody(contentType: "application/json", bytes: input.payloadJSON)
+        case .slack: return SlackFormat.render(input.summary)
+        case .discord: return DiscordFormat.render(input.summary, options: options)
+        case .mattermost: return MattermostFormat.render(input.summary, options: options)
+        case .teams: return TeamsFormat.render(input.summary)
+        case .zulip: return ZulipFormat.render(input.summary, options: options)
+        case .rocketchat: return RocketChatFormat.render(input.summary, options: options)
+        case .ntfy: return NtfyFormat.render(input.summary, options: options)
+        case .gotify: return GotifyFormat.render(input.summary, options: options)
+        case .matrix: return MatrixFormat.render(input.summary, options: options)
+        case .template:
+            guard let template = options.template else { throw TemplateError(message: "format 'template' needs a template") }
+            return try template.render(input)
+        }
+    }
+}
+
+/// Per-endpoint settings of a format.
+public struct FormatOptions: Sendable {
+    /// Display name where the target lets a webhook set one (Discord, Mattermost, Rocket.Chat, Matrix).
+    public var username: String?
+    /// Channel override (Mattermost, Rocket.Chat), if the integration allows it.
+    public var channel: String?
+    /// Zulip: the stream (channel) to post to.
+    public var stream: String?
+    /// ntfy: the topic.
+    public var topic: String?
+    /// ntfy (1–5) or Gotify (0–10) priority.
+    public var priority: Int?
+    /// The template of format `template`.
+    public var template: MessageTemplate?
+
+    public init(username: String? = nil, channel: String? = nil, stream: String? = nil, topic: String? = nil, priority: Int? = nil, template: MessageTemplate? = nil) {
+        self.username = username
+        self.channel = channel
+        self.stream = stream
+        self.topic = topic
+        self.priority = priority
+        self.template = template
+    }
+}
+
+/// Everything a format may use to render one delivery.
+public struct RenderInput: Sendable {
+    public var summary: MailSummary
+    public var message: ParsedMessage
+    public var envelope: MailEnvelope
+    /// The payload v1 document of this delivery.
+    public var payloadJSON: [UInt8]
+    public var receivedAt: UnixTime
+
+    public init(summary: MailSummary, message: ParsedMessage, envelope: MailEnvelope, payloadJSON: [UInt8], receivedAt: UnixTime) {
+        self.summary = summary
+        self.message = message
+        self.envelope = envelope
+        self.payloadJSON = payloadJSON
+        self.receivedAt = receivedAt
+    }
+}
+
+/// A request body and its media type.
+public struct RenderedBody: Sendable, Hashable {
+    public var contentType: String
+    public var bytes: [UInt8]
+
+    public init(contentType: String, bytes: [UInt8]) {
+        self.contentType = contentType
+        self.bytes = bytes
+    }
+
+    static func json(_ build: (inout JSONWriter) -> Void) -> RenderedBody {
+        var writer = JSONWriter()
+        build(&writer)
+        return RenderedBody(contentType: "application/json", bytes: writer.bytes)
+    }
+}
+
+extension JSONWriter {
+    mutating func field(_ name: String, _ value: String) {
+        key(name)
+        string(value)
+    }
+
+    mutating func field(_ name: String, _ value: Int) {
+        key(name)
+        int(value)
+    }
+
+    mutating func field(_ name: String, _ value: Bool) {
+        key(name)
+        bool(value)
+    }
+
+    mutating func object(_ name: String? = nil, _ build: (inout JSONWriter) -> Void) {
+        if let name { key(name) }
+        beginObject()
+        build(&self)
+        endObject()
+    }
+
+    mutating func array(_ name: String? = nil, _ build: (inout JSONWriter) -> Void) {
+        if let name { key(name) }
+        beginArray()
+        build(&self)
+        endArray()
+    }
+}
