@@ -145,6 +145,27 @@ public final class LMTPClientConnection: @unchecked Sendable {
     /// A whole pipelined transaction: LHLO (when `lhlo` is set, after reading the greeting), MAIL,
     /// RCPTs, DATA, the dot-stuffed message. Returns one reply per accepted recipient.
     public func deliver(lhlo: String? = "client.local", from sender: String, to recipients: [String], message: [UInt8]) throws -> [Reply] {
+        let (rcptReplies, data) = try begin(lhlo: lhlo, from: sender, to: recipients)
+        guard data.code == 354 else { throw Failure("DATA: \(data) (RCPT: \(rcptReplies))") }
+        try send(Self.dotStuff(message))
+        return try readReplies(rcptReplies.filter { $0.code / 100 == 2 }.count)
+    }
+
+    /// Like ``deliver(lhlo:from:to:message:)``, but with one reply per recipient in RCPT order:
+    /// the RCPT reply for a refused recipient, the final reply after the data for an accepted one.
+    public func deliverEach(lhlo: String? = "client.local", from sender: String, to recipients: [String], message: [UInt8]) throws -> [Reply] {
+        let (rcptReplies, data) = try begin(lhlo: lhlo, from: sender, to: recipients)
+        guard data.code == 354 else {
+            guard rcptReplies.allSatisfy({ $0.code / 100 != 2 }) else { throw Failure("DATA: \(data) (RCPT: \(rcptReplies))") }
+            return rcptReplies
+        }
+        try send(Self.dotStuff(message))
+        var finals = try readReplies(rcptReplies.filter { $0.code / 100 == 2 }.count).makeIterator()
+        return rcptReplies.map { $0.code / 100 == 2 ? finals.next() ?? $0 : $0 }
+    }
+
+    /// Greeting, LHLO, then MAIL, every RCPT and DATA pipelined; the RCPT replies and the DATA reply.
+    private func begin(lhlo: String?, from sender: String, to recipients: [String]) throws -> ([Reply], Reply) {
         if let lhlo {
             let greeting = try readReply()
             guard greeting.code == 220 else { throw Failure("greeting: \(greeting)") }
@@ -159,9 +180,7 @@ public final class LMTPClientConnection: @unchecked Sendable {
         let rcptReplies = try readReplies(recipients.count)
         let data = try readReply()
         guard mail.code == 250 else { throw Failure("MAIL: \(mail)") }
-        guard data.code == 354 else { throw Failure("DATA: \(data) (RCPT: \(rcptReplies))") }
-        try send(Self.dotStuff(message))
-        return try readReplies(rcptReplies.filter { $0.code / 100 == 2 }.count)
+        return (rcptReplies, data)
     }
 
     /// Dot-stuffs a message, normalises line ends to CRLF and appends the terminating `.CRLF`.

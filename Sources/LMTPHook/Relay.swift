@@ -4,6 +4,8 @@ import Logging
 import NIOPosix
 import ServiceLifecycle
 import Spool
+import NIOConcurrencyHelpers
+import Targets
 import WebhookClient
 
 /// lmtphook itself: an ``LMTPServer`` whose messages go to a webhook through libcurl (or to the
@@ -18,8 +20,10 @@ public final class Relay: Service, Sendable {
     private let localSink: WebhookSink?
     /// The delivery engine (sync attempt, spool, retries).
     public let delivery: WebhookDelivery
-    /// The webhook URL in use (the local receiver's when none was configured).
+    /// The webhook URL of the first endpoint (the local receiver's when none was configured).
     public let webhookURL: String
+    /// The route table in force (replaced by ``reload(_:)``).
+    private let routes: NIOLockedValueBox<RouteTable>
 
     /// Prepares the relay; `localRecord` receives what the built-in receiver gets (default: stdout).
     public init(
@@ -28,17 +32,19 @@ public final class Relay: Service, Sendable {
     ) async throws {
         self.configuration = configuration
         self.logger = logger
-        let endpoint: WebhookEndpoint
-        if let webhook = configuration.webhook {
-            endpoint = webhook
-            localSink = nil
-        } else {
+        var configuration = configuration
+        if configuration.endpoints.isEmpty {
             let sink = try await WebhookSink.start(record: localRecord ?? StandardOutput.printJSONLine)
-            endpoint = WebhookEndpoint(url: sink.url, payload: configuration.payload)
+            configuration.endpoints = [WebhookEndpoint(name: "local", url: sink.url, payload: configuration.payload)]
+            configuration.routes = nil
             localSink = sink
             logger.notice("no webhook configured: delivering to the built-in local receiver, documents go to stdout", metadata: ["url": "\(sink.url)"])
+        } else {
+            localSink = nil
         }
-        webhookURL = endpoint.url
+        webhookURL = configuration.endpoints[0].url
+        let routeTable = configuration.effectiveRoutes
+        routes = NIOLockedValueBox(routeTable)
         client = WebhookClient(threads: configuration.deliveryThreads)
         spoolThreads = NIOThreadPool(numberOfThreads: 20)
         spoolThreads.start()
@@ -55,10 +61,18 @@ public final class Relay: Service, Sendable {
             await localSink?.stop()
             throw error
         }
-        let delivery = WebhookDelivery(endpoint: endpoint, client: client, spool: spool, spoolThreads: spoolThreads, settings: configuration.delivery, logger: logger)
+        let delivery = WebhookDelivery(
+            endpoints: configuration.endpoints, client: client, spool: spool, spoolThreads: spoolThreads, settings: configuration.delivery, logger: logger)
+        delivery.update(endpoints: configuration.endpoints, delimiters: routeTable.delimiters)
         self.delivery = delivery
-        server = LMTPServer(configuration: configuration.server, logger: logger) { message in
-            await delivery.deliver(message)
+        let routes = self.routes
+        let policy = LMTPPolicy(recipient: { recipient in
+            let address = recipient.mailbox.address
+            guard routes.withLockedValue({ $0.resolve(address) }) == nil else { return .accept }
+            return .reply(LMTPReply(550, "5.1.1", "<\(address)>: no route for this recipient"))
+        })
+        server = LMTPServer(configuration: configuration.server, policy: policy, logger: logger) { message in
+            await Relay.deliver(message, routes: routes.withLockedValue { $0 }, delivery: delivery)
         }
         do {
             try await delivery.loadSpool()
@@ -67,6 +81,80 @@ public final class Relay: Service, Sendable {
             throw error
         }
     }
+
+    /// Routes each recipient, delivers once per endpoint (concurrently), and gives each recipient
+    /// the combined result of its endpoints: any 4xx wins (the MTA retries; endpoints that already
+    /// have the message get the same webhook id again), then any 5xx, else 250.
+    static func deliver(_ message: LMTPMessage, routes: RouteTable, delivery: WebhookDelivery) async -> [LMTPRecipientResult] {
+        var results = [[LMTPRecipientResult]](repeating: [], count: message.recipients.count)
+        var groups: [String: (indices: [Int], route: String)] = [:]
+        var order: [String] = []
+        for (index, recipient) in message.recipients.enumerated() {
+            guard let match = routes.resolve(recipient.mailbox.address) else {
+                // The route went away in a reload between RCPT and the final dot.
+                results[index] = [LMTPRecipientResult(code: 550, enhancedCode: "5.1.1", text: "no route for this recipient")]
+                continue
+            }
+            for name in match.endpoints {
+                if groups[name] == nil { order.append(name) }
+                groups[name, default: ([], match.route)].indices.append(index)
+            }
+        }
+        let outcomes = await withTaskGroup(of: (String, LMTPRecipientResult).self) { group in
+            for name in order {
+                guard let indices = groups[name]?.indices, let route = groups[name]?.route else { continue }
+                group.addTask {
+                    guard let endpoint = delivery.endpoint(named: name) else {
+                        return (name, .temporaryFailure("endpoint \(name) is not configured"))
+                    }
+                    let recipients = indices.map { message.recipients[$0] }
+                    let tags = WebhookDelivery.tags(recipients.map(\.mailbox.address), delimiters: routes.delimiters)
+                    return (name, await delivery.deliver(message, recipients: recipients, to: endpoint, tags: tags, route: route))
+                }
+            }
+            var outcomes: [String: LMTPRecipientResult] = [:]
+            for await (name, result) in group { outcomes[name] = result }
+            return outcomes
+        }
+        for name in order {
+            guard let result = outcomes[name] else { continue }
+            for index in groups[name]?.indices ?? [] { results[index].append(result) }
+        }
+        return results.map(combine)
+    }
+
+    static func combine(_ results: [LMTPRecipientResult]) -> LMTPRecipientResult {
+        if let temporary = results.first(where: { $0.code / 100 == 4 }) { return temporary }
+        if let permanent = results.first(where: { $0.code / 100 == 5 }) { return permanent }
+        guard let first = results.first else { return .temporaryFailure("no endpoint") }
+        if results.count == 1 { return first }
+        let text = results.map(\.text).joined(separator: "; ")
+        return LMTPRecipientResult(code: first.code, enhancedCode: first.enhancedCode, text: WebhookDelivery.shorten(text, to: 400))
+    }
+
+    /// Applies a new configuration's routes and endpoints without dropping connections; mail in
+    /// flight finishes with the old ones. Listeners, limits and the spool directory stay as they
+    /// were started (the returned notes say which of those changed and need a restart).
+    public func reload(_ new: RelayConfiguration) -> [String] {
+        var notes: [String] = []
+        if new.server != configuration.server { notes.append("listeners, limits or timeouts changed: they take effect after a restart") }
+        if new.spoolDirectory != configuration.spoolDirectory { notes.append("the spool directory changed: it takes effect after a restart") }
+        var endpoints = new.endpoints
+        var table = new.effectiveRoutes
+        if endpoints.isEmpty, let localSink {
+            endpoints = [WebhookEndpoint(name: "local", url: localSink.url, payload: new.payload)]
+            table = RouteTable(routes: [Route(name: "default", conditions: [RouteCondition()], endpoints: ["local"])])
+        } else if endpoints.isEmpty {
+            notes.append("the new configuration has no endpoints: kept the current ones")
+            return notes
+        }
+        delivery.update(endpoints: endpoints, delimiters: table.delimiters)
+        routes.withLockedValue { $0 = table }
+        return notes
+    }
+
+    /// The route table in force.
+    public var routeTable: RouteTable { routes.withLockedValue { $0 } }
 
     /// Serves until ``stop()`` or graceful shutdown; retries run alongside and stop with the server.
     public func run() async throws {

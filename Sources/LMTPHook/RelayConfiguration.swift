@@ -1,14 +1,17 @@
 import LMTPCore
 import LMTPServer
 import MailCore
+import Targets
 
-/// The settings of `lmtphook serve`.
+/// The settings of `lmtphook serve`, from flags or from a configuration file.
 public struct RelayConfiguration: Sendable {
     /// The LMTP side: listeners, limits, timeouts.
     public var server: LMTPServerConfiguration
-    /// The webhook; `nil` runs the built-in local receiver and prints each document on stdout.
-    public var webhook: WebhookEndpoint?
-    /// Payload options for the built-in local receiver (a configured webhook carries its own).
+    /// The endpoints; none runs the built-in local receiver and prints each document on stdout.
+    public var endpoints: [WebhookEndpoint]
+    /// Which recipients go to which endpoints; `nil` sends every recipient to every endpoint.
+    public var routes: RouteTable?
+    /// Payload options for the built-in local receiver (a configured endpoint carries its own).
     public var payload: PayloadOptions
     /// Spool directory: with one, transient failures are queued durably and retried; without, they get 451.
     public var spoolDirectory: String?
@@ -18,14 +21,21 @@ public struct RelayConfiguration: Sendable {
     public var deliveryThreads: Int
 
     public init(
-        server: LMTPServerConfiguration, webhook: WebhookEndpoint? = nil, payload: PayloadOptions = PayloadOptions(),
-        spoolDirectory: String? = nil, delivery: WebhookDelivery.Settings = WebhookDelivery.Settings(), deliveryThreads: Int = 16
+        server: LMTPServerConfiguration, webhook: WebhookEndpoint? = nil, endpoints: [WebhookEndpoint] = [], routes: RouteTable? = nil,
+        payload: PayloadOptions = PayloadOptions(), spoolDirectory: String? = nil, delivery: WebhookDelivery.Settings = WebhookDelivery.Settings(),
+        deliveryThreads: Int = 16
     ) {
         self.server = server
-        self.webhook = webhook
+        self.endpoints = (webhook.map { [$0] } ?? []) + endpoints
+        self.routes = routes
         self.payload = payload
         self.spoolDirectory = spoolDirectory
         self.delivery = delivery
         self.deliveryThreads = deliveryThreads
+    }
+
+    /// The route table in force: the configured one, or one catch-all route to every endpoint.
+    var effectiveRoutes: RouteTable {
+        routes ?? RouteTable(routes: [Route(name: "default", conditions: [RouteCondition()], endpoints: endpoints.map(\.name))])
     }
 }

@@ -4,6 +4,7 @@ import MailCore
 import NIOPosix
 import Spool
 import Synchronization
+import Targets
 import WebhookClient
 
 /// Delivery with durability: after the final dot each message gets one webhook attempt within the
@@ -35,34 +36,68 @@ public final class WebhookDelivery: Sendable {
         }
     }
 
-    private struct State {
+    /// Failure streak (circuit breaker) and token bucket of one endpoint.
+    private struct EndpointHealth {
         var consecutiveFailures = 0
         var openUntilMilliseconds: Int64 = 0
+        var bucket: TokenBucket?
+    }
+
+    private struct State {
+        var endpoints: [String: WebhookEndpoint]
+        var delimiters: Set<Character> = ["+"]
+        var health: [String: EndpointHealth] = [:]
         var inflight: Set<String> = []
         var schedule: [String: Int64] = [:]
     }
 
-    public let endpoint: WebhookEndpoint
     public let settings: Settings
     private let client: WebhookClient
     private let spool: Spool?
     private let spoolThreads: NIOThreadPool
     private let logger: Logger
-    private let state = Mutex(State())
+    private let state: Mutex<State>
 
-    public init(endpoint: WebhookEndpoint, client: WebhookClient, spool: Spool?, spoolThreads: NIOThreadPool, settings: Settings = Settings(), logger: Logger) {
-        self.endpoint = endpoint
+    public init(
+        endpoints: [WebhookEndpoint], client: WebhookClient, spool: Spool?, spoolThreads: NIOThreadPool, settings: Settings = Settings(), logger: Logger
+    ) {
         self.client = client
         self.spool = spool
         self.spoolThreads = spoolThreads
         self.settings = settings
         self.logger = logger
+        state = Mutex(State(endpoints: Dictionary(endpoints.map { ($0.name, $0) }) { $1 }))
+    }
+
+    /// Replaces the endpoints (configuration reload). Health and rate-limit state is kept for
+    /// endpoints whose name and URL did not change; queued entries follow their endpoint's name.
+    public func update(endpoints: [WebhookEndpoint], delimiters: Set<Character>) {
+        state.withLock { state in
+            state.delimiters = delimiters
+            let old = state.endpoints
+            state.endpoints = Dictionary(endpoints.map { ($0.name, $0) }) { $1 }
+            state.health = state.health.filter { name, _ in
+                guard let before = old[name], let after = state.endpoints[name] else { return false }
+                return before.url == after.url && before.rateLimit == after.rateLimit
+            }
+        }
+    }
+
+    /// The endpoint with this name, as currently configured.
+    public func endpoint(named name: String) -> WebhookEndpoint? { state.withLock { $0.endpoints[name] } }
+
+    /// The endpoint a spool entry belongs to: by name, else (older entries) by URL.
+    func endpoint(for metadata: SpoolMetadata) -> WebhookEndpoint? {
+        state.withLock { state in
+            if let name = metadata.endpointName { return state.endpoints[name] }
+            return state.endpoints.values.first { $0.url == metadata.endpoint }
+        }
     }
 
     /// Maps an LMTP transaction to the protocol-independent envelope of the payload.
-    public static func envelope(of message: LMTPMessage) -> MailEnvelope {
+    public static func envelope(of message: LMTPMessage, recipients: [LMTPRecipient]? = nil) -> MailEnvelope {
         var seen = Set<String>()
-        let recipients = message.recipients.map(\.mailbox.address).filter { seen.insert($0).inserted }
+        let recipients = (recipients ?? message.recipients).map(\.mailbox.address).filter { seen.insert($0).inserted }
         let client = message.client
         return MailEnvelope(
             mailFrom: message.sender.address, rcptTo: recipients, lhlo: message.lhloName, smtpUTF8: message.smtpUTF8,
@@ -71,51 +106,82 @@ public final class WebhookDelivery: Sendable {
         )
     }
 
-    /// `true` while new mail skips the sync attempt (the endpoint keeps failing).
-    public var circuitOpen: Bool {
+    /// `true` while new mail for this endpoint skips the sync attempt (the endpoint keeps failing).
+    public func circuitOpen(_ name: String) -> Bool {
         let now = UnixTime.now().milliseconds
-        return state.withLock { $0.openUntilMilliseconds > now }
+        return state.withLock { ($0.health[name]?.openUntilMilliseconds ?? 0) > now }
     }
 
-    private func recordOutcome(_ outcome: DeliveryOutcome) {
+    private func recordOutcome(_ outcome: DeliveryOutcome, endpoint: WebhookEndpoint) {
         let now = UnixTime.now().milliseconds
         let opened: Bool = state.withLock { state in
+            var health = state.health[endpoint.name] ?? EndpointHealth()
+            defer { state.health[endpoint.name] = health }
             if case .transient = outcome {
-                state.consecutiveFailures += 1
-                if state.consecutiveFailures >= settings.breakerThreshold && state.openUntilMilliseconds <= now {
-                    state.openUntilMilliseconds = now + Self.milliseconds(settings.breakerCooldown)
+                health.consecutiveFailures += 1
+                if health.consecutiveFailures >= settings.breakerThreshold && health.openUntilMilliseconds <= now {
+                    health.openUntilMilliseconds = now + Self.milliseconds(settings.breakerCooldown)
                     return true
                 }
             } else {
-                state.consecutiveFailures = 0
-                state.openUntilMilliseconds = 0
+                health.consecutiveFailures = 0
+                health.openUntilMilliseconds = 0
             }
             return false
         }
-        if opened { logger.warning("endpoint keeps failing: circuit open, new mail goes straight to the spool", metadata: ["endpoint": "\(endpoint.url)"]) }
+        if opened {
+            logger.warning("endpoint keeps failing: circuit open, new mail goes straight to the spool", metadata: ["endpoint": "\(endpoint.name)"])
+        }
     }
 
     /// Whether this message may make a sync attempt (closed circuit, or the one probe after cooldown).
-    private func mayAttempt() -> Bool {
+    private func mayAttempt(_ endpoint: WebhookEndpoint) -> Bool {
         let now = UnixTime.now().milliseconds
         return state.withLock { state in
-            if state.openUntilMilliseconds == 0 { return true }
-            if state.openUntilMilliseconds > now { return false }
-            state.openUntilMilliseconds = now + Self.milliseconds(settings.breakerCooldown)  // half-open: one probe
+            let open = state.health[endpoint.name]?.openUntilMilliseconds ?? 0
+            if open == 0 { return true }
+            if open > now { return false }
+            state.health[endpoint.name, default: EndpointHealth()].openUntilMilliseconds = now + Self.milliseconds(settings.breakerCooldown)  // half-open: one probe
             return true
         }
+    }
+
+    /// Waits for the endpoint's rate limit; `false` (nothing reserved) when that would take longer than `maxWait`.
+    private func waitForRate(_ endpoint: WebhookEndpoint, maxWait: Duration?) async -> Bool {
+        guard let limit = endpoint.rateLimit else { return true }
+        let now = UnixTime.now().milliseconds
+        let wait: Int64 = state.withLock { state in
+            var health = state.health[endpoint.name] ?? EndpointHealth()
+            if health.bucket?.limit != limit { health.bucket = TokenBucket(limit: limit, nowMilliseconds: now) }
+            let wait = health.bucket!.reserve(nowMilliseconds: now)
+            if let maxWait, wait > Self.milliseconds(maxWait) { health.bucket!.release() }
+            state.health[endpoint.name] = health
+            return wait
+        }
+        if let maxWait, wait > Self.milliseconds(maxWait) { return false }
+        if wait > 0 { try? await Task.sleep(for: .milliseconds(wait)) }
+        return true
     }
 
     static func milliseconds(_ duration: Duration) -> Int64 {
         duration.components.seconds * 1000 + duration.components.attoseconds / 1_000_000_000_000_000
     }
 
+    /// Tags of the envelope recipients (plus-addressing), in order, unique.
+    public static func tags(_ recipients: [String], delimiters: Set<Character>) -> [String] {
+        var seen = Set<String>()
+        return recipients.compactMap { RouteTable.tag(of: $0, delimiters: delimiters) }.filter { seen.insert($0).inserted }
+    }
+
     // MARK: - After the final dot
 
-    /// Delivers or queues the message; one result per recipient.
-    public func deliver(_ message: LMTPMessage) async -> [LMTPRecipientResult] {
+    /// Delivers or queues the message for `recipients` (those of the transaction routed to
+    /// `endpoint`); one result that applies to each of them.
+    public func deliver(
+        _ message: LMTPMessage, recipients: [LMTPRecipient], to endpoint: WebhookEndpoint, tags: [String] = [], route: String? = nil
+    ) async -> LMTPRecipientResult {
         let started = ContinuousClock.now
-        let envelope = Self.envelope(of: message)
+        let envelope = Self.envelope(of: message, recipients: recipients)
         let receivedAt = UnixTime.now()
         let webhookID = MessagePayload.id(raw: message.data, recipients: envelope.rcptTo, endpoint: endpoint.url)
         let metadata = SpoolMetadata(
@@ -125,58 +191,75 @@ public final class WebhookDelivery: Sendable {
             client: [("name", envelope.client.name), ("addr", envelope.client.addr), ("port", envelope.client.port), ("proto", envelope.client.proto),
                      ("helo", envelope.client.helo), ("ident", envelope.client.ident), ("source", envelope.client.source)]
                 .reduce(into: [:]) { result, pair in if let value = pair.1 { result[pair.0] = value } },
-            receivedAtMilliseconds: receivedAt.milliseconds, size: message.data.count)
+            receivedAtMilliseconds: receivedAt.milliseconds, size: message.data.count, endpointName: endpoint.name, format: endpoint.format.rawValue)
+        let budget: Duration? = spool == nil ? nil : (endpoint.syncBudget ?? settings.syncBudget)
 
         let result: (LMTPRecipientResult, String, Int)
-        if !mayAttempt() {
+        if !mayAttempt(endpoint) {
             result = await queue(metadata, raw: message.data, attempt: nil, reason: "circuit open")
+        } else if !(await waitForRate(endpoint, maxWait: budget ?? .seconds(60))) {
+            result = await queue(metadata, raw: message.data, attempt: nil, reason: "rate limit \(endpoint.rateLimit?.description ?? "")")
         } else {
-            // The payload is rendered only for an attempt (queued entries are rendered at their retry).
-            let rendered = MessagePayload.render(id: webhookID, receivedAt: receivedAt, envelope: envelope, raw: message.data, options: endpoint.payload)
-            if !rendered.message.problems.isEmpty {
-                logger.debug("message parsed with problems", metadata: ["id": "\(webhookID)", "problems": "\(rendered.message.problems.joined(separator: "; "))"])
-            }
-            let attempt = Task { await client.post(endpoint.request(webhookID: webhookID, body: rendered.json)) }
-            let budget = spool == nil ? nil : settings.syncBudget
-            if let response = await Self.race(attempt, budget: budget) {
-                let outcome = DeliveryOutcome.classify(response)
-                recordOutcome(outcome)
-                let record = SpoolState.Attempt(
-                    atMilliseconds: UnixTime.now().milliseconds, status: response.status, error: response.error.map { "\($0.kind.rawValue): \($0.message)" },
-                    snippet: String(response.snippet.prefix(200)), kind: "sync")
-                switch outcome {
-                case .delivered:
-                    result = (.delivered("delivered id=\(webhookID)"), "delivered", response.status)
-                case .permanent(let code, let enhanced, let reason):
-                    if response.status == 410 { logger.warning("endpoint is gone (HTTP 410)", metadata: ["endpoint": "\(endpoint.url)"]) }
-                    result = (LMTPRecipientResult(code: code, enhancedCode: enhanced, text: "\(reason) id=\(webhookID)"), "bounced", response.status)
-                case .transient(let reason):
-                    if spool == nil {
-                        result = (.temporaryFailure("webhook failed (\(WebhookDelivery.shorten(reason, to: 120))) id=\(webhookID)"), "deferred", response.status)
-                    } else {
-                        result = await queue(metadata, raw: message.data, attempt: record, reason: reason)
-                    }
-                }
-            } else {
-                // The budget ran out: queue now; the attempt goes on and completes the entry if it succeeds.
-                state.withLock { _ = $0.inflight.insert(metadata.id) }
-                result = await queue(metadata, raw: message.data, attempt: nil, reason: "no answer within the sync budget")
-                let queued = result.1 == "queued"
-                Task {
-                    let response = await attempt.value
-                    await self.finishLateAttempt(metadata, response: response, queued: queued)
-                }
-            }
+            result = await attempt(metadata, raw: message.data, envelope: envelope, receivedAt: receivedAt, endpoint: endpoint, tags: tags, route: route,
+                                   budget: budget.map { $0 - (ContinuousClock.now - started) })
         }
         let delay = ContinuousClock.now - started
-        for recipient in message.recipients {
+        for recipient in recipients {
             logger.info("delivery", metadata: [
                 "id": "\(webhookID)", "spool_id": "\(metadata.id)", "queue_id": "\(message.client.ident ?? "-")", "rcpt": "\(recipient.mailbox.address)",
-                "endpoint": "\(endpoint.url)", "status": "\(result.1)", "http": "\(result.2)", "size": "\(message.data.count)",
+                "endpoint": "\(endpoint.name)", "route": "\(route ?? "-")", "status": "\(result.1)", "http": "\(result.2)", "size": "\(message.data.count)",
                 "delay": "\(Double(Self.milliseconds(delay)) / 1000)",
             ])
         }
-        return message.recipients.map { _ in result.0 }
+        return result.0
+    }
+
+    /// The sync attempt: render, POST within the budget, classify; queue when it cannot finish now.
+    private func attempt(
+        _ metadata: SpoolMetadata, raw: [UInt8], envelope: MailEnvelope, receivedAt: UnixTime, endpoint: WebhookEndpoint, tags: [String], route: String?,
+        budget: Duration?
+    ) async -> (LMTPRecipientResult, String, Int) {
+        let webhookID = metadata.webhookID
+        let body: RenderedBody
+        do {
+            let rendered = try endpoint.render(webhookID: webhookID, receivedAt: receivedAt, envelope: envelope, raw: raw, tags: tags, route: route)
+            if !rendered.message.problems.isEmpty {
+                logger.debug("message parsed with problems", metadata: ["id": "\(webhookID)", "problems": "\(rendered.message.problems.joined(separator: "; "))"])
+            }
+            body = rendered.body
+        } catch {
+            logger.error("cannot render the message for this endpoint", metadata: ["id": "\(webhookID)", "endpoint": "\(endpoint.name)", "error": "\(error)"])
+            return await queue(metadata, raw: raw, attempt: nil, reason: "cannot render: \(error)")
+        }
+        let attempt = Task { await client.post(endpoint.request(webhookID: webhookID, body: body)) }
+        guard let response = await Self.race(attempt, budget: budget) else {
+            // The budget ran out: queue now; the attempt goes on and completes the entry if it succeeds.
+            state.withLock { _ = $0.inflight.insert(metadata.id) }
+            let result = await queue(metadata, raw: raw, attempt: nil, reason: "no answer within the sync budget")
+            let queued = result.1 == "queued"
+            Task {
+                let response = await attempt.value
+                await self.finishLateAttempt(metadata, response: response, queued: queued, endpoint: endpoint)
+            }
+            return result
+        }
+        let outcome = DeliveryOutcome.classify(response, rule: endpoint.successRule)
+        recordOutcome(outcome, endpoint: endpoint)
+        switch outcome {
+        case .delivered:
+            return (.delivered("delivered id=\(webhookID)"), "delivered", response.status)
+        case .permanent(let code, let enhanced, let reason):
+            if response.status == 410 { logger.warning("endpoint is gone (HTTP 410)", metadata: ["endpoint": "\(endpoint.name)"]) }
+            return (LMTPRecipientResult(code: code, enhancedCode: enhanced, text: "\(reason) id=\(webhookID)"), "bounced", response.status)
+        case .transient(let reason):
+            if spool == nil {
+                return (.temporaryFailure("webhook failed (\(WebhookDelivery.shorten(reason, to: 120))) id=\(webhookID)"), "deferred", response.status)
+            }
+            let record = SpoolState.Attempt(
+                atMilliseconds: UnixTime.now().milliseconds, status: response.status, error: response.error.map { "\($0.kind.rawValue): \($0.message)" },
+                snippet: String(response.snippet.prefix(200)), kind: "sync")
+            return await queue(metadata, raw: raw, attempt: record, reason: reason)
+        }
     }
 
     /// The attempt's response, or `nil` when `budget` ran out first (the attempt keeps running).
@@ -216,10 +299,10 @@ public final class WebhookDelivery: Sendable {
     }
 
     /// The sync attempt finished after the budget: complete the entry on success, else record it.
-    private func finishLateAttempt(_ metadata: SpoolMetadata, response: WebhookResponse, queued: Bool) async {
+    private func finishLateAttempt(_ metadata: SpoolMetadata, response: WebhookResponse, queued: Bool, endpoint: WebhookEndpoint) async {
         defer { state.withLock { _ = $0.inflight.remove(metadata.id) } }
-        let outcome = DeliveryOutcome.classify(response)
-        recordOutcome(outcome)
+        let outcome = DeliveryOutcome.classify(response, rule: endpoint.successRule)
+        recordOutcome(outcome, endpoint: endpoint)
         guard queued, let spool else { return }
         let attempt = SpoolState.Attempt(
             atMilliseconds: UnixTime.now().milliseconds, status: response.status, error: response.error.map { "\($0.kind.rawValue): \($0.message)" },
@@ -291,10 +374,28 @@ public final class WebhookDelivery: Sendable {
             state.withLock { $0.schedule[id] = entry.state.nextAttemptMilliseconds }
             return
         }
-        let body = endpoint.body(for: entry.metadata, raw: entry.raw)
-        let response = await client.post(endpoint.request(webhookID: entry.metadata.webhookID, body: body))
-        let outcome = DeliveryOutcome.classify(response)
-        recordOutcome(outcome)
+        let delimiters = state.withLock { $0.delimiters }
+        guard let endpoint = self.endpoint(for: entry.metadata) else {
+            // Its endpoint is no longer configured: keep the entry (never dropped) and look again later.
+            logger.warning("queued message for an endpoint that is not configured: kept, retried after a reload adds it back",
+                           metadata: ["spool_id": "\(id)", "endpoint": "\(entry.metadata.endpointName ?? entry.metadata.endpoint)"])
+            state.withLock { $0.schedule[id] = UnixTime.now().milliseconds + 300_000 }
+            return
+        }
+        _ = await waitForRate(endpoint, maxWait: nil)
+        let response: WebhookResponse
+        do {
+            let envelope = WebhookEndpoint.envelope(of: entry.metadata)
+            let body = try endpoint.render(
+                webhookID: entry.metadata.webhookID, receivedAt: UnixTime(milliseconds: entry.metadata.receivedAtMilliseconds), envelope: envelope,
+                raw: entry.raw, tags: Self.tags(envelope.rcptTo, delimiters: delimiters), route: nil
+            ).body
+            response = await client.post(endpoint.request(webhookID: entry.metadata.webhookID, body: body))
+        } catch {
+            response = WebhookResponse(status: 0, error: WebhookTransportError(kind: .other, message: "cannot render: \(error)"))
+        }
+        let outcome = DeliveryOutcome.classify(response, rule: endpoint.successRule)
+        recordOutcome(outcome, endpoint: endpoint)
         let attempt = SpoolState.Attempt(
             atMilliseconds: UnixTime.now().milliseconds, status: response.status, error: response.error.map { "\($0.kind.rawValue): \($0.message)" },
             snippet: String(response.snippet.prefix(200)), kind: "retry")

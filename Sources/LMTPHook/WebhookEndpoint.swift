@@ -1,10 +1,16 @@
 import MailCore
 import Spool
+import Targets
 import WebhookClient
 
-/// One webhook endpoint: where to POST, how long to wait, how to sign, what to put in the payload.
+/// One webhook endpoint: where to send, in which format, how long to wait, how to sign, what to
+/// put in the payload, how fast, and what counts as success.
 public struct WebhookEndpoint: Sendable {
+    /// The name routes refer to (and spool entries record).
+    public var name: String
     public var url: String
+    /// `POST` (default), `PUT` or `PATCH`.
+    public var method: String
     public var connectTimeoutMilliseconds: Int
     public var totalTimeoutMilliseconds: Int
     /// Static headers (e.g. `Authorization: Bearer …`).
@@ -13,40 +19,66 @@ public struct WebhookEndpoint: Sendable {
     public var payload: PayloadOptions
     /// Standard Webhooks signing secrets (none: unsigned, but `webhook-id`/`webhook-timestamp` are sent).
     public var signer: WebhookSigner
+    /// The body format (payload v1, a chat app's, or a template).
+    public var format: TargetFormat
+    public var formatOptions: FormatOptions
+    /// What a 2xx must also show to count as delivered.
+    public var successRule: SuccessRule
+    /// Requests per period at most, if limited.
+    public var rateLimit: RateLimit?
+    /// The sync budget of this endpoint (default: the relay's).
+    public var syncBudget: Duration?
 
     public init(
-        url: String, connectTimeoutMilliseconds: Int = 5_000, totalTimeoutMilliseconds: Int = 30_000, headers: [WebhookHeader] = [],
-        payload: PayloadOptions = PayloadOptions(), signer: WebhookSigner = try! WebhookSigner(secrets: [])
+        name: String = "default", url: String, method: String = "POST", connectTimeoutMilliseconds: Int = 5_000, totalTimeoutMilliseconds: Int = 30_000,
+        headers: [WebhookHeader] = [], payload: PayloadOptions = PayloadOptions(), signer: WebhookSigner = try! WebhookSigner(secrets: []),
+        format: TargetFormat = .json, formatOptions: FormatOptions = FormatOptions(), successRule: SuccessRule? = nil,
+        rateLimit: RateLimit? = nil, syncBudget: Duration? = nil
     ) {
+        self.name = name
         self.url = url
+        self.method = method
         self.connectTimeoutMilliseconds = connectTimeoutMilliseconds
         self.totalTimeoutMilliseconds = totalTimeoutMilliseconds
         self.headers = headers
         self.payload = payload
         self.signer = signer
+        self.format = format
+        self.formatOptions = formatOptions
+        self.successRule = successRule ?? format.defaultSuccessRule
+        self.rateLimit = rateLimit
+        self.syncBudget = syncBudget
     }
 
     /// A signed request for one attempt (a fresh `webhook-timestamp` each time, the same id).
-    public func request(webhookID: String, body: [UInt8], to url: String? = nil, nowMilliseconds: Int64 = UnixTime.now().milliseconds) -> WebhookRequest {
+    public func request(webhookID: String, body: RenderedBody, nowMilliseconds: Int64 = UnixTime.now().milliseconds) -> WebhookRequest {
         var headers = self.headers
-        headers += signer.headers(id: webhookID, timestamp: nowMilliseconds / 1000, body: body)
+        if !headers.contains(where: { $0.name.lowercased() == "content-type" }) { headers.append(WebhookHeader("Content-Type", body.contentType)) }
+        headers += signer.headers(id: webhookID, timestamp: nowMilliseconds / 1000, body: body.bytes)
         headers.append(WebhookHeader("Idempotency-Key", webhookID))
         return WebhookRequest(
-            url: url ?? self.url, headers: headers, body: body,
+            url: url, method: method, headers: headers, body: body.bytes,
             connectTimeoutMilliseconds: connectTimeoutMilliseconds, totalTimeoutMilliseconds: totalTimeoutMilliseconds)
     }
 
-    /// Renders the payload of a spooled message (same id and `received_at` as the first attempt).
-    public func body(for metadata: SpoolMetadata, raw: [UInt8]) -> [UInt8] {
-        let envelope = MailEnvelope(
+    /// Renders the body of one delivery: payload v1, then the endpoint's format from it.
+    public func render(
+        webhookID: String, receivedAt: UnixTime, envelope: MailEnvelope, raw: [UInt8], tags: [String] = [], route: String? = nil
+    ) throws(TemplateError) -> (body: RenderedBody, message: ParsedMessage) {
+        let rendered = MessagePayload.render(id: webhookID, receivedAt: receivedAt, envelope: envelope, raw: raw, options: payload)
+        if format == .json { return (RenderedBody(contentType: "application/json", bytes: rendered.json), rendered.message) }
+        let summary = MailSummary(id: webhookID, message: rendered.message, envelope: envelope, tags: tags, route: route)
+        let input = RenderInput(summary: summary, message: rendered.message, envelope: envelope, payloadJSON: rendered.json, receivedAt: receivedAt)
+        return (try format.render(input, options: formatOptions), rendered.message)
+    }
+
+    /// The envelope of a spooled message (same id and `received_at` as the first attempt).
+    public static func envelope(of metadata: SpoolMetadata) -> MailEnvelope {
+        MailEnvelope(
             mailFrom: metadata.mailFrom, rcptTo: metadata.rcptTo, lhlo: metadata.lhlo, smtpUTF8: metadata.smtpUTF8, body: metadata.body,
             client: .init(
                 name: metadata.client["name"], addr: metadata.client["addr"], port: metadata.client["port"], proto: metadata.client["proto"],
                 helo: metadata.client["helo"], ident: metadata.client["ident"], source: metadata.client["source"]))
-        return MessagePayload.render(
-            id: metadata.webhookID, receivedAt: UnixTime(milliseconds: metadata.receivedAtMilliseconds), envelope: envelope, raw: raw,
-            options: payload
-        ).json
     }
 }
 
@@ -58,9 +90,12 @@ public enum DeliveryOutcome: Sendable, Hashable {
     /// Will not get better: other 4xx and 3xx (redirects are never followed); the reply to use.
     case permanent(code: Int, enhancedCode: String, reason: String)
 
-    public static func classify(_ response: WebhookResponse) -> DeliveryOutcome {
+    public static func classify(_ response: WebhookResponse, rule: SuccessRule = SuccessRule()) -> DeliveryOutcome {
         if let error = response.error { return .transient(reason: "\(error.kind.rawValue): \(error.message)") }
         let status = response.status
+        if (200..<300).contains(status), let violation = rule.violation(status: status, body: response.snippet) {
+            return .transient(reason: violation)
+        }
         let snippet = String(response.snippet.prefix(80)).map { $0.isNewline ? " " : $0 }
         let detail = snippet.isEmpty ? "HTTP \(status)" : "HTTP \(status): \(String(snippet))"
         switch status {
@@ -69,7 +104,7 @@ public enum DeliveryOutcome: Sendable, Hashable {
         case 300..<400: return .permanent(code: 550, enhancedCode: "5.4.0", reason: "webhook redirected (\(detail)); redirects are not followed")
         case 404, 410: return .permanent(code: 550, enhancedCode: "5.1.1", reason: "webhook rejected the recipient (\(detail))")
         case 413: return .permanent(code: 552, enhancedCode: "5.3.4", reason: "webhook says message too big (\(detail))")
-        case 400, 422: return .permanent(code: 554, enhancedCode: "5.6.0", reason: "webhook rejected the content (\(detail))")
+        case 400, 422: return .permanent(code: 550, enhancedCode: "5.6.0", reason: "webhook rejected the content (\(detail))")
         case 401, 403: return .permanent(code: 550, enhancedCode: "5.7.1", reason: "webhook refused (\(detail))")
         default: return .permanent(code: 550, enhancedCode: "5.0.0", reason: "webhook rejected (\(detail))")
         }

@@ -11,7 +11,9 @@ public struct LMTPHookCommand: AsyncParsableCommand {
         commandName: "lmtphook",
         abstract: "LMTP in, JSON webhook out: a mail delivery agent for Postfix, Exim and any LMTP client.",
         version: WebhookClient.version,
-        subcommands: [ServeCommand.self, SpoolCommand.self, DemoCommand.self, SinkCommand.self, SendCommand.self],
+        subcommands: [
+            ServeCommand.self, CheckConfigCommand.self, SpoolCommand.self, DemoCommand.self, SinkCommand.self, SendCommand.self, SendTestCommand.self,
+        ],
         defaultSubcommand: nil
     )
 

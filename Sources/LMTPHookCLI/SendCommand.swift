@@ -39,8 +39,16 @@ struct SendCommand: AsyncParsableCommand {
 
     func run() async throws {
         let message = try readMessage()
-        let (socket, server, from, recipients) = (socket, server, from, recipients)
-        let replies: [LMTPClientConnection.Reply] = try await NIOThreadPool.singleton.runIfActive {
+        let replies = try await Self.deliver(message, socket: socket, server: server, from: from, to: recipients)
+        for reply in replies { print("\(reply.code) \(reply.lines.joined(separator: " "))") }
+        if replies.count < recipients.count || replies.contains(where: { $0.code / 100 != 2 }) { throw ExitCode.failure }
+    }
+
+    /// One LMTP transaction on a blocking connection (off the cooperative pool); one reply per recipient.
+    static func deliver(
+        _ message: [UInt8], socket: String?, server: String?, from: String, to recipients: [String], each: Bool = false
+    ) async throws -> [LMTPClientConnection.Reply] {
+        try await NIOThreadPool.singleton.runIfActive {
             let connection: LMTPClientConnection
             if let socket {
                 connection = try LMTPClientConnection(unixPath: socket)
@@ -49,13 +57,13 @@ struct SendCommand: AsyncParsableCommand {
             } else {
                 throw ValidationError("no server address")
             }
-            let replies = try connection.deliver(from: from, to: recipients, message: message)
+            let replies = try each
+                ? connection.deliverEach(from: from, to: recipients, message: message)
+                : connection.deliver(from: from, to: recipients, message: message)
             try connection.send("QUIT\r\n")
             _ = try? connection.readReply()
             return replies
         }
-        for reply in replies { print("\(reply.code) \(reply.lines.joined(separator: " "))") }
-        if replies.count < recipients.count || replies.contains(where: { $0.code / 100 != 2 }) { throw ExitCode.failure }
     }
 
     private func readMessage() throws -> [UInt8] {

@@ -7,6 +7,7 @@ import Foundation
 import MailCore
 import Spool
 import ServiceLifecycle
+import UnixSignals
 import WebhookClient
 
 #if canImport(Glibc)
@@ -19,10 +20,15 @@ struct ServeCommand: AsyncParsableCommand {
         commandName: "serve",
         abstract: "Accept mail over LMTP and POST each message as JSON to a webhook.",
         discussion: """
-            Without --webhook, messages go to a built-in local receiver that prints each JSON document on stdout.
+            Without --webhook or --config, messages go to a built-in local receiver that prints each JSON document on stdout.
+            With --config FILE, everything comes from the file (listeners, limits, spool, endpoints, routes); --socket and --listen add listeners.
+            SIGHUP: reload the configuration file (routes, endpoints); a file with errors is refused and the running configuration stays.
             SIGTERM or SIGINT: stop accepting, let transactions in flight finish, answer new commands with 421, exit 0.
             """
     )
+
+    @Option(help: ArgumentHelp("Configuration file (YAML); see deploy/lmtphook.example.yaml.", valueName: "file"))
+    var config: String?
 
     @Option(help: ArgumentHelp("UNIX socket to listen on (a stale socket file is replaced; a live one is refused).", valueName: "path"))
     var socket: String?
@@ -90,7 +96,13 @@ struct ServeCommand: AsyncParsableCommand {
     @OptionGroup var logging: LogOptions
 
     func validate() throws {
-        if socket == nil && listen.isEmpty { throw ValidationError("give --socket PATH or --listen HOST:PORT (or both)") }
+        if config != nil {
+            if webhook != nil || spool != nil || !webhookSecrets.isEmpty || !webhookHeaders.isEmpty {
+                throw ValidationError("with --config, endpoints and the spool are set in the file (--webhook, --spool, --webhook-secret, --webhook-header are refused)")
+            }
+        } else if socket == nil && listen.isEmpty {
+            throw ValidationError("give --socket PATH or --listen HOST:PORT (or both), or --config FILE")
+        }
         for address in listen where LMTPListenAddress.parseTCP(address) == nil {
             throw ValidationError("--listen takes HOST:PORT or [IPv6]:PORT, got \(address)")
         }
@@ -166,17 +178,31 @@ struct ServeCommand: AsyncParsableCommand {
         return RelayConfiguration(server: server, webhook: endpoint, payload: payload, spoolDirectory: spool, delivery: delivery, deliveryThreads: deliveryThreads)
     }
 
+    /// The configuration from `--config` (with `--socket`/`--listen` added), or from the flags.
+    func effectiveConfiguration() throws -> (RelayConfiguration, [String]) {
+        guard let config else { return (try relayConfiguration(), []) }
+        var file = try ConfigFile.load(path: config)
+        if let socket { file.relay.server.listeners.append(.unix(path: socket, mode: UInt32(socketMode, radix: 8) ?? 0o660)) }
+        file.relay.server.listeners += listen.compactMap(LMTPListenAddress.parseTCP)
+        if file.relay.server.listeners.isEmpty { throw ValidationError("\(config): no listen entries, and no --socket or --listen given") }
+        return (file.relay, file.warnings)
+    }
+
     func run() async throws {
         let logger = logging.makeLogger(label: "lmtphook")
         let relay: Relay
         do {
-            relay = try await Relay(configuration: relayConfiguration(), logger: logger)
+            let (configuration, warnings) = try effectiveConfiguration()
+            for warning in warnings { logger.warning("configuration: \(warning)") }
+            relay = try await Relay(configuration: configuration, logger: logger)
         } catch {
             logger.critical("cannot start", metadata: ["error": "\(error)"])
             throw ExitCode.failure
         }
         let group = ServiceGroup(
             configuration: .init(services: [.init(service: relay)], gracefulShutdownSignals: [.sigterm, .sigint], logger: logger))
+        let reloader = Task { await reloadOnHangup(relay: relay, logger: logger) }
+        defer { reloader.cancel() }
         do {
             try await group.run()
         } catch {
@@ -184,18 +210,26 @@ struct ServeCommand: AsyncParsableCommand {
             throw ExitCode.failure
         }
     }
-}
 
-/// Byte counts with optional K/M/G suffixes (powers of 1024).
-enum ByteSize {
-    static func parse(_ text: String) -> Int? {
-        let upper = text.uppercased()
-        let multipliers: [Character: Int] = ["K": 1024, "M": 1024 * 1024, "G": 1024 * 1024 * 1024]
-        if let last = upper.last, let multiplier = multipliers[last] {
-            guard let value = Int(upper.dropLast()), value >= 0 else { return nil }
-            return value.multipliedReportingOverflow(by: multiplier).overflow ? nil : value * multiplier
+    /// SIGHUP: read the configuration file again and apply it; a bad file changes nothing.
+    private func reloadOnHangup(relay: Relay, logger: Logger) async {
+        for await _ in await UnixSignalsSequence(trapping: .sighup) {
+            guard config != nil else {
+                logger.notice("SIGHUP: nothing to reload (serve was started without --config)")
+                continue
+            }
+            do {
+                let (configuration, warnings) = try effectiveConfiguration()
+                let notes = relay.reload(configuration)
+                for warning in warnings { logger.warning("configuration: \(warning)") }
+                for note in notes { logger.warning("reload: \(note)") }
+                logger.notice("configuration reloaded", metadata: [
+                    "endpoints": "\(configuration.endpoints.map(\.name).joined(separator: ","))",
+                    "routes": "\(relay.routeTable.routes.count)",
+                ])
+            } catch {
+                logger.error("reload refused, the running configuration stays", metadata: ["error": "\(error)"])
+            }
         }
-        guard let value = Int(upper), value >= 0 else { return nil }
-        return value
     }
 }

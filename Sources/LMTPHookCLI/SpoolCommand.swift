@@ -213,6 +213,8 @@ struct SpoolCommand: AsyncParsableCommand {
         @Option(name: .customLong("webhook-secret"), help: ArgumentHelp("Signing secret (whsec_…); repeatable. Also LMTPHOOK_WEBHOOK_SECRET.", valueName: "secret"))
         var webhookSecrets: [String] = []
         @Option(help: ArgumentHelp("Seconds allowed for one request.", valueName: "seconds")) var timeout: Double = 30
+        @Option(help: ArgumentHelp("Configuration file: entries are delivered with their endpoint's format, headers and secrets (needed for endpoints that are not format json).", valueName: "file"))
+        var config: String?
 
         func validate() throws {
             if ids.isEmpty && !all && selection.endpoint == nil && selection.since == nil && selection.until == nil {
@@ -228,6 +230,12 @@ struct SpoolCommand: AsyncParsableCommand {
             let environment = ProcessInfo.processInfo.environment["LMTPHOOK_WEBHOOK_SECRET"].map { $0.split(separator: " ").map(String.init) } ?? []
             let signer: WebhookSigner
             do { signer = try WebhookSigner(secrets: webhookSecrets + environment) } catch { throw ValidationError("\(error)") }
+            var configured: [String: WebhookEndpoint] = [:]
+            if let config {
+                do { configured = Dictionary(try ConfigFile.load(path: config).relay.endpoints.map { ($0.name, $0) }) { $1 } } catch {
+                    throw ValidationError("\(error)")
+                }
+            }
             let client = WebhookClient(threads: 1)
             let interactive = isatty(STDERR_FILENO) == 1
             var delivered = 0, failing = 0, dead = 0, busy = 0, missing = 0
@@ -262,13 +270,31 @@ struct SpoolCommand: AsyncParsableCommand {
                     print("would replay \(id) to \(toURL ?? entry.metadata.endpoint)")
                     continue
                 }
-                let endpoint = WebhookEndpoint(url: toURL ?? entry.metadata.endpoint, totalTimeoutMilliseconds: Int(timeout * 1000), signer: signer)
-                let response = await client.post(endpoint.request(webhookID: entry.metadata.webhookID, body: endpoint.body(for: entry.metadata, raw: entry.raw)))
+                var endpoint = WebhookEndpoint(url: entry.metadata.endpoint, totalTimeoutMilliseconds: Int(timeout * 1000), signer: signer)
+                if let name = entry.metadata.endpointName, let known = configured[name] {
+                    endpoint = known
+                } else if let format = entry.metadata.format, format != "json" {
+                    FileHandle.standardError.write(Data("\nlmtphook spool: \(id) is for endpoint '\(entry.metadata.endpointName ?? "?")' (format \(format)): give --config FILE that defines it\n".utf8))
+                    failing += 1
+                    continue
+                }
+                if let toURL { endpoint.url = toURL }
+                let envelope = WebhookEndpoint.envelope(of: entry.metadata)
+                let response: WebhookResponse
+                do {
+                    let body = try endpoint.render(
+                        webhookID: entry.metadata.webhookID, receivedAt: UnixTime(milliseconds: entry.metadata.receivedAtMilliseconds), envelope: envelope,
+                        raw: entry.raw, tags: WebhookDelivery.tags(envelope.rcptTo, delimiters: ["+"])
+                    ).body
+                    response = await client.post(endpoint.request(webhookID: entry.metadata.webhookID, body: body))
+                } catch {
+                    response = WebhookResponse(status: 0, error: WebhookTransportError(kind: .other, message: "cannot render: \(error)"))
+                }
                 var state = entry.state
                 state.attempts.append(.init(
                     atMilliseconds: UnixTime.now().milliseconds, status: response.status, error: response.error.map { "\($0.kind.rawValue): \($0.message)" },
                     snippet: String(response.snippet.prefix(200)), kind: "replay"))
-                let outcome = DeliveryOutcome.classify(response)
+                let outcome = DeliveryOutcome.classify(response, rule: endpoint.successRule)
                 switch outcome {
                 case .delivered: delivered += 1
                 case .transient: failing += 1

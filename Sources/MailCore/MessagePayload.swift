@@ -8,6 +8,8 @@ public struct PayloadOptions: Sendable, Hashable {
         case metadata
         /// Also `content_base64` for attachments up to `maxBytes` decoded bytes.
         case inline(maxBytes: Int)
+        /// No attachments in the payload at all (`attachments: []`); the raw message still has them.
+        case omit
     }
 
     public var attachments: Attachments
@@ -55,10 +57,11 @@ public enum MessagePayload {
     ) -> (json: [UInt8], message: ParsedMessage) {
         let inlineLimit: Int?
         switch options.attachments {
-        case .metadata: inlineLimit = nil
+        case .metadata, .omit: inlineLimit = nil
         case .inline(let maxBytes): inlineLimit = maxBytes
         }
-        let message = ParsedMessage(parsing: raw, inlineAttachmentLimit: inlineLimit)
+        var message = ParsedMessage(parsing: raw, inlineAttachmentLimit: inlineLimit)
+        if options.attachments == .omit { message.attachments = [] }
         return (render(id: id, receivedAt: receivedAt, envelope: envelope, raw: raw, message: message, options: options), message)
     }
 

@@ -7,6 +7,10 @@ public struct SpoolMetadata: Sendable, Hashable, Codable {
     public var webhookID: String
     /// The endpoint URL this entry is for.
     public var endpoint: String
+    /// The configured endpoint's name (absent in entries written before named endpoints).
+    public var endpointName: String?
+    /// The endpoint's body format (`json`, `slack`, …; absent means `json`).
+    public var format: String?
     public var mailFrom: String
     public var rcptTo: [String]
     public var lhlo: String
@@ -23,8 +27,10 @@ public struct SpoolMetadata: Sendable, Hashable, Codable {
 
     public init(
         id: String, webhookID: String, endpoint: String, mailFrom: String, rcptTo: [String], lhlo: String, smtpUTF8: Bool,
-        body: String?, client: [String: String], receivedAtMilliseconds: Int64, size: Int
+        body: String?, client: [String: String], receivedAtMilliseconds: Int64, size: Int, endpointName: String? = nil, format: String? = nil
     ) {
+        self.endpointName = endpointName
+        self.format = format
         self.id = id
         self.webhookID = webhookID
         self.endpoint = endpoint

@@ -20,6 +20,11 @@ public struct RouteTable: Sendable {
         return nil
     }
 
+    /// The plus-tag of `address` (`support+billing@…` → `billing`), if it has one.
+    public static func tag(of address: String, delimiters: Set<Character> = ["+"]) -> String? {
+        RecipientAddress(address, delimiters: delimiters).tag
+    }
+
     /// Whether some route accepts every recipient.
     public var hasCatchAll: Bool { routes.contains { $0.conditions.contains { $0.isCatchAll } } }
 }

@@ -55,6 +55,7 @@ final class CurlEasyHandle {
         set(ccurl_setopt_long(handle, CURLOPT_CONNECTTIMEOUT_MS, max(1, request.connectTimeoutMilliseconds)))
         set(ccurl_setopt_long(handle, CURLOPT_TIMEOUT_MS, max(1, request.totalTimeoutMilliseconds)))
         set(ccurl_setopt_long(handle, CURLOPT_POST, 1))
+        if request.method != "POST" { set(ccurl_setopt_string(handle, CURLOPT_CUSTOMREQUEST, request.method)) }
         set(ccurl_setopt_slist(handle, CURLOPT_HTTPHEADER, headerList))
         set(ccurl_setopt_string(handle, CURLOPT_USERAGENT, "lmtphook/\(WebhookClient.version)"))
         set(ccurl_setopt_write_cb(handle) { data, size, count, context in

@@ -10,7 +10,7 @@ public final class WebhookClient: Sendable {
     /// The version sent in the `User-Agent` header.
     public static let version = "0.1.0"
     /// How much of a response body is kept for logs and reply texts.
-    public static let snippetLimit = 1024
+    public static let snippetLimit = 64 * 1024
 
     private let pool: NIOThreadPool
     private let handles = ThreadSpecificVariable<HandleBox>()

@@ -1,7 +1,9 @@
-/// One HTTP POST to a webhook endpoint.
+/// One HTTP request (POST by default) to a webhook endpoint.
 public struct WebhookRequest: Sendable, Hashable {
     /// The endpoint, `http://` or `https://` only.
     public var url: String
+    /// `POST`, `PUT` or `PATCH` (the body is sent with each).
+    public var method: String
     /// Request headers in order; `Content-Type: application/json` is added when absent.
     public var headers: [WebhookHeader]
     /// The request body, sent as is.
@@ -12,10 +14,11 @@ public struct WebhookRequest: Sendable, Hashable {
     public var totalTimeoutMilliseconds: Int
 
     public init(
-        url: String, headers: [WebhookHeader] = [], body: [UInt8],
+        url: String, method: String = "POST", headers: [WebhookHeader] = [], body: [UInt8],
         connectTimeoutMilliseconds: Int = 5_000, totalTimeoutMilliseconds: Int = 30_000
     ) {
         self.url = url
+        self.method = method
         self.headers = headers
         self.body = body
         self.connectTimeoutMilliseconds = connectTimeoutMilliseconds
@@ -39,7 +42,7 @@ public struct WebhookResponse: Sendable, Hashable {
     /// The HTTP status code; `0` when no response was received.
     public var status: Int
     /// The start of the response body (at most ``WebhookClient/snippetLimit`` bytes), as UTF-8 with
-    /// invalid bytes replaced; for logs and LMTP reply texts.
+    /// invalid bytes replaced; for success rules, logs (shortened) and LMTP reply texts (shortened).
     public var snippet: String
     /// Why no (complete) response was received, if so.
     public var error: WebhookTransportError?

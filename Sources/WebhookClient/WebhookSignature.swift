@@ -29,6 +29,8 @@ public struct WebhookSigner: Sendable {
 
     /// `true` when there is at least one secret.
     public var isEnabled: Bool { !keys.isEmpty }
+    /// How many secrets sign each request.
+    public var secretCount: Int { keys.count }
 
     /// The `webhook-signature` value for one attempt.
     public func signature(id: String, timestamp: Int64, body: [UInt8]) -> String {

@@ -75,7 +75,7 @@ struct DurableDeliveryTests {
     }
 
     @Test("permanent answers bounce with the right code and nothing is queued", arguments: [
-        (404, "550 5.1.1"), (410, "550 5.1.1"), (413, "552 5.3.4"), (422, "554 5.6.0"), (403, "550 5.7.1"), (301, "550 5.4.0"), (418, "550 5.0.0"),
+        (404, "550 5.1.1"), (410, "550 5.1.1"), (413, "552 5.3.4"), (422, "550 5.6.0"), (403, "550 5.7.1"), (301, "550 5.4.0"), (418, "550 5.0.0"),
     ])
     func permanentFailures(_ status: Int, _ expected: String) async throws {
         let sink = try await RecordingSink.start()

@@ -1,0 +1,425 @@
+import Foundation
+import LMTPCore
+import LMTPServer
+import MailCore
+import Spool
+import Targets
+import WebhookClient
+import Yams
+
+/// The configuration file (YAML): listeners, limits, spool, endpoints and routes. The complete,
+/// commented example is `deploy/lmtphook.example.yaml`; every key is documented there.
+public struct ConfigFile: Sendable {
+    /// What `serve` runs with.
+    public var relay: RelayConfiguration
+    /// Things that are allowed but probably not meant (shown by `check-config` and logged at start).
+    public var warnings: [String]
+    /// The effective configuration with secrets masked, for `check-config`.
+    public var summary: String
+
+    /// Reads and validates `path`; `environment` supplies `{env: NAME}` secrets.
+    public static func load(path: String, environment: [String: String] = ProcessInfo.processInfo.environment) throws(ConfigError) -> ConfigFile {
+        guard let bytes = FileContents.read(path: path) else {
+            throw ConfigError(file: path, line: nil, key: "", message: "cannot read the file: \(String(cString: strerror(errno)))")
+        }
+        let directory = (path as NSString).deletingLastPathComponent
+        return try parse(String(decoding: bytes, as: UTF8.self), file: path, environment: environment) { name in
+            let full = name.hasPrefix("/") ? name : (directory.isEmpty ? name : directory + "/" + name)
+            return FileContents.read(path: full).map { String(decoding: $0, as: UTF8.self) }
+        }
+    }
+
+    /// Parses configuration text; `readFile` resolves `…_file` paths (relative to the config file).
+    public static func parse(
+        _ text: String, file: String = "config", environment: [String: String] = [:], readFile: @escaping (String) -> String? = { _ in nil }
+    ) throws(ConfigError) -> ConfigFile {
+        let root: Node
+        do {
+            guard let node = try Yams.compose(yaml: text) else { throw ConfigError(file: file, line: nil, key: "", message: "the file is empty") }
+            root = node
+        } catch let error as ConfigError {
+            throw error
+        } catch let error as YamlError {
+            throw ConfigError(file: file, line: Self.line(of: error), key: "", message: "not valid YAML: \(Self.problem(of: error))")
+        } catch {
+            throw ConfigError(file: file, line: nil, key: "", message: "not valid YAML: \(error)")
+        }
+        var parser = ConfigParser(file: file, environment: environment, readFile: readFile)
+        return try parser.parse(ConfigNode(node: root, path: "", file: file))
+    }
+
+    private static func line(of error: YamlError) -> Int? {
+        switch error {
+        case .scanner(_, _, let mark, _), .parser(_, _, let mark, _), .composer(_, _, let mark, _): return mark.line
+        default: return nil
+        }
+    }
+
+    private static func problem(of error: YamlError) -> String {
+        switch error {
+        case .scanner(let context, let problem, _, _), .parser(let context, let problem, _, _), .composer(let context, let problem, _, _):
+            return [context?.text, problem].compactMap { $0 }.filter { !$0.isEmpty }.joined(separator: ": ")
+        case .duplicatedKeysInMapping(let duplicates, _): return "duplicate keys \(duplicates.joined(separator: ", "))"
+        default: return "\(error)"
+        }
+    }
+}
+
+/// Walks the YAML tree into a ``RelayConfiguration``.
+struct ConfigParser {
+    let file: String
+    let environment: [String: String]
+    let readFile: (String) -> String?
+    var warnings: [String] = []
+    var lines: [String] = []
+
+    init(file: String, environment: [String: String], readFile: @escaping (String) -> String?) {
+        self.file = file
+        self.environment = environment
+        self.readFile = readFile
+    }
+
+    mutating func parse(_ root: ConfigNode) throws(ConfigError) -> ConfigFile {
+        let top = try root.mapping(allowed: ["listen", "hostname", "limits", "spool", "delivery", "recipient_delimiter", "endpoints", "routes"])
+        // LMTP side
+        var listeners: [LMTPListenAddress] = []
+        for item in try top["listen"]?.list() ?? [] { listeners.append(try listener(item)) }
+        var session = LMTPConfiguration(hostname: try top["hostname"]?.nonEmptyString() ?? ConfigParser.systemHostname())
+        var idleTimeout: Int64 = 300_000
+        var shutdownGrace: Int64 = 30_000
+        if let limits = try top["limits"]?.mapping(allowed: ["max_message_size", "max_recipients", "idle_timeout"]) {
+            if let size = limits["max_message_size"] { session.maxMessageSize = try size.byteCount() }
+            if let count = limits["max_recipients"] { session.maxRecipients = try count.int(in: 1...100_000) }
+            if let idle = limits["idle_timeout"] {
+                idleTimeout = try idle.milliseconds()
+                guard idleTimeout >= 1_000 else { throw idle.error("must be at least 1s") }
+            }
+        }
+        do { try session.validate() } catch { throw ConfigError(file: file, line: top["limits"]?.line, key: "limits", message: "\(error)") }
+        // Spool and delivery
+        var settings = WebhookDelivery.Settings()
+        var spoolDirectory: String?
+        if let spool = try top["spool"]?.mapping(allowed: ["path", "retry_schedule", "max_age"]) {
+            spoolDirectory = try spool["path"]?.nonEmptyString()
+            if spoolDirectory == nil { throw spool["retry_schedule"]?.error("needs spool.path") ?? root.child("spool", root.node).error("needs a path") }
+            var schedule = settings.retry.scheduleMilliseconds
+            if let list = spool["retry_schedule"] {
+                schedule = []
+                for item in try list.list() { schedule.append(try item.milliseconds()) }
+                if schedule.isEmpty { throw list.error("must list at least one delay") }
+            }
+            let maxAge = try spool["max_age"]?.milliseconds() ?? settings.retry.maxAgeMilliseconds
+            settings.retry = RetryPolicy(scheduleMilliseconds: schedule, maxAgeMilliseconds: maxAge)
+        }
+        var threads = 16
+        if let delivery = try top["delivery"]?.mapping(allowed: ["threads", "sync_budget", "shutdown_grace", "retry_concurrency"]) {
+            if let value = delivery["threads"] { threads = try value.int(in: 1...1024) }
+            if let value = delivery["sync_budget"] { settings.syncBudget = .milliseconds(try value.milliseconds()) }
+            if let value = delivery["shutdown_grace"] { shutdownGrace = try value.milliseconds() }
+            if let value = delivery["retry_concurrency"] { settings.retryConcurrency = try value.int(in: 1...1024) }
+        }
+        var delimiters: Set<Character> = ["+"]
+        if let value = top["recipient_delimiter"] { delimiters = Set(try value.string()) }
+        // Endpoints
+        var endpoints: [WebhookEndpoint] = []
+        var endpointLines: [String: Int?] = [:]
+        for item in try top["endpoints"]?.sequence() ?? [] {
+            let endpoint = try self.endpoint(item)
+            if endpointLines[endpoint.name] != nil { throw item.error("endpoint name '\(endpoint.name)' is used twice") }
+            endpointLines[endpoint.name] = item.line
+            endpoints.append(endpoint)
+        }
+        // Routes
+        var routes: RouteTable?
+        if let list = top["routes"] {
+            var parsed: [Route] = []
+            for item in try list.sequence() { parsed.append(try route(item, known: Set(endpoints.map(\.name)))) }
+            if parsed.isEmpty { throw list.error("must list at least one route") }
+            routes = RouteTable(routes: parsed, delimiters: delimiters)
+            let used = Set(parsed.flatMap(\.endpoints))
+            for endpoint in endpoints where !used.contains(endpoint.name) { warnings.append("endpoint '\(endpoint.name)' is not used by any route") }
+            if !routes!.hasCatchAll { warnings.append("no catch-all route: recipients that match no route get 550 5.1.1 at RCPT") }
+        } else if endpoints.count > 1 {
+            throw root.error("with more than one endpoint, 'routes' must say which recipients go where")
+        } else if !endpoints.isEmpty {
+            routes = RouteTable(routes: [Route(name: "default", conditions: [RouteCondition()], endpoints: [endpoints[0].name])], delimiters: delimiters)
+        }
+        if listeners.isEmpty { warnings.append("no listen entries: give --socket or --listen to serve") }
+        let server = LMTPServerConfiguration(
+            listeners: listeners, session: session, idleTimeout: .milliseconds(idleTimeout), shutdownGracePeriod: .milliseconds(shutdownGrace))
+        let relay = RelayConfiguration(
+            server: server, endpoints: endpoints, routes: routes, spoolDirectory: spoolDirectory, delivery: settings, deliveryThreads: threads)
+        return ConfigFile(relay: relay, warnings: warnings, summary: summary(relay, routes: routes))
+    }
+
+    private func listener(_ item: ConfigNode) throws(ConfigError) -> LMTPListenAddress {
+        if case .scalar = item.node {
+            let text = try item.nonEmptyString()
+            if text.hasPrefix("/") { return .unix(path: text, mode: 0o660) }
+            guard let address = LMTPListenAddress.parseTCP(text) else { throw item.error("must be HOST:PORT, [IPv6]:PORT or an absolute socket path, got '\(text)'") }
+            return address
+        }
+        let fields = try item.mapping(allowed: ["socket", "mode", "tcp"])
+        if let tcp = fields["tcp"] {
+            let text = try tcp.nonEmptyString()
+            guard let address = LMTPListenAddress.parseTCP(text) else { throw tcp.error("must be HOST:PORT or [IPv6]:PORT, got '\(text)'") }
+            if fields["socket"] != nil { throw item.error("give socket or tcp, not both") }
+            return address
+        }
+        guard let socket = fields["socket"] else { throw item.error("needs socket: PATH or tcp: HOST:PORT") }
+        let path = try socket.nonEmptyString()
+        guard path.hasPrefix("/") else { throw socket.error("must be an absolute path, got '\(path)'") }
+        var mode: UInt32 = 0o660
+        if let value = fields["mode"] {
+            let text = try value.string()
+            guard let parsed = UInt32(text, radix: 8), parsed <= 0o777 else { throw value.error("must be an octal mode like \"0660\" (quoted), got '\(text)'") }
+            mode = parsed
+        }
+        return .unix(path: path, mode: mode)
+    }
+
+    static let endpointKeys = [
+        "name", "url", "format", "method", "headers", "secret", "secret_file", "secret_env", "timeout", "connect_timeout", "sync_budget",
+        "attachments", "inline_limit", "include_raw", "rate_limit", "success", "template", "template_file", "content_type", "username", "channel",
+        "stream", "topic", "priority",
+    ]
+
+    private mutating func endpoint(_ item: ConfigNode) throws(ConfigError) -> WebhookEndpoint {
+        let fields = try item.mapping(allowed: Self.endpointKeys)
+        guard let nameNode = fields["name"] else { throw item.error("needs a name") }
+        let name = try nameNode.nonEmptyString()
+        guard name.allSatisfy({ $0.isLetter || $0.isNumber || $0 == "-" || $0 == "_" || $0 == "." }) else {
+            throw nameNode.error("may contain letters, digits, '-', '_' and '.' only, got '\(name)'")
+        }
+        guard let urlNode = fields["url"] else { throw item.error("needs a url") }
+        var url = try urlNode.nonEmptyString()
+        let lower = url.lowercased()
+        guard (lower.hasPrefix("http://") || lower.hasPrefix("https://")), URLComponents(string: url)?.host?.isEmpty == false else {
+            throw urlNode.error("must be an http:// or https:// URL with a host, got '\(url)'")
+        }
+        let format = TargetFormat(rawValue: try fields["format"]?.oneOf(TargetFormat.allCases.map(\.rawValue)) ?? "json") ?? .json
+        if format == .discord { url = DiscordFormat.waitingURL(url) }
+        let method = try fields["method"]?.oneOf(["POST", "PUT", "PATCH"]) ?? "POST"
+        // Headers: name → value or {env}/{file}.
+        var headers: [WebhookHeader] = []
+        if let headerNode = fields["headers"] {
+            guard case .mapping(let mapping) = headerNode.node else { throw headerNode.error("must be a mapping of header name to value") }
+            for (key, value) in mapping {
+                let headerName = key.string ?? ""
+                let child = headerNode.child(headerName, value)
+                guard !headerName.isEmpty, headerName.utf8.allSatisfy({ $0 > 0x20 && $0 < 0x7F && $0 != UInt8(ascii: ":") }) else {
+                    throw child.error("is not a valid header name")
+                }
+                let secret = try child.secret(environment: environment, readFile: readFile)
+                guard !secret.value.contains("\r") && !secret.value.contains("\n") else { throw child.error("a header value cannot contain a line break") }
+                headers.append(WebhookHeader(headerName, secret.value))
+            }
+        }
+        // Signing secrets.
+        var secrets: [String] = []
+        if let node = fields["secret"] {
+            for entry in try node.list() { secrets.append(try entry.secret(environment: environment, readFile: readFile).value) }
+        }
+        if let node = fields["secret_file"] { secrets += try node.secretFile(readFile: readFile).value.split(whereSeparator: \.isWhitespace).map(String.init) }
+        if let node = fields["secret_env"] {
+            let variable = try node.nonEmptyString()
+            guard let value = environment[variable] else { throw node.error("environment variable \(variable) is not set") }
+            secrets += value.split(whereSeparator: \.isWhitespace).map(String.init)
+        }
+        let signer: WebhookSigner
+        do { signer = try WebhookSigner(secrets: secrets) } catch {
+            throw (fields["secret"] ?? fields["secret_file"] ?? fields["secret_env"] ?? item).error("\(error)")
+        }
+        // Payload.
+        var payload = PayloadOptions()
+        let inlineLimit = try fields["inline_limit"]?.byteCount() ?? 1024 * 1024
+        switch try fields["attachments"]?.oneOf(["metadata", "inline", "omit"]) ?? "metadata" {
+        case "inline": payload.attachments = .inline(maxBytes: inlineLimit)
+        case "omit": payload.attachments = .omit
+        default: payload.attachments = .metadata
+        }
+        if let raw = fields["include_raw"] { payload.includeRaw = try raw.bool() } else { payload.includeRaw = format == .json || format == .template }
+        // Format options.
+        var options = FormatOptions()
+        options.username = try fields["username"]?.nonEmptyString()
+        options.channel = try fields["channel"]?.nonEmptyString()
+        options.stream = try fields["stream"]?.nonEmptyString()
+        options.topic = try fields["topic"]?.nonEmptyString()
+        if let priority = fields["priority"] { options.priority = try priority.int(in: format == .ntfy ? 1...5 : 0...10) }
+        if format == .zulip && options.stream == nil { throw item.error("format zulip needs stream: NAME") }
+        if format == .ntfy && options.topic == nil { throw item.error("format ntfy needs topic: NAME (lmtphook uses ntfy's JSON publish to the server's root URL)") }
+        if format == .template {
+            let contentType = try fields["content_type"]?.nonEmptyString() ?? "application/json"
+            let source: String
+            let sourceNode: ConfigNode
+            if let inline = fields["template"] {
+                source = try inline.nonEmptyString()
+                sourceNode = inline
+            } else if let path = fields["template_file"] {
+                let name = try path.nonEmptyString()
+                guard let text = readFile(name) else { throw path.error("cannot read \(name)") }
+                source = text
+                sourceNode = path
+            } else {
+                throw item.error("format template needs template: TEXT or template_file: PATH")
+            }
+            do {
+                let template = try MessageTemplate(source: source, contentType: contentType)
+                _ = try template.render(SampleMessage.renderInput())  // a template that cannot render valid output is refused now
+                options.template = template
+            } catch {
+                throw sourceNode.error("\(error)")
+            }
+        } else {
+            for key in ["template", "template_file", "content_type"] where fields[key] != nil {
+                throw fields[key]!.error("only applies to format template")
+            }
+        }
+        // Timeouts, rate, success.
+        let timeout = try fields["timeout"]?.milliseconds() ?? 30_000
+        let connectTimeout = try fields["connect_timeout"]?.milliseconds() ?? 5_000
+        guard timeout > 0 else { throw fields["timeout"]!.error("must be positive") }
+        guard connectTimeout > 0 else { throw fields["connect_timeout"]!.error("must be positive") }
+        let syncBudget = try fields["sync_budget"]?.milliseconds()
+        var rateLimit: RateLimit?
+        if let node = fields["rate_limit"] {
+            let text = try node.string()
+            guard let parsed = RateLimit.parse(text) else { throw node.error("must look like 1/s, 5/2s or 30/m, got '\(text)'") }
+            rateLimit = parsed
+        }
+        var rule = format.defaultSuccessRule
+        if let node = fields["success"] {
+            let success = try node.mapping(allowed: ["status", "body", "json_field"])
+            rule = SuccessRule()
+            if let statuses = success["status"] {
+                var set = Set<Int>()
+                for status in try statuses.list() { set.insert(try status.int(in: 200...299)) }
+                rule.statuses = set
+            }
+            rule.body = try success["body"]?.string()
+            rule.jsonField = try success["json_field"]?.nonEmptyString()
+        }
+        return WebhookEndpoint(
+            name: name, url: url, method: method, connectTimeoutMilliseconds: Int(connectTimeout), totalTimeoutMilliseconds: Int(timeout), headers: headers,
+            payload: payload, signer: signer, format: format, formatOptions: options, successRule: rule, rateLimit: rateLimit,
+            syncBudget: syncBudget.map { .milliseconds($0) })
+    }
+
+    private func route(_ item: ConfigNode, known: Set<String>) throws(ConfigError) -> Route {
+        let fields = try item.mapping(allowed: ["name", "match", "endpoint", "endpoints"])
+        let index = item.path.split(separator: "[").last.map { String($0.dropLast()) } ?? "?"
+        let name = try fields["name"]?.nonEmptyString() ?? "route-\(index)"
+        guard let match = fields["match"] else { throw item.error("needs match: (an address, a condition, a list of them, or \"*\")") }
+        var conditions: [RouteCondition] = []
+        for entry in try match.list() { conditions.append(try condition(entry)) }
+        if conditions.isEmpty { throw match.error("must not be an empty list") }
+        var targets: [String] = []
+        if let one = fields["endpoint"] { targets.append(try one.nonEmptyString()) }
+        if let many = fields["endpoints"] { for entry in try many.list() { targets.append(try entry.nonEmptyString()) } }
+        if targets.isEmpty { throw item.error("needs endpoint: NAME or endpoints: [NAME, …]") }
+        for target in targets where !known.contains(target) {
+            let node = fields["endpoint"] ?? fields["endpoints"] ?? item
+            let suggestion = ConfigNode.closest(to: target, in: Array(known)).map { " (did you mean '\($0)'?)" } ?? ""
+            throw node.error("no endpoint named '\(target)'\(suggestion)")
+        }
+        return Route(name: name, conditions: conditions, endpoints: targets)
+    }
+
+    private func condition(_ entry: ConfigNode) throws(ConfigError) -> RouteCondition {
+        if case .scalar = entry.node {
+            let text = try entry.nonEmptyString()
+            if text == "*" { return RouteCondition() }
+            if text.hasPrefix("@") { return RouteCondition(domain: String(text.dropFirst())) }
+            guard text.contains("@") else { throw entry.error("must be an address (user@example.com), a domain (@example.com), \"*\" or a mapping, got '\(text)'") }
+            return RouteCondition(address: text)
+        }
+        let fields = try entry.mapping(allowed: ["address", "domain", "local", "tag", "regex"])
+        if fields.isEmpty { throw entry.error("an empty condition: use \"*\" for a catch-all") }
+        var regex: AddressPattern?
+        if let node = fields["regex"] {
+            let pattern = try node.nonEmptyString()
+            do { regex = try AddressPattern(pattern) } catch { throw node.error("not a valid regular expression: \(error)") }
+        }
+        return RouteCondition(
+            address: try fields["address"]?.nonEmptyString(), domain: try fields["domain"]?.nonEmptyString(), localPart: try fields["local"]?.nonEmptyString(),
+            tag: try fields["tag"]?.nonEmptyString(), regex: regex)
+    }
+
+    static func systemHostname() -> String {
+        var buffer = [CChar](repeating: 0, count: 256)
+        guard gethostname(&buffer, buffer.count - 1) == 0 else { return "localhost" }
+        let name = String(decoding: buffer.prefix { $0 != 0 }.map { UInt8(bitPattern: $0) }, as: UTF8.self)
+        return name.isEmpty || name.utf8.count > 64 ? "localhost" : name
+    }
+
+    // MARK: - check-config output
+
+    private func summary(_ relay: RelayConfiguration, routes: RouteTable?) -> String {
+        var out: [String] = []
+        let session = relay.server.session
+        out.append("listen:")
+        for listener in relay.server.listeners {
+            switch listener {
+            case .unix(let path, let mode): out.append("  unix \(path) mode \(String(mode, radix: 8))")
+            case .tcp(let host, let port): out.append("  tcp \(host):\(port)")
+            }
+        }
+        out.append("hostname: \(session.hostname)")
+        out.append("limits: max_message_size \(session.maxMessageSize), max_recipients \(session.maxRecipients), idle_timeout \(relay.server.idleTimeout)")
+        if let spool = relay.spoolDirectory {
+            out.append("spool: \(spool), retry_schedule \(relay.delivery.retry.scheduleMilliseconds.map { "\($0 / 1000)s" }.joined(separator: ",")), max_age \(relay.delivery.retry.maxAgeMilliseconds / 1000)s")
+        } else {
+            out.append("spool: none (transient failures get 451 and the MTA retries)")
+        }
+        out.append("delivery: threads \(relay.deliveryThreads), sync_budget \(relay.delivery.syncBudget)")
+        out.append("endpoints:")
+        if relay.endpoints.isEmpty { out.append("  (none: the built-in local receiver prints each document on stdout)") }
+        for endpoint in relay.endpoints {
+            out.append("  \(endpoint.name): \(endpoint.method) \(Self.maskURL(endpoint.url)) format \(endpoint.format.rawValue)")
+            for header in endpoint.headers { out.append("    header \(header.name): \(Self.maskHeader(header))") }
+            if endpoint.signer.isEnabled { out.append("    signed (Standard Webhooks), \(endpoint.signer.secretCount) secret(s) ****") }
+            var details = "    timeout \(endpoint.totalTimeoutMilliseconds) ms, connect \(endpoint.connectTimeoutMilliseconds) ms"
+            if let budget = endpoint.syncBudget { details += ", sync_budget \(budget)" }
+            if let rate = endpoint.rateLimit { details += ", rate \(rate.requests) per \(Double(rate.periodMilliseconds) / 1000) s" }
+            out.append(details)
+            let attachments: String
+            switch endpoint.payload.attachments {
+            case .metadata: attachments = "metadata"
+            case .inline(let limit): attachments = "inline up to \(limit) bytes"
+            case .omit: attachments = "omit"
+            }
+            out.append("    attachments \(attachments), raw \(endpoint.payload.includeRaw ? "included" : "omitted"), success: \(endpoint.successRule.summary)")
+        }
+        out.append("routes (first match wins):")
+        if let routes {
+            for route in routes.routes {
+                out.append("  \(route.name): \(route.conditions.map(\.summary).joined(separator: " | ")) -> \(route.endpoints.joined(separator: ", "))")
+            }
+            if !routes.hasCatchAll { out.append("  (anything else: 550 5.1.1 at RCPT)") }
+            out.append("recipient_delimiter: \(String(routes.delimiters.sorted()))")
+        } else {
+            out.append("  default: * -> local receiver")
+        }
+        return out.joined(separator: "\n")
+    }
+
+    /// The URL with token-like path segments and query values replaced by `****` (Slack and
+    /// Discord URLs carry their secret in the path).
+    static func maskURL(_ url: String) -> String {
+        guard var components = URLComponents(string: url) else { return "****" }
+        func secretLike(_ text: String) -> Bool {
+            text.count >= 16 && text.contains(where: \.isLetter) && text.contains(where: \.isNumber) || text.count >= 24
+        }
+        components.percentEncodedPath = components.percentEncodedPath.split(separator: "/", omittingEmptySubsequences: false)
+            .map { secretLike(String($0)) ? "****" : String($0) }.joined(separator: "/")
+        components.queryItems = components.queryItems?.map {
+            ["wait", "thread_id"].contains($0.name) ? $0 : URLQueryItem(name: $0.name, value: $0.value == nil ? nil : "****")
+        }
+        if components.password != nil { components.password = "****" }
+        return components.string ?? "****"
+    }
+
+    static func maskHeader(_ header: WebhookHeader) -> String {
+        ["content-type", "accept", "user-agent", "x-atlassian-token"].contains(header.name.lowercased()) ? header.value : "****"
+    }
+}
