@@ -192,7 +192,7 @@ struct ConfigParser {
             throw nameNode.error("may contain letters, digits, '-', '_' and '.' only, got '\(name)'")
         }
         guard let urlNode = fields["url"] else { throw item.error("needs a url") }
-        var url = try urlNode.nonEmptyString()
+        var url = try urlNode.secret(environment: environment, readFile: readFile).value  // chat URLs carry their token
         let lower = url.lowercased()
         guard (lower.hasPrefix("http://") || lower.hasPrefix("https://")), URLComponents(string: url)?.host?.isEmpty == false else {
             throw urlNode.error("must be an http:// or https:// URL with a host, got '\(url)'")

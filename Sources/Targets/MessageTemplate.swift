@@ -16,7 +16,7 @@ public struct TemplateError: Error, Sendable, CustomStringConvertible {
 /// escaped for a JSON string, so a template only has to put the quotes around it; `{{{value}}}`
 /// inserts it unescaped. Helpers, written as Mustache transforms:
 /// `{{truncate255(subject)}}` (whole graphemes, with a marker; any number), `{{{json(text)}}}` (a
-/// complete JSON string literal), `{{html(text)}}` (HTML-escaped), `{{markdown(text)}}`
+/// complete JSON string literal), `{{html(text)}}` (HTML-escaped), `{{htmllines(text)}}` (also line breaks as `<br>`), `{{markdown(text)}}`
 /// (markdown-escaped, mentions broken), `lowercased`, `uppercased`; in lists `{{^last()}},{{/last()}}`
 /// separates items. The values are listed in the README ("Template values").
 public struct MessageTemplate: Sendable {
@@ -70,6 +70,21 @@ public struct MessageTemplate: Sendable {
             if let name = value.name { entry["name"] = TemplateText(name) }
             return entry
         }
+        let attachments = message.attachments.map { attachment -> [String: Any] in
+            var entry: [String: Any] = [
+                "filename": TemplateText(attachment.filename ?? "attachment"),
+                "content_type": TemplateText(attachment.contentType),
+                "size": attachment.size,
+                "size_human": TemplateText(MailSummary.humanSize(attachment.size)),
+                "sha256": TemplateText(attachment.sha256),
+            ]
+            if let content = attachment.content {
+                var encoded: [UInt8] = []
+                TransferDecoding.base64Encode(content, into: &encoded)
+                entry["content_base64"] = TemplateText(String(decoding: encoded, as: UTF8.self))
+            }
+            return entry
+        }
         var context: [String: Any] = [
             "id": TemplateText(mail.id),
             "received_at": TemplateText(input.receivedAt.rfc3339),
@@ -82,22 +97,11 @@ public struct MessageTemplate: Sendable {
             "reply_to": message.replyTo.map(address),
             "text": TemplateText(mail.text),
             "text_full": TemplateText(mail.fullText),
-            "paragraphs": mail.text.components(separatedBy: "\n\n").map { $0.trimmed }.filter { !$0.isEmpty }.map(TemplateText.init),
-            "attachments": message.attachments.map { attachment -> [String: Any] in
-                var entry: [String: Any] = [
-                    "filename": TemplateText(attachment.filename ?? "attachment"),
-                    "content_type": TemplateText(attachment.contentType),
-                    "size": attachment.size,
-                    "size_human": TemplateText(MailSummary.humanSize(attachment.size)),
-                    "sha256": TemplateText(attachment.sha256),
-                ]
-                if let content = attachment.content {
-                    var encoded: [UInt8] = []
-                    TransferDecoding.base64Encode(content, into: &encoded)
-                    entry["content_base64"] = TemplateText(String(decoding: encoded, as: UTF8.self))
-                }
-                return entry
-            },
+            // Paragraphs of the readable text (at most 30,000 characters: Jira's description limit is 32,767).
+            "paragraphs": TextLimit(30_000, .characters).truncate(mail.text).components(separatedBy: "\n\n").map { $0.trimmed }.filter { !$0.isEmpty }
+                .map(TemplateText.init),
+            "attachments": attachments,
+            "inline_attachments": attachments.filter { $0["content_base64"] != nil },
             "attachment_count": message.attachments.count,
             "has_attachments": !message.attachments.isEmpty,
             "envelope": ["mail_from": TemplateText(input.envelope.mailFrom), "rcpt_to": input.envelope.rcptTo.map(TemplateText.init)] as [String: Any],
@@ -130,6 +134,7 @@ struct TemplateText: MustacheTransformable, CustomStringConvertible {
             writer.string(value)
             return RawText(String(decoding: writer.bytes, as: UTF8.self))
         case "html": return TemplateText(ChatMarkup.html(value))
+        case "htmllines": return TemplateText(ChatMarkup.html(value).replacingOccurrences(of: "\n", with: "<br>\n"))
         case "markdown": return TemplateText(ChatMarkup.markdown(value))
         case "lowercased": return TemplateText(value.lowercased())
         case "uppercased": return TemplateText(value.uppercased())

@@ -138,7 +138,7 @@ struct DurableDeliveryTests {
         _ = try await send(relay, subject: "one")
         _ = try await send(relay, subject: "two")
         #expect(sink.requests.count == 2)
-        #expect(relay.relay.delivery.circuitOpen)
+        #expect(relay.relay.delivery.circuitOpen("default"))
         let replies = try await send(relay, subject: "three")
         #expect(replies.first?.code == 250)
         #expect(replies.first?.lines.last?.contains("circuit open") == true)

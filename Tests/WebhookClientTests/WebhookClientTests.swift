@@ -64,7 +64,7 @@ struct WebhookClientTests {
         #expect(response.error?.kind == .timeout)
         #expect(response.status == 0)
         #expect(!response.isSuccess)
-        #expect(elapsed < .seconds(5))
+        #expect(elapsed < .seconds(15), "bounded by the 700 ms total timeout, not hanging (generous: the suite runs in parallel)")
         await client.shutdown()
         await server.stop()
     }
