@@ -99,7 +99,7 @@ let package = Package(
         .testTarget(name: "LMTPCoreTests", dependencies: ["LMTPCore"]),
         .testTarget(name: "MailCoreTests", dependencies: ["MailCore"], exclude: ["Golden", "Messages"]),
         .testTarget(name: "SpoolTests", dependencies: ["Spool"]),
-        .testTarget(name: "TargetsTests", dependencies: ["Targets", "MailCore"], exclude: ["Golden", "Messages"]),
+        .testTarget(name: "TargetsTests", dependencies: ["Targets", "MailCore"], exclude: ["Golden"]),
         .testTarget(
             name: "WebhookClientTests",
             dependencies: [

@@ -28,22 +28,36 @@ public enum ChatMarkup {
     /// every character that could start formatting, a link or a mention, and mentions
     /// (`@everyone`, `@channel`, `@all`, `@here`, `@user`) broken with a zero-width space after
     /// the `@` so that they show as text and notify nobody.
-    public static func markdown(_ text: String) -> String {
+    public static func markdown(_ text: String, dialect: MarkdownDialect = .commonMark) -> String {
         var out = ""
         out.reserveCapacity(text.utf8.count)
         var previous: Character?
         for character in text {
-            out += markdownEscape(character, after: previous) ?? String(character)
+            out += markdownEscape(character, after: previous, dialect: dialect) ?? String(character)
             previous = character
         }
         return out
     }
 
-    static let markdownSpecials: Set<Character> = ["\\", "`", "*", "_", "~", "[", "]", "<", ">", "|", "#"]
+    /// Which characters a target's markdown lets a backslash escape.
+    public enum MarkdownDialect: Sendable {
+        /// CommonMark and its relatives (Discord, Mattermost, Rocket.Chat, GitHub, GitLab): any ASCII punctuation.
+        case commonMark
+        /// Zulip (Python-Markdown): only its own set; `<` is escaped by Zulip itself, `\<` would show the backslash.
+        case zulip
+
+        var specials: Set<Character> {
+            switch self {
+            case .commonMark: return ["\\", "`", "*", "_", "~", "[", "]", "<", ">", "|", "#"]
+            case .zulip: return ["\\", "`", "*", "_", "[", "]", ">", "#"]
+            }
+        }
+    }
+
     static let zeroWidthSpace: Character = "\u{200B}"
 
-    private static func markdownEscape(_ character: Character, after previous: Character?) -> String? {
-        if markdownSpecials.contains(character) { return "\\" + String(character) }
+    private static func markdownEscape(_ character: Character, after previous: Character?, dialect: MarkdownDialect) -> String? {
+        if dialect.specials.contains(character) { return "\\" + String(character) }
         if character == "@", !(previous.map { $0.isLetter || $0.isNumber || $0 == "." || $0 == "_" || $0 == "-" || $0 == "+" } ?? false) {
             return "@" + String(zeroWidthSpace)
         }
@@ -51,11 +65,12 @@ public enum ChatMarkup {
     }
 
     /// The length of `text` after ``markdown(_:)``, counted by `unit` per escaped grapheme.
-    public static func markdownMeasure(_ unit: TextLimit.Unit) -> (Character) -> Int {
+    public static func markdownMeasure(_ unit: TextLimit.Unit, dialect: MarkdownDialect = .commonMark) -> (Character) -> Int {
         let limit = TextLimit(0, unit)
+        let specials = dialect.specials
         return { character in
             let base = limit.length(of: String(character))
-            if markdownSpecials.contains(character) { return base + 1 }
+            if specials.contains(character) { return base + 1 }
             if character == "@" { return base + limit.length(of: String(zeroWidthSpace)) }  // counted as if always broken
             return base
         }

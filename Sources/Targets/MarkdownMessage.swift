@@ -2,18 +2,21 @@
 /// the readable text, the attachment list; everything from the mail escaped with
 /// ``ChatMarkup/markdown(_:)``, the text truncated so that the whole message fits `limit`.
 enum MarkdownMessage {
-    static func compose(_ mail: MailSummary, limit: TextLimit, bold: String = "**", includeSubject: Bool = true) -> String {
-        let measure = ChatMarkup.markdownMeasure(limit.unit)
+    static func compose(
+        _ mail: MailSummary, limit: TextLimit, bold: String = "**", includeSubject: Bool = true, dialect: ChatMarkup.MarkdownDialect = .commonMark
+    ) -> String {
+        let measure = ChatMarkup.markdownMeasure(limit.unit, dialect: dialect)
+        let escape = { (text: String) in ChatMarkup.markdown(text, dialect: dialect) }
         var head = ""
-        if includeSubject { head += bold + ChatMarkup.markdown(TextLimit.truncate(mail.subject, toFit: 250, measure: measure)) + bold + "\n" }
-        head += "From: " + ChatMarkup.markdown(TextLimit.truncate(mail.fromDisplay, toFit: 300, measure: measure))
+        if includeSubject { head += bold + escape(TextLimit.truncate(mail.subject, toFit: 250, measure: measure)) + bold + "\n" }
+        head += "From: " + escape(TextLimit.truncate(mail.fromDisplay, toFit: 300, measure: measure))
         var tail = ""
         if !mail.attachments.isEmpty {
             tail = "\n\n" + bold + "Attachments" + bold + "\n"
-                + ChatMarkup.markdown(AttachmentList.lines(mail, prefix: "- ", limit: min(2_000, limit.limit / 4), measure: measure))
+                + escape(AttachmentList.lines(mail, prefix: "- ", limit: min(2_000, limit.limit / 4), measure: measure))
         }
         let budget = limit.limit - limit.length(of: head) - limit.length(of: tail) - 2
-        let body = ChatMarkup.markdown(TextLimit.truncate(mail.text, toFit: max(0, budget), measure: measure))
+        let body = escape(TextLimit.truncate(mail.text, toFit: max(0, budget), measure: measure))
         return head + (body.isEmpty ? "" : "\n\n" + body) + tail
     }
 }
@@ -57,7 +60,7 @@ public enum ZulipFormat {
 
     public static func render(_ mail: MailSummary, options: FormatOptions) -> RenderedBody {
         let topic = topicLimit.truncate(threadTopic(mail.subject), marker: "…")
-        let content = MarkdownMessage.compose(mail, limit: contentLimit, includeSubject: false)
+        let content = MarkdownMessage.compose(mail, limit: contentLimit, includeSubject: false, dialect: .zulip)
         let fields = [("type", "stream"), ("to", options.stream ?? ""), ("topic", topic), ("content", content)]
         let body = fields.map { "\($0.0)=\(formEncode($0.1))" }.joined(separator: "&")
         return RenderedBody(contentType: "application/x-www-form-urlencoded", bytes: Array(body.utf8))

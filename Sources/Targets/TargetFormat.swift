@@ -87,9 +87,12 @@ public struct RenderedBody: Sendable, Hashable {
         self.bytes = bytes
     }
 
+    /// A JSON object whose members `build` writes.
     static func json(_ build: (inout JSONWriter) -> Void) -> RenderedBody {
         var writer = JSONWriter()
+        writer.beginObject()
         build(&writer)
+        writer.endObject()
         return RenderedBody(contentType: "application/json", bytes: writer.bytes)
     }
 }
