@@ -137,8 +137,20 @@ private final class SinkHandler: ChannelInboundHandler {
         return .ok
     }
 
+    /// The response body: like Slack's (`ok`) under `/slack/`, like Discord's, ntfy's and Gotify's
+    /// (the saved message with its `id`) under `/discord/`, `/ntfy/` and `/gotify/`, else a small
+    /// JSON object; so a configuration can be tried against the sink with the targets' success rules.
+    static func responseBody(for uri: String, status: HTTPResponseStatus) -> String {
+        guard status.code < 300 else { return #"{"ok":false,"error":"sink answered \#(status.code)"}"# }
+        if uri.hasPrefix("/slack/") { return "ok" }
+        if uri.hasPrefix("/discord/") || uri.hasPrefix("/ntfy/") || uri.hasPrefix("/gotify/") {
+            return #"{"id":"1000000000000000001","type":0,"channel_id":"1"}"#
+        }
+        return #"{"ok":true}"#
+    }
+
     private func respond(context: ChannelHandlerContext, head: HTTPRequestHead, status: HTTPResponseStatus) {
-        let payload = status.code < 300 ? #"{"ok":true}"# : #"{"ok":false,"error":"sink answered \#(status.code)"}"#
+        let payload = Self.responseBody(for: head.uri, status: status)
         var headers = HTTPHeaders()
         headers.add(name: "Content-Type", value: "application/json")
         headers.add(name: "Content-Length", value: String(payload.utf8.count))

@@ -41,9 +41,19 @@ struct RunningRelay {
         let endpoint = webhookURL.map {
             WebhookEndpoint(url: $0, connectTimeoutMilliseconds: 1_000, totalTimeoutMilliseconds: webhookTimeoutMilliseconds, signer: signer)
         }
+        return try await start(
+            RelayConfiguration(server: server, webhook: endpoint, spoolDirectory: spool, delivery: delivery, deliveryThreads: 8), directory: directory)
+    }
+
+    /// Runs `configuration` (from a config file, say) on a temp UNIX socket and a TCP port instead of its own listeners.
+    static func start(_ configuration: RelayConfiguration, directory: TemporaryDirectory = TemporaryDirectory()) async throws -> RunningRelay {
+        var configuration = configuration
+        let socketPath = directory.file("lmtp.sock")
+        configuration.server.listeners = [.unix(path: socketPath, mode: 0o660), .tcp(host: "127.0.0.1", port: 0)]
+        configuration.server.shutdownGracePeriod = .seconds(5)
         var logger = Logger(label: "test")
         logger.logLevel = .warning
-        let relay = try await Relay(configuration: RelayConfiguration(server: server, webhook: endpoint, spoolDirectory: spool, delivery: delivery, deliveryThreads: 8), logger: logger) { _ in }
+        let relay = try await Relay(configuration: configuration, logger: logger) { _ in }
         let task = Task { try await relay.run() }
         let addresses = try await relay.waitUntilListening()
         guard let tcp = addresses.last, case .tcp(_, let port) = LMTPListenAddress.parseTCP(tcp) else {
