@@ -1,0 +1,102 @@
+import Foundation
+import LMTPHook
+import LMTPHookTestSupport
+import Targets
+import Testing
+
+@Suite("Configuration file")
+struct ConfigFileTests {
+    static let exampleEnvironment = [
+        "ARCHIVE_TOKEN": "Bearer archive-token-4711", "LMTPHOOK_WEBHOOK_SECRET": "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw",
+        "SLACK_WEBHOOK_URL": "https://hooks.slack.com/services/T000/B000/XXXXXXXXXXXXXXXXXXXXXXXX",
+        "DISCORD_WEBHOOK_URL": "https://discord.com/api/webhooks/123456789012345678/abcdefghijklmnopqrstuvwxyz0123456789",
+        "ZAMMAD_AUTH": "Token token=zammad-secret-0815",
+    ]
+    static let examplePath = Binary.packageRoot.appendingPathComponent("deploy/lmtphook.example.yaml").path
+
+    @Test("the shipped example parses: five endpoints, four routes, secrets masked in the summary")
+    func example() throws {
+        let config = try ConfigFile.load(path: Self.examplePath, environment: Self.exampleEnvironment)
+        #expect(config.relay.endpoints.map(\.name) == ["archive", "slack-alerts", "discord-ops", "zammad", "phone"])
+        #expect(config.relay.routes?.routes.map(\.name) == ["support", "billing-phone", "alerts", "everything-else"])
+        #expect(config.relay.server.listeners.count == 2)
+        #expect(config.relay.spoolDirectory == "/var/lib/lmtphook/spool")
+        #expect(config.relay.endpoints[2].url.hasSuffix("?wait=true"))
+        #expect(config.relay.endpoints[0].signer.isEnabled)
+        #expect(config.relay.endpoints[3].formatOptions.template != nil)
+        #expect(config.relay.endpoints[1].rateLimit == RateLimit(requests: 1, periodMilliseconds: 1_000))
+        for secret in Self.exampleEnvironment.values {
+            #expect(!config.summary.contains(secret), "secret shown: \(secret)")
+        }
+        #expect(!config.summary.contains("XXXXXXXXXXXXXXXXXXXXXXXX") && !config.summary.contains("abcdefghijklmnopqrstuvwxyz0123456789"))
+        #expect(config.summary.contains("support: address=support@example.com -> zammad, archive"))
+        let table = try #require(config.relay.routes)
+        #expect(table.resolve("billing+urgent@example.com")?.endpoints == ["phone"])
+        #expect(table.resolve("zabbix-db1@monitoring.example.com")?.route == "alerts")
+        #expect(table.resolve("someone@else.test")?.route == "everything-else")
+    }
+
+    @Test("secrets from files and environment variables")
+    func secrets() throws {
+        let config = try ConfigFile.parse("""
+            endpoints:
+              - name: a
+                url: {env: HOOK_URL}
+                headers:
+                  Authorization: {file: auth.txt}
+                  X-Api-Key: {env: API_KEY}
+                secret_file: secret.txt
+            """, environment: ["HOOK_URL": "https://example.net/hook", "API_KEY": "k-123"]) { name in
+            ["auth.txt": "Bearer from-file\n", "secret.txt": "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw\n"][name]
+        }
+        let endpoint = try #require(config.relay.endpoints.first)
+        #expect(endpoint.url == "https://example.net/hook")
+        #expect(endpoint.headers.map(\.value) == ["Bearer from-file", "k-123"])
+        #expect(endpoint.signer.secretCount == 1)
+        #expect(config.relay.routes?.hasCatchAll == true, "a single endpoint gets everything")
+    }
+
+    static let invalid: [(String, Int?, String)] = [
+        // yaml, line, expected message fragment
+        ("listen: [\n", 2, "not valid YAML"),
+        ("lisen: []\n", 1, "unknown key 'lisen' (did you mean 'listen'?)"),
+        ("listen:\n  - tcp: localhost\n", 2, "listen[0].tcp: must be HOST:PORT"),
+        ("listen:\n  - socket: relative.sock\n", 2, "listen[0].socket: must be an absolute path"),
+        ("listen:\n  - socket: /run/x.sock\n    mode: \"999\"\n", 3, "listen[0].mode: must be an octal mode"),
+        ("limits:\n  max_message_size: lots\n", 2, "limits.max_message_size: must be a byte count"),
+        ("limits:\n  max_recipients: 0\n", 2, "limits.max_recipients: must be between 1 and 100000"),
+        ("spool:\n  max_age: soon\n  path: /x\n", 2, "spool.max_age: must be a duration"),
+        ("endpoints:\n  - url: http://x/\n", 2, "endpoints[0]: needs a name"),
+        ("endpoints:\n  - name: a\n", 2, "endpoints[0]: needs a url"),
+        ("endpoints:\n  - name: a\n    url: ftp://x/\n", 3, "endpoints[0].url: must be an http:// or https:// URL"),
+        ("endpoints:\n  - name: a\n    url: http://x/\n    format: telegram\n", 4, "endpoints[0].format: must be one of json, slack"),
+        ("endpoints:\n  - name: a\n    url: http://x/\n    formt: slack\n", 4, "unknown key 'formt' (did you mean 'format'?)"),
+        ("endpoints:\n  - name: a\n    url: http://x/\n  - name: a\n    url: http://y/\n", 4, "endpoint name 'a' is used twice"),
+        ("endpoints:\n  - name: a\n    url: http://x/\n    secret: nope\n", 4, "endpoints[0].secret:"),
+        ("endpoints:\n  - name: a\n    url: http://x/\n    headers:\n      Authorization: {env: MISSING_VAR}\n", 5, "environment variable MISSING_VAR is not set"),
+        ("endpoints:\n  - name: a\n    url: http://x/\n    rate_limit: fast\n", 4, "rate_limit: must look like 1/s"),
+        ("endpoints:\n  - name: a\n    url: http://x/\n    format: zulip\n", 2, "format zulip needs stream"),
+        ("endpoints:\n  - name: a\n    url: http://x/\n    format: template\n", 2, "format template needs template"),
+        ("endpoints:\n  - name: a\n    url: http://x/\n    format: template\n    template: '{\"a\": {{text}'\n", 5, "template error at line 1"),
+        ("endpoints:\n  - name: a\n    url: http://x/\n    format: template\n    template: '{\"a\": {{{text}}}}'\n", 5, "did not produce valid JSON"),
+        ("endpoints:\n  - name: a\n    url: http://x/\n    template: 'x'\n", 4, "only applies to format template"),
+        ("endpoints:\n  - name: a\n    url: http://x/\n  - name: b\n    url: http://y/\n", 1, "'routes' must say which recipients go where"),
+        ("endpoints:\n  - name: a\n    url: http://x/\nroutes:\n  - match: x@y.z\n    endpoint: b\n", 6, "no endpoint named 'b' (did you mean 'a'?)"),
+        ("endpoints:\n  - name: a\n    url: http://x/\nroutes:\n  - endpoint: a\n", 5, "routes[0]: needs match"),
+        ("endpoints:\n  - name: a\n    url: http://x/\nroutes:\n  - match: {regex: \"([a\"}\n    endpoint: a\n", 5, "not a valid regular expression"),
+        ("endpoints:\n  - name: a\n    url: http://x/\nroutes:\n  - match: nobody\n    endpoint: a\n", 5, "must be an address"),
+    ]
+
+    @Test("each invalid configuration gets a precise message: file, line, key", arguments: invalid.indices)
+    func invalidConfigurations(_ index: Int) {
+        let (yaml, line, fragment) = Self.invalid[index]
+        do {
+            _ = try ConfigFile.parse(yaml, file: "bad.yaml")
+            Issue.record("accepted: \(yaml)")
+        } catch {
+            #expect(error.description.contains(fragment), "\(error.description)")
+            if let line { #expect(error.line == line, "\(error.description)") }
+            #expect(error.description.hasPrefix("bad.yaml"), "\(error.description)")
+        }
+    }
+}
