@@ -1,3 +1,4 @@
+import NIOPosix
 #if canImport(Glibc)
 import Glibc
 #endif
@@ -89,4 +90,17 @@ public func writeFile(_ path: String, _ text: String, mode: mode_t = 0o644) {
     let bytes = Array(text.utf8)
     _ = bytes.withUnsafeBytes { write(fd, $0.baseAddress, $0.count) }
     close(fd)
+}
+
+/// Threads for waiting on child processes, so that tests never block the cooperative pool
+/// (an in-process relay needs it to answer the very command being waited for).
+private let processThreads: NIOThreadPool = {
+    let pool = NIOThreadPool(numberOfThreads: 16)
+    pool.start()
+    return pool
+}()
+
+/// ``run(_:_:environment:)`` on a dedicated thread: for async tests.
+public func runProcess(_ program: String, _ arguments: [String], environment: [String: String] = [:]) async -> (status: Int32, output: String) {
+    (try? await processThreads.runIfActive { run(program, arguments, environment: environment) }) ?? (127, "process thread pool stopped")
 }

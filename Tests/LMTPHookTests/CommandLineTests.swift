@@ -39,7 +39,7 @@ struct CommandLineTests {
 
         let messageFile = directory.file("message.eml")
         writeFile(messageFile, "Subject: via send\r\n\r\nhello\r\n")
-        let send = run(binary, ["send", "--socket", socketPath, "--from", "a@example.org", "--to", "b@example.test", "--to", "c@example.test", messageFile])
+        let send = await runProcess(binary, ["send", "--socket", socketPath, "--from", "a@example.org", "--to", "b@example.test", "--to", "c@example.test", messageFile])
         #expect(send.status == 0, "\(send.output)")
         #expect(send.output.contains("250 2.0.0 <b@example.test> delivered id="))
         #expect(send.output.contains("250 2.0.0 <c@example.test> delivered id="))
@@ -50,7 +50,7 @@ struct CommandLineTests {
         #expect(document["subject"] as? String == "via send")
 
         process.terminate()  // SIGTERM
-        process.waitUntilExit()
+        try await blocking { process.waitUntilExit() }
         #expect(process.terminationReason == .exit)
         #expect(process.terminationStatus == 0)
         #expect(!FileManager.default.fileExists(atPath: socketPath))
@@ -66,8 +66,8 @@ struct CommandLineTests {
         (["serve", "--listen", "127.0.0.1:0", "--hostname", "two words"], "hostname must be"),
         (["send", "--to", "x@y"], "give exactly one of --socket PATH or --server HOST:PORT"),
     ])
-    func badArguments(_ arguments: [String], _ message: String) throws {
-        let result = run(try Binary.require(), arguments)
+    func badArguments(_ arguments: [String], _ message: String) async throws {
+        let result = await runProcess(try Binary.require(), arguments)
         #expect(result.status == 64, "\(result.output)")
         #expect(result.output.contains(message), "\(result.output)")
     }
@@ -76,15 +76,15 @@ struct CommandLineTests {
     func liveSocketRefused() async throws {
         let binary = try Binary.require()
         let relay = try await RunningRelay.start(webhookURL: "http://127.0.0.1:1/")
-        let result = run(binary, ["serve", "--socket", relay.socketPath, "--log-level", "error"])
+        let result = await runProcess(binary, ["serve", "--socket", relay.socketPath, "--log-level", "error"])
         #expect(result.status == 1)
         #expect(result.output.contains("already listening on \(relay.socketPath)"), "\(result.output)")
         try await relay.stop()
     }
 
     @Test("demo --once: the whole path on an embedded receiver")
-    func demo() throws {
-        let result = run(try Binary.require(), ["demo", "--once", "--listen", "127.0.0.1:0"])
+    func demo() async throws {
+        let result = await runProcess(try Binary.require(), ["demo", "--once", "--listen", "127.0.0.1:0"])
         #expect(result.status == 0, "\(result.output)")
         #expect(result.output.contains("\"subject\":\"Printer on floor 3 is on fire\""))
         #expect(result.output.contains("250 2.0.0 <support@example.test> delivered id="))

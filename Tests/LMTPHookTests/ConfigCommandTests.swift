@@ -11,8 +11,8 @@ import Glibc
 @Suite("Configuration on the command line", .serialized)
 struct ConfigCommandTests {
     @Test("check-config prints the effective configuration with secrets masked; exit 0")
-    func checkConfigExample() throws {
-        let result = run(try Binary.require(), ["check-config", ConfigFileTests.examplePath, "--route", "billing+urgent@example.com", "--route", "x@nowhere.test"],
+    func checkConfigExample() async throws {
+        let result = await runProcess(try Binary.require(), ["check-config", ConfigFileTests.examplePath, "--route", "billing+urgent@example.com", "--route", "x@nowhere.test"],
                          environment: ConfigFileTests.exampleEnvironment)
         #expect(result.status == 0, "\(result.output)")
         #expect(result.output.contains("routes (first match wins):"))
@@ -23,12 +23,12 @@ struct ConfigCommandTests {
     }
 
     @Test("check-config: an invalid file names file, line and key; exit 1")
-    func checkConfigInvalid() throws {
+    func checkConfigInvalid() async throws {
         let directory = TemporaryDirectory()
         defer { directory.remove() }
         let file = directory.file("bad.yaml")
         writeFile(file, "endpoints:\n  - name: a\n    url: http://x/\n    timout: 5s\n")
-        let result = run(try Binary.require(), ["check-config", file])
+        let result = await runProcess(try Binary.require(), ["check-config", file])
         #expect(result.status == 1)
         #expect(result.output.contains("\(file):4: endpoints[0]: unknown key 'timout' (did you mean 'timeout'?)"), "\(result.output)")
     }
@@ -61,7 +61,7 @@ struct ConfigCommandTests {
         process.standardError = FileHandle(forWritingAtPath: { FileManager.default.createFile(atPath: logPath, contents: nil); return logPath }())
         process.standardOutput = FileHandle.nullDevice
         try process.run()
-        defer { if process.isRunning { process.terminate(); process.waitUntilExit() } }
+        defer { if process.isRunning { process.terminate() } }
         let deadline = ContinuousClock.now + .seconds(20)
         while !FileManager.default.fileExists(atPath: socketPath) && ContinuousClock.now < deadline { try await Task.sleep(for: .milliseconds(50)) }
 
@@ -88,7 +88,7 @@ struct ConfigCommandTests {
         #expect(process.isRunning)
 
         process.terminate()
-        process.waitUntilExit()
+        try await blocking { process.waitUntilExit() }
         #expect(process.terminationStatus == 0)
         await first.stop()
         await second.stop()
@@ -103,7 +103,10 @@ struct ConfigCommandTests {
             routes:
               - {match: "@example.test", endpoint: chat}
             """).relay)
-        let result = run(try Binary.require(), ["send-test", "--socket", relay.socketPath, "--to", "support@example.test", "--to", "nobody@elsewhere.test"])
+        let binary = try Binary.require()
+        let socketPath = relay.socketPath
+        // Blocking, so off the cooperative pool: the in-process relay needs it to answer.
+        let result = await runProcess(binary, ["send-test", "--socket", socketPath, "--to", "support@example.test", "--to", "nobody@elsewhere.test"])
         #expect(result.status == 1, "one recipient refused: \(result.output)")
         #expect(result.output.contains("support@example.test: 250"), "\(result.output)")
         #expect(result.output.contains("nobody@elsewhere.test: 550 5.1.1"), "\(result.output)")

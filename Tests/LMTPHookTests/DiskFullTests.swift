@@ -16,7 +16,7 @@ struct DiskFullTests {
         let directory = TemporaryDirectory("lmtphook-full")
         let mountPoint = directory.file("fs")
         try FileManager.default.createDirectory(atPath: mountPoint, withIntermediateDirectories: false)
-        let mounted = run("/bin/mount", ["-t", "tmpfs", "-o", "size=256k", "tmpfs", mountPoint])
+        let mounted = await runProcess("/bin/mount", ["-t", "tmpfs", "-o", "size=256k", "tmpfs", mountPoint])
         try #require(mounted.status == 0, "mount failed: \(mounted.output)")
         defer {
             run("/bin/umount", [mountPoint])
@@ -45,7 +45,7 @@ struct DiskFullTests {
         #expect(try FileManager.default.contentsOfDirectory(atPath: spoolPath + "/tmp").isEmpty, "failed writes leave no temporary files")
 
         // Space returns: the next message is queued again, without a restart.
-        let remount = run("/bin/mount", ["-o", "remount,size=4m", mountPoint])
+        let remount = await runProcess("/bin/mount", ["-o", "remount,size=4m", mountPoint])
         try #require(remount.status == 0, "\(remount.output)")
         let after = try await blocking {
             try LMTPClientConnection(unixPath: relay.socketPath).deliver(from: "a@example.org", to: ["b@example.test"], message: sampleMessage(subject: "after", body: bigBody))

@@ -16,7 +16,7 @@ struct PayloadCorpusTests {
         return walker.compactMap { $0 as? URL }.filter { $0.pathExtension == "eml" }.sorted { $0.path < $1.path }
     }
 
-    @Test func everyMessageParsesAndValidates() throws {
+    @Test func everyMessageParsesAndValidates() async throws {
         var files = Self.emlFiles(under: Self.root.appendingPathComponent("Tests/MailCoreTests/Messages"))
         if FileManager.default.fileExists(atPath: Self.corpus.path) {
             let corpusFiles = Self.emlFiles(under: Self.corpus)
@@ -42,7 +42,7 @@ struct PayloadCorpusTests {
             writeFile(output.file(String(format: "%04d.json", index)), String(decoding: rendered.json, as: UTF8.self))
         }
         print("corpus sweep: \(files.count) messages, slowest \(slowest.name) \(slowest.duration)")
-        let validation = run("/usr/bin/python3", [Self.root.appendingPathComponent("deploy/schema/validate.py").path,
+        let validation = await runProcess("/usr/bin/python3", [Self.root.appendingPathComponent("deploy/schema/validate.py").path,
                                                    Self.root.appendingPathComponent("deploy/schema/payload-v1.schema.json").path, output.path])
         #expect(validation.status == 0, "\(validation.output)")
         #expect(validation.output.contains("validated \(files.count) documents, 0 invalid"), "\(validation.output)")

@@ -112,7 +112,8 @@ struct PostfixEndToEndTests {
         // Postfix's lmtp client runs as user postfix: it must reach the directory and write the socket.
         let relay = try await RunningRelay.start(webhookURL: sink.url, socketMode: 0o666)
         run("/bin/chmod", ["755", relay.directory.path])
-        let postfix = try PostfixInstance(lmtpSocket: relay.socketPath)
+        let socketPath = relay.socketPath
+        let postfix = try await blocking { try PostfixInstance(lmtpSocket: socketPath) }  // `postfix start` blocks: off the cooperative pool
         defer { postfix.stop() }
 
         let port = postfix.smtpPort

@@ -39,7 +39,7 @@ struct RealClientTests {
         let relay = try await RunningRelay.start(webhookURL: sink.url)
         let messageFile = relay.directory.file("m.eml")
         writeFile(messageFile, "From: a@example.org\nTo: b@example.test\nSubject: from msmtp\n\nline\n.starts with dot\n")
-        let result = run("/bin/sh", ["-c", "\(msmtp) --host=127.0.0.1 --port=\(relay.tcpPort) --protocol=lmtp --auth=off --tls=off --from=a@example.org b@example.test c@example.test < \(messageFile)"])
+        let result = await runProcess("/bin/sh", ["-c", "\(msmtp) --host=127.0.0.1 --port=\(relay.tcpPort) --protocol=lmtp --auth=off --tls=off --from=a@example.org b@example.test c@example.test < \(messageFile)"])
         #expect(result.status == 0, "\(result.output)")
         let document = try json(try #require(await sink.waitFor(1).first).body)
         #expect(document["subject"] as? String == "from msmtp")

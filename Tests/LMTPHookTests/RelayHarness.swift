@@ -42,15 +42,18 @@ struct RunningRelay {
             WebhookEndpoint(url: $0, connectTimeoutMilliseconds: 1_000, totalTimeoutMilliseconds: webhookTimeoutMilliseconds, signer: signer)
         }
         return try await start(
-            RelayConfiguration(server: server, webhook: endpoint, spoolDirectory: spool, delivery: delivery, deliveryThreads: 8), directory: directory)
+            RelayConfiguration(server: server, webhook: endpoint, spoolDirectory: spool, delivery: delivery, deliveryThreads: 8), directory: directory,
+            keepListeners: true)
     }
 
     /// Runs `configuration` (from a config file, say) on a temp UNIX socket and a TCP port instead of its own listeners.
-    static func start(_ configuration: RelayConfiguration, directory: TemporaryDirectory = TemporaryDirectory()) async throws -> RunningRelay {
+    static func start(_ configuration: RelayConfiguration, directory: TemporaryDirectory = TemporaryDirectory(), keepListeners: Bool = false) async throws -> RunningRelay {
         var configuration = configuration
         let socketPath = directory.file("lmtp.sock")
-        configuration.server.listeners = [.unix(path: socketPath, mode: 0o660), .tcp(host: "127.0.0.1", port: 0)]
-        configuration.server.shutdownGracePeriod = .seconds(5)
+        if !keepListeners {
+            configuration.server.listeners = [.unix(path: socketPath, mode: 0o660), .tcp(host: "127.0.0.1", port: 0)]
+            configuration.server.shutdownGracePeriod = .seconds(5)
+        }
         var logger = Logger(label: "test")
         logger.logLevel = .warning
         let relay = try await Relay(configuration: configuration, logger: logger) { _ in }
