@@ -23,7 +23,7 @@ public final class WebhookDelivery: Sendable {
         public var breakerThreshold: Int
         /// How long an open circuit stays open before one message may try again.
         public var breakerCooldown: Duration
-        /// Retry attempts in flight at most (per endpoint).
+        /// Retry attempts in flight at most (all endpoints together).
         public var retryConcurrency: Int
 
         public init(syncBudget: Duration = .seconds(5), retry: RetryPolicy = RetryPolicy(), breakerThreshold: Int = 5,

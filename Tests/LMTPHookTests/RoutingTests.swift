@@ -8,7 +8,7 @@ import Testing
 @Suite("Routing to several endpoints")
 struct RoutingTests {
     static func relay(_ yaml: String) async throws -> RunningRelay {
-        try await RunningRelay.start(ConfigFile.parse(yaml, file: "test.yaml").relay)
+        try await RunningRelay.start(ConfigFile.parse(yaml, file: "test.yaml") { path in readFile(path).map { String(decoding: $0, as: UTF8.self) } }.relay)
     }
 
     static func send(_ relay: RunningRelay, to recipients: [String], subject: String = "Routing") async throws -> [LMTPClientConnection.Reply] {
@@ -130,6 +130,65 @@ struct RoutingTests {
         #expect(body["title"] as? String == "Invoice \"7\"")
         #expect(body["queue"] as? String == "billing")
         #expect(body["from"] as? String == "a@example.org")
+        try await relay.stop()
+        await sink.stop()
+    }
+
+    @Test("three addresses, three apps, one configuration file: each app receives its own well-formed message")
+    func threeAppsFromOneFile() async throws {
+        let sink = try await RecordingSink.start()
+        let template = Binary.packageRoot.appendingPathComponent("deploy/templates/zammad.json.mustache").path
+        let relay = try await Self.relay("""
+            endpoints:
+              - {name: zammad, url: "\(sink.url)zammad/api/v1/tickets", format: template, template_file: "\(template)", attachments: inline}
+              - {name: slack, url: "\(sink.url)slack/T0/B0/x", format: slack}
+              - {name: archive, url: "\(sink.url)archive"}
+            routes:
+              - {match: support@example.com, endpoint: zammad}
+              - {match: alerts@example.com, endpoint: slack}
+              - {match: "*", endpoint: archive}
+            """)
+        let socket = relay.socketPath
+        let replies = try await blocking {
+            try LMTPClientConnection(unixPath: socket).deliverEach(
+                from: "alice@example.org", to: ["support+billing@example.com", "alerts@example.com", "ceo@example.com"], message: SampleMessage.raw())
+        }
+        #expect(replies.map(\.code) == [250, 250, 250], "\(replies)")
+        let ticket = try json(try #require(sink.requests.first { $0.path.hasPrefix("/zammad/") }).body)
+        #expect(ticket["title"] as? String == "Re: Invoice 4711 — please check 🧾")
+        #expect(ticket["tags"] as? String == "email,billing")
+        let article = try #require(ticket["article"] as? [String: Any])
+        #expect((article["attachments"] as? [[String: Any]])?.first?["filename"] as? String == "invoice-4711.pdf")
+        let slack = try json(try #require(sink.requests.first { $0.path.hasPrefix("/slack/") }).body)
+        #expect((slack["blocks"] as? [[String: Any]])?.first?["type"] as? String == "header")
+        let archive = try json(try #require(sink.requests.first { $0.path.hasPrefix("/archive") }).body)
+        #expect(archive["schema"] as? Int == 1)
+        #expect((archive["envelope"] as? [String: Any])?["rcpt_to"] as? [String] == ["ceo@example.com"])
+        #expect(sink.requests.count == 3)
+        try await relay.stop()
+        await sink.stop()
+    }
+
+    @Test("a queued message is retried in its endpoint's format")
+    func retryKeepsTheFormat() async throws {
+        let sink = try await RecordingSink.start()
+        sink.answer(503)
+        let spool = TemporaryDirectory()
+        defer { spool.remove() }
+        let relay = try await Self.relay("""
+            spool: {path: "\(spool.path)", retry_schedule: [200ms]}
+            endpoints:
+              - {name: chat, url: "\(sink.url)slack/x", format: slack}
+            """)
+        let replies = try await Self.send(relay, to: ["ops+db@example.test"], subject: "disk full")
+        #expect(replies.first?.code == 250)
+        #expect(replies.first?.lines.last?.contains("queued as") == true, "\(replies)")
+        sink.answer(nil)
+        let deadline = ContinuousClock.now + .seconds(10)
+        while sink.accepted.isEmpty && ContinuousClock.now < deadline { try await Task.sleep(for: .milliseconds(50)) }
+        let body = try json(try #require(sink.accepted.first).body)
+        #expect((body["blocks"] as? [[String: Any]])?.first?["type"] as? String == "header", "retried as Slack blocks, not payload v1")
+        #expect(String(decoding: try #require(sink.accepted.first).body, as: UTF8.self).contains("disk full"))
         try await relay.stop()
         await sink.stop()
     }
