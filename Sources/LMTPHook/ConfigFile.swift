@@ -23,10 +23,15 @@ public struct ConfigFile: Sendable {
             throw ConfigError(file: path, line: nil, key: "", message: "cannot read the file: \(String(cString: strerror(errno)))")
         }
         let directory = (path as NSString).deletingLastPathComponent
-        return try parse(String(decoding: bytes, as: UTF8.self), file: path, environment: environment) { name in
+        var config = try parse(String(decoding: bytes, as: UTF8.self), file: path, environment: environment) { name in
             let full = name.hasPrefix("/") ? name : (directory.isEmpty ? name : directory + "/" + name)
             return FileContents.read(path: full).map { String(decoding: $0, as: UTF8.self) }
         }
+        var info = stat()
+        if stat(path, &info) == 0, info.st_mode & 0o004 != 0 {
+            config.warnings.append("\(path) is world-readable; if it holds secrets, chmod 640 it (owner root, group lmtphook)")
+        }
+        return config
     }
 
     /// Parses configuration text; `readFile` resolves `…_file` paths (relative to the config file).
@@ -101,7 +106,7 @@ struct ConfigParser {
         var spoolDirectory: String?
         if let spool = try top["spool"]?.mapping(allowed: ["path", "retry_schedule", "max_age"]) {
             spoolDirectory = try spool["path"]?.nonEmptyString()
-            if spoolDirectory == nil { throw spool["retry_schedule"]?.error("needs spool.path") ?? root.child("spool", root.node).error("needs a path") }
+            if spoolDirectory == nil, let node = top["spool"] { throw node.error("needs path: DIR") }
             var schedule = settings.retry.scheduleMilliseconds
             if let list = spool["retry_schedule"] {
                 schedule = []

@@ -2,10 +2,6 @@ import ArgumentParser
 import Foundation
 import LMTPHook
 
-#if canImport(Glibc)
-import Glibc
-#endif
-
 /// `lmtphook check-config`: validate a configuration file and print what it means.
 struct CheckConfigCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
@@ -38,10 +34,6 @@ struct CheckConfigCommand: ParsableCommand {
             }
         }
         for warning in config.warnings { FileHandle.standardError.write(Data("warning: \(warning)\n".utf8)) }
-        var info = stat()
-        if stat(file, &info) == 0, info.st_mode & 0o004 != 0 {
-            FileHandle.standardError.write(Data("warning: \(file) is world-readable; if it holds secrets, chmod 640 it\n".utf8))
-        }
         print("configuration OK")
     }
 }

@@ -231,8 +231,13 @@ struct SpoolCommand: AsyncParsableCommand {
             let signer: WebhookSigner
             do { signer = try WebhookSigner(secrets: webhookSecrets + environment) } catch { throw ValidationError("\(error)") }
             var configured: [String: WebhookEndpoint] = [:]
+            var delimiters: Set<Character> = ["+"]
             if let config {
-                do { configured = Dictionary(try ConfigFile.load(path: config).relay.endpoints.map { ($0.name, $0) }) { $1 } } catch {
+                do {
+                    let relay = try ConfigFile.load(path: config).relay
+                    configured = Dictionary(relay.endpoints.map { ($0.name, $0) }) { $1 }
+                    delimiters = relay.routes?.delimiters ?? delimiters
+                } catch {
                     throw ValidationError("\(error)")
                 }
             }
@@ -284,7 +289,7 @@ struct SpoolCommand: AsyncParsableCommand {
                 do {
                     let body = try endpoint.render(
                         webhookID: entry.metadata.webhookID, receivedAt: UnixTime(milliseconds: entry.metadata.receivedAtMilliseconds), envelope: envelope,
-                        raw: entry.raw, tags: WebhookDelivery.tags(envelope.rcptTo, delimiters: ["+"])
+                        raw: entry.raw, tags: WebhookDelivery.tags(envelope.rcptTo, delimiters: delimiters)
                     ).body
                     response = await client.post(endpoint.request(webhookID: entry.metadata.webhookID, body: body))
                 } catch {

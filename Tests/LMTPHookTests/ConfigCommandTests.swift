@@ -58,7 +58,8 @@ struct ConfigCommandTests {
         let process = Process()
         process.executableURL = URL(fileURLWithPath: binary)
         process.arguments = ["serve", "--config", configPath, "--log-level", "info"]
-        process.standardError = FileHandle(forWritingAtPath: { FileManager.default.createFile(atPath: logPath, contents: nil); return logPath }())
+        _ = FileManager.default.createFile(atPath: logPath, contents: nil)
+        process.standardError = FileHandle(forWritingAtPath: logPath)
         process.standardOutput = FileHandle.nullDevice
         try process.run()
         defer { if process.isRunning { process.terminate() } }

@@ -62,4 +62,39 @@ struct SpoolCommandTests {
         try await relay.stop()
         await sink.stop()
     }
+
+    @Test("replay of a chat-format entry needs --config, and then sends the endpoint's format")
+    func replayWithConfig() async throws {
+        let binary = try Binary.require()
+        let sink = try await RecordingSink.start()
+        sink.answer(503)
+        let directory = TemporaryDirectory()
+        defer { directory.remove() }
+        let spoolPath = directory.file("spool")
+        let configPath = directory.file("lmtphook.yaml")
+        let yaml = """
+            spool: {path: "\(spoolPath)", retry_schedule: [1h]}
+            endpoints:
+              - {name: chat, url: "\(sink.url)slack/x", format: slack}
+            """
+        writeFile(configPath, yaml, mode: 0o640)
+        let relay = try await RunningRelay.start(try ConfigFile.load(path: configPath).relay)
+        let socket = relay.socketPath
+        let replies = try await blocking { try LMTPClientConnection(unixPath: socket).deliver(from: "a@example.org", to: ["ops@example.test"], message: sampleMessage(subject: "queued chat")) }
+        #expect(replies.first?.lines.last?.contains("queued as") == true)
+        try await relay.stop()
+        sink.answer(nil)
+
+        let refused = await runProcess(binary, ["spool", "replay", "--all", "--spool", spoolPath])
+        #expect(refused.status == 1)
+        #expect(refused.output.contains("is for endpoint 'chat' (format slack): give --config FILE"), "\(refused.output)")
+        #expect(sink.accepted.isEmpty, "nothing sent in the wrong format")
+
+        let replayed = await runProcess(binary, ["spool", "replay", "--all", "--spool", spoolPath, "--config", configPath])
+        #expect(replayed.status == 0, "\(replayed.output)")
+        let body = try json(try #require(sink.accepted.first).body)
+        #expect(body["blocks"] is [Any], "replayed as Slack blocks")
+        #expect(try Spool(path: spoolPath).ids().isEmpty)
+        await sink.stop()
+    }
 }
