@@ -16,11 +16,7 @@ struct SendCommand: AsyncParsableCommand {
         discussion: "Exit status 0 when every recipient got 2xx, 1 otherwise."
     )
 
-    @Option(help: ArgumentHelp("UNIX socket of the LMTP server.", valueName: "path"))
-    var socket: String?
-
-    @Option(help: ArgumentHelp("TCP address of the LMTP server.", valueName: "host:port"))
-    var server: String?
+    @OptionGroup var target: LMTPTargetOptions
 
     @Option(help: ArgumentHelp("Envelope sender; empty for <>.", valueName: "address"))
     var from: String = ""
@@ -32,14 +28,13 @@ struct SendCommand: AsyncParsableCommand {
     var file: String?
 
     func validate() throws {
-        if (socket == nil) == (server == nil) { throw ValidationError("give exactly one of --socket PATH or --server HOST:PORT") }
+        try target.check()
         if recipients.isEmpty { throw ValidationError("give at least one --to ADDRESS") }
-        if let server, LMTPListenAddress.parseTCP(server) == nil { throw ValidationError("--server takes HOST:PORT, got \(server)") }
     }
 
     func run() async throws {
         let message = try readMessage()
-        let replies = try await Self.deliver(message, socket: socket, server: server, from: from, to: recipients)
+        let replies = try await Self.deliver(message, socket: target.socket, server: target.server, from: from, to: recipients)
         for reply in replies { print("\(reply.code) \(reply.lines.joined(separator: " "))") }
         if replies.count < recipients.count || replies.contains(where: { $0.code / 100 != 2 }) { throw ExitCode.failure }
     }
@@ -70,5 +65,20 @@ struct SendCommand: AsyncParsableCommand {
         let bytes = file.map { FileContents.read(path: $0) } ?? FileContents.read(fileDescriptor: STDIN_FILENO)
         guard let bytes else { throw ValidationError("cannot read \(file ?? "standard input"): \(String(cString: strerror(errno)))") }
         return bytes
+    }
+}
+
+/// Where the LMTP server to talk to is: `--socket PATH` or `--server HOST:PORT`.
+struct LMTPTargetOptions: ParsableArguments {
+    @Option(help: ArgumentHelp("UNIX socket of the LMTP server.", valueName: "path"))
+    var socket: String?
+
+    @Option(help: ArgumentHelp("TCP address of the LMTP server.", valueName: "host:port"))
+    var server: String?
+
+    /// Checked by the commands that connect (not automatically: `send-test --print` connects nowhere).
+    func check() throws {
+        if (socket == nil) == (server == nil) { throw ValidationError("give exactly one of --socket PATH or --server HOST:PORT") }
+        if let server, LMTPListenAddress.parseTCP(server) == nil { throw ValidationError("--server takes HOST:PORT, got \(server)") }
     }
 }

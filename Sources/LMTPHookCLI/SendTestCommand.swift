@@ -14,11 +14,7 @@ struct SendTestCommand: AsyncParsableCommand {
             """
     )
 
-    @Option(help: ArgumentHelp("UNIX socket of lmtphook.", valueName: "path"))
-    var socket: String?
-
-    @Option(help: ArgumentHelp("TCP address of lmtphook.", valueName: "host:port"))
-    var server: String?
+    @OptionGroup var target: LMTPTargetOptions
 
     @Option(help: ArgumentHelp("Envelope sender and From address.", valueName: "address"))
     var from: String = "alice@example.org"
@@ -31,8 +27,7 @@ struct SendTestCommand: AsyncParsableCommand {
 
     func validate() throws {
         if recipients.isEmpty { throw ValidationError("give at least one --to ADDRESS") }
-        if !print && (socket == nil) == (server == nil) { throw ValidationError("give exactly one of --socket PATH or --server HOST:PORT") }
-        if let server, LMTPListenAddress.parseTCP(server) == nil { throw ValidationError("--server takes HOST:PORT, got \(server)") }
+        if !print { try target.check() }
     }
 
     /// The current time as an RFC 5322 date (UTC).
@@ -50,7 +45,7 @@ struct SendTestCommand: AsyncParsableCommand {
             Swift.print(String(decoding: message, as: UTF8.self))
             return
         }
-        let replies = try await SendCommand.deliver(message, socket: socket, server: server, from: from, to: recipients, each: true)
+        let replies = try await SendCommand.deliver(message, socket: target.socket, server: target.server, from: from, to: recipients, each: true)
         for (index, reply) in replies.enumerated() {
             let recipient = index < recipients.count ? recipients[index] : "?"
             Swift.print("\(recipient): \(reply.code) \(reply.lines.joined(separator: " "))")
