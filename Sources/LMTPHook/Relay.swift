@@ -1,6 +1,7 @@
 import LMTPCore
 import LMTPServer
 import Logging
+import MailCore
 import NIOPosix
 import ServiceLifecycle
 import Spool
@@ -35,7 +36,7 @@ public final class Relay: Service, Sendable {
         var configuration = configuration
         if configuration.endpoints.isEmpty {
             let sink = try await WebhookSink.start(record: localRecord ?? StandardOutput.printJSONLine)
-            configuration.endpoints = [WebhookEndpoint(name: "local", url: sink.url, payload: configuration.payload)]
+            configuration.endpoints = [Self.localEndpoint(sink, payload: configuration.payload)]
             configuration.routes = nil
             localSink = sink
             logger.notice("no webhook configured: delivering to the built-in local receiver, documents go to stdout", metadata: ["url": "\(sink.url)"])
@@ -62,8 +63,8 @@ public final class Relay: Service, Sendable {
             throw error
         }
         let delivery = WebhookDelivery(
-            endpoints: configuration.endpoints, client: client, spool: spool, spoolThreads: spoolThreads, settings: configuration.delivery, logger: logger)
-        delivery.update(endpoints: configuration.endpoints, delimiters: routeTable.delimiters)
+            endpoints: configuration.endpoints, delimiters: routeTable.delimiters, client: client, spool: spool, spoolThreads: spoolThreads,
+            settings: configuration.delivery, logger: logger)
         self.delivery = delivery
         let routes = self.routes
         let policy = LMTPPolicy(recipient: { recipient in
@@ -142,7 +143,7 @@ public final class Relay: Service, Sendable {
         var endpoints = new.endpoints
         var table = new.effectiveRoutes
         if endpoints.isEmpty, let localSink {
-            endpoints = [WebhookEndpoint(name: "local", url: localSink.url, payload: new.payload)]
+            endpoints = [Self.localEndpoint(localSink, payload: new.payload)]
             table = RouteTable(routes: [Route(name: "default", conditions: [RouteCondition()], endpoints: ["local"])])
         } else if endpoints.isEmpty {
             notes.append("the new configuration has no endpoints: kept the current ones")
@@ -151,6 +152,11 @@ public final class Relay: Service, Sendable {
         delivery.update(endpoints: endpoints, delimiters: table.delimiters)
         routes.withLockedValue { $0 = table }
         return notes
+    }
+
+    /// The built-in receiver as an endpoint (every recipient goes there when none is configured).
+    private static func localEndpoint(_ sink: WebhookSink, payload: PayloadOptions) -> WebhookEndpoint {
+        WebhookEndpoint(name: "local", url: sink.url, payload: payload)
     }
 
     /// The route table in force.

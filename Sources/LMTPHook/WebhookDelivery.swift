@@ -59,14 +59,15 @@ public final class WebhookDelivery: Sendable {
     private let state: Mutex<State>
 
     public init(
-        endpoints: [WebhookEndpoint], client: WebhookClient, spool: Spool?, spoolThreads: NIOThreadPool, settings: Settings = Settings(), logger: Logger
+        endpoints: [WebhookEndpoint], delimiters: Set<Character> = ["+"], client: WebhookClient, spool: Spool?, spoolThreads: NIOThreadPool,
+        settings: Settings = Settings(), logger: Logger
     ) {
         self.client = client
         self.spool = spool
         self.spoolThreads = spoolThreads
         self.settings = settings
         self.logger = logger
-        state = Mutex(State(endpoints: Dictionary(endpoints.map { ($0.name, $0) }) { $1 }))
+        state = Mutex(State(endpoints: Dictionary(endpoints.map { ($0.name, $0) }) { $1 }, delimiters: delimiters))
     }
 
     /// Replaces the endpoints (configuration reload). Health and rate-limit state is kept for
