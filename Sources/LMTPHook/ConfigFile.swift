@@ -85,7 +85,7 @@ struct ConfigParser {
     }
 
     mutating func parse(_ root: ConfigNode) throws(ConfigError) -> ConfigFile {
-        let top = try root.mapping(allowed: ["listen", "hostname", "limits", "spool", "delivery", "recipient_delimiter", "endpoints", "routes"])
+        let top = try root.mapping(allowed: ["listen", "hostname", "limits", "spool", "delivery", "recipient_delimiter", "endpoints", "routes", "metrics"])
         // LMTP side
         var listeners: [LMTPListenAddress] = []
         for item in try top["listen"]?.list() ?? [] { listeners.append(try listener(item)) }
@@ -150,10 +150,17 @@ struct ConfigParser {
             routes = RouteTable(routes: [Route(name: "default", conditions: [RouteCondition()], endpoints: [endpoints[0].name])], delimiters: delimiters)
         }
         if listeners.isEmpty { warnings.append("no listen entries: give --socket or --listen to serve") }
+        var metricsListen: String?
+        if let metrics = try top["metrics"]?.mapping(allowed: ["listen"]), let listen = metrics["listen"] {
+            let text = try listen.nonEmptyString()
+            guard case .tcp = LMTPListenAddress.parseTCP(text) else { throw listen.error("must be HOST:PORT, e.g. 127.0.0.1:9464, got '\(text)'") }
+            metricsListen = text
+        }
         let server = LMTPServerConfiguration(
             listeners: listeners, session: session, idleTimeout: .milliseconds(idleTimeout), shutdownGracePeriod: .milliseconds(shutdownGrace))
-        let relay = RelayConfiguration(
+        var relay = RelayConfiguration(
             server: server, endpoints: endpoints, routes: routes, spoolDirectory: spoolDirectory, delivery: settings, deliveryThreads: threads)
+        relay.metricsListen = metricsListen
         return ConfigFile(relay: relay, warnings: warnings, summary: summary(relay, routes: routes))
     }
 
@@ -377,6 +384,7 @@ struct ConfigParser {
             out.append("spool: none (transient failures get 451 and the MTA retries)")
         }
         out.append("delivery: threads \(relay.deliveryThreads), sync_budget \(relay.delivery.syncBudget)")
+        out.append("metrics: \(relay.metricsListen.map { "http://\($0)/metrics and /healthz" } ?? "off")")
         out.append("endpoints:")
         if relay.endpoints.isEmpty { out.append("  (none: the built-in local receiver prints each document on stdout)") }
         for endpoint in relay.endpoints {

@@ -25,6 +25,8 @@ public final class Relay: Service, Sendable {
     public let webhookURL: String
     /// The route table in force (replaced by ``reload(_:)``).
     private let routes: NIOLockedValueBox<RouteTable>
+    /// Readiness for `/healthz`, refreshed by the monitor.
+    private let readiness = NIOLockedValueBox<(ready: Bool, detail: String)>((false, "starting"))
 
     /// Prepares the relay; `localRecord` receives what the built-in receiver gets (default: stdout).
     public init(
@@ -70,6 +72,7 @@ public final class Relay: Service, Sendable {
         let policy = LMTPPolicy(recipient: { recipient in
             let address = recipient.mailbox.address
             guard routes.withLockedValue({ $0.resolve(address) }) == nil else { return .accept }
+            delivery.metrics.recipient("rejected")
             return .reply(LMTPReply(550, "5.1.1", "<\(address)>: no route for this recipient"))
         })
         server = LMTPServer(configuration: configuration.server, policy: policy, logger: logger) { message in
@@ -159,6 +162,45 @@ public final class Relay: Service, Sendable {
         WebhookEndpoint(name: "local", url: sink.url, payload: payload)
     }
 
+    /// `ready` once the listeners are up and the spool (if any) can take a file; else why not.
+    public func health() -> (ready: Bool, detail: String) { readiness.withLockedValue { $0 } }
+
+    /// Every few seconds: spool depth, bytes, oldest entry, dead letters, writability, circuits.
+    private func monitor() async {
+        do { _ = try await server.waitUntilListening() } catch {
+            readiness.withLockedValue { $0 = (false, "listeners failed: \(error)") }
+            return
+        }
+        let metrics = delivery.metrics
+        while !Task.isCancelled {
+            var detail = "ok"
+            var ready = true
+            if let spool = delivery.queue {
+                let snapshot = try? await spoolThreads.runIfActive { () -> (Bool, (live: Int, liveBytes: Int, dead: Int, deadBytes: Int), Int64?) in
+                    (spool.isWritable(), spool.statistics(), spool.ids().first.flatMap(SpoolID.milliseconds(of:)))
+                }
+                if let (writable, statistics, oldest) = snapshot {
+                    metrics.spoolWritable.record(writable ? 1 : 0)
+                    metrics.spoolEntries.record(statistics.live)
+                    metrics.spoolBytes.record(statistics.liveBytes)
+                    metrics.deadLetters.record(statistics.dead)
+                    metrics.deadLetterBytes.record(statistics.deadBytes)
+                    metrics.spoolOldestAge.record(oldest.map { Double(max(0, UnixTime.now().milliseconds - $0)) / 1000 } ?? 0)
+                    if !writable {
+                        ready = false
+                        detail = "spool \(spool.path) is not writable"
+                    }
+                }
+            }
+            for name in delivery.endpointNames { metrics.circuit(endpoint: name, open: delivery.circuitOpen(name)) }
+            readiness.withLockedValue { $0 = (ready, detail) }
+            try? await Task.sleep(for: .seconds(Self.monitorInterval))
+        }
+    }
+
+    /// Seconds between monitor passes.
+    static let monitorInterval = 5
+
     /// The route table in force.
     public var routeTable: RouteTable { routes.withLockedValue { $0 } }
 
@@ -167,6 +209,7 @@ public final class Relay: Service, Sendable {
         do {
             try await withThrowingTaskGroup(of: Void.self) { group in
                 group.addTask { await self.delivery.runRetries() }
+                group.addTask { await self.monitor() }
                 try await server.run()
                 group.cancelAll()
                 try await group.waitForAll()

@@ -19,6 +19,8 @@ public struct RelayConfiguration: Sendable {
     public var delivery: WebhookDelivery.Settings
     /// Delivery threads: the most webhook requests in flight at once.
     public var deliveryThreads: Int
+    /// Where `serve` answers `GET /metrics` and `GET /healthz` (`host:port`), if anywhere.
+    public var metricsListen: String?
 
     public init(
         server: LMTPServerConfiguration, webhook: WebhookEndpoint? = nil, endpoints: [WebhookEndpoint] = [], routes: RouteTable? = nil,

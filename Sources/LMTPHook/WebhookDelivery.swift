@@ -41,6 +41,7 @@ public final class WebhookDelivery: Sendable {
         var consecutiveFailures = 0
         var openUntilMilliseconds: Int64 = 0
         var bucket: TokenBucket?
+        var lastSlowWarningMilliseconds: Int64 = 0
     }
 
     private struct State {
@@ -57,6 +58,7 @@ public final class WebhookDelivery: Sendable {
     private let spoolThreads: NIOThreadPool
     private let logger: Logger
     private let state: Mutex<State>
+    let metrics = RelayMetrics()
 
     public init(
         endpoints: [WebhookEndpoint], delimiters: Set<Character> = ["+"], client: WebhookClient, spool: Spool?, spoolThreads: NIOThreadPool,
@@ -83,6 +85,30 @@ public final class WebhookDelivery: Sendable {
             }
         }
     }
+
+    /// The names of the configured endpoints.
+    public var endpointNames: [String] { state.withLock { $0.endpoints.keys.sorted() } }
+
+    /// The spool, if one is configured.
+    var queue: Spool? { spool }
+
+    /// Counts a webhook answer and warns (at most once a minute per endpoint) when it was slow.
+    private func observe(_ response: WebhookResponse, outcome: DeliveryOutcome, endpoint: WebhookEndpoint, kind: String) {
+        metrics.request(endpoint: endpoint.name, outcome: outcome, kind: kind, seconds: response.seconds)
+        guard response.seconds >= Self.slowSeconds else { return }
+        let now = UnixTime.now().milliseconds
+        let warn: Bool = state.withLock { state in
+            guard now - (state.health[endpoint.name]?.lastSlowWarningMilliseconds ?? 0) >= 60_000 else { return false }
+            state.health[endpoint.name, default: EndpointHealth()].lastSlowWarningMilliseconds = now
+            return true
+        }
+        if warn {
+            logger.warning("slow endpoint", metadata: ["endpoint": "\(endpoint.name)", "seconds": "\(response.seconds)", "http": "\(response.status)"])
+        }
+    }
+
+    /// An answer slower than this is logged as a warning.
+    static let slowSeconds = 2.0
 
     /// The endpoint with this name, as currently configured.
     public func endpoint(named name: String) -> WebhookEndpoint? { state.withLock { $0.endpoints[name] } }
@@ -206,9 +232,11 @@ public final class WebhookDelivery: Sendable {
         }
         let delay = ContinuousClock.now - started
         for recipient in recipients {
+            metrics.recipient(result.1)
             logger.info("delivery", metadata: [
                 "id": "\(webhookID)", "spool_id": "\(metadata.id)", "queue_id": "\(message.client.ident ?? "-")", "rcpt": "\(recipient.mailbox.address)",
-                "endpoint": "\(endpoint.name)", "route": "\(route ?? "-")", "status": "\(result.1)", "http": "\(result.2)", "size": "\(message.data.count)",
+                "endpoint": "\(endpoint.name)", "route": "\(route ?? "-")", "status": "\(result.1)", "http": "\(result.2)", "attempt": "1",
+                "size": "\(message.data.count)",
                 "delay": "\(Double(Self.milliseconds(delay)) / 1000)",
             ])
         }
@@ -246,6 +274,7 @@ public final class WebhookDelivery: Sendable {
         }
         let outcome = DeliveryOutcome.classify(response, rule: endpoint.successRule)
         recordOutcome(outcome, endpoint: endpoint)
+        observe(response, outcome: outcome, endpoint: endpoint, kind: "sync")
         switch outcome {
         case .delivered:
             return (.delivered("delivered id=\(webhookID)"), "delivered", response.status)
@@ -304,6 +333,7 @@ public final class WebhookDelivery: Sendable {
         defer { state.withLock { _ = $0.inflight.remove(metadata.id) } }
         let outcome = DeliveryOutcome.classify(response, rule: endpoint.successRule)
         recordOutcome(outcome, endpoint: endpoint)
+        observe(response, outcome: outcome, endpoint: endpoint, kind: "sync")
         guard queued, let spool else { return }
         let attempt = SpoolState.Attempt(
             atMilliseconds: UnixTime.now().milliseconds, status: response.status, error: response.error.map { "\($0.kind.rawValue): \($0.message)" },
@@ -397,6 +427,7 @@ public final class WebhookDelivery: Sendable {
         }
         let outcome = DeliveryOutcome.classify(response, rule: endpoint.successRule)
         recordOutcome(outcome, endpoint: endpoint)
+        observe(response, outcome: outcome, endpoint: endpoint, kind: "retry")
         let attempt = SpoolState.Attempt(
             atMilliseconds: UnixTime.now().milliseconds, status: response.status, error: response.error.map { "\($0.kind.rawValue): \($0.message)" },
             snippet: String(response.snippet.prefix(200)), kind: "retry")
@@ -408,6 +439,7 @@ public final class WebhookDelivery: Sendable {
     private func record(_ metadata: SpoolMetadata, attempt: SpoolState.Attempt, outcome: DeliveryOutcome, retryAfter: Int?, spool: Spool) async {
         let policy = settings.retry
         let logger = self.logger
+        let metrics = self.metrics
         let next: Int64? = try? await spoolThreads.runIfActive { () -> Int64? in
             switch outcome {
             case .delivered:
@@ -419,6 +451,7 @@ public final class WebhookDelivery: Sendable {
                 state.attempts.append(attempt)
                 state.deadReason = reason
                 try spool.deadLetter(metadata.id, state: state)
+                metrics.deadLettered(endpoint: metadata.endpointName ?? metadata.endpoint, reason: "refused")
                 logger.error("dead letter: endpoint refused a queued message", metadata: ["id": "\(metadata.webhookID)", "spool_id": "\(metadata.id)", "reason": "\(reason)"])
                 return nil
             case .transient(let reason):
@@ -435,6 +468,7 @@ public final class WebhookDelivery: Sendable {
                 case .deadLetter(let deadReason):
                     state.deadReason = deadReason
                     try spool.deadLetter(metadata.id, state: state)
+                    metrics.deadLettered(endpoint: metadata.endpointName ?? metadata.endpoint, reason: "expired")
                     logger.error("dead letter: gave up", metadata: ["id": "\(metadata.webhookID)", "spool_id": "\(metadata.id)", "reason": "\(deadReason)"])
                     return nil
                 }

@@ -8,6 +8,8 @@ import MailCore
 import Spool
 import ServiceLifecycle
 import UnixSignals
+import Metrics
+import Prometheus
 import WebhookClient
 
 #if canImport(Glibc)
@@ -93,6 +95,9 @@ struct ServeCommand: AsyncParsableCommand {
     @Option(help: ArgumentHelp("Seconds transactions in flight get to finish after SIGTERM.", valueName: "seconds"))
     var shutdownGrace: Int = 30
 
+    @Option(help: ArgumentHelp("Serve GET /metrics (Prometheus) and GET /healthz on this address (overrides metrics.listen in --config).", valueName: "host:port"))
+    var metricsListen: String?
+
     @OptionGroup var logging: LogOptions
 
     func validate() throws {
@@ -124,6 +129,9 @@ struct ServeCommand: AsyncParsableCommand {
         guard webhookTimeout > 0, connectTimeout > 0 else { throw ValidationError("timeouts must be positive") }
         guard (1...1024).contains(deliveryThreads) else { throw ValidationError("--delivery-threads must be 1...1024") }
         guard idleTimeout >= 1 else { throw ValidationError("--idle-timeout must be at least 1 second") }
+        if let metricsListen, LMTPListenAddress.parseTCP(metricsListen) == nil {
+            throw ValidationError("--metrics-listen takes HOST:PORT, got \(metricsListen)")
+        }
         do {
             try sessionConfiguration().validate()
         } catch {
@@ -180,8 +188,13 @@ struct ServeCommand: AsyncParsableCommand {
 
     /// The configuration from `--config` (with `--socket`/`--listen` added), or from the flags.
     func effectiveConfiguration() throws -> (RelayConfiguration, [String]) {
-        guard let config else { return (try relayConfiguration(), []) }
+        guard let config else {
+            var configuration = try relayConfiguration()
+            configuration.metricsListen = metricsListen
+            return (configuration, [])
+        }
         var file = try ConfigFile.load(path: config)
+        if let metricsListen { file.relay.metricsListen = metricsListen }
         if let socket { file.relay.server.listeners.append(.unix(path: socket, mode: UInt32(socketMode, radix: 8) ?? 0o660)) }
         file.relay.server.listeners += listen.compactMap(LMTPListenAddress.parseTCP)
         if file.relay.server.listeners.isEmpty { throw ValidationError("\(config): no listen entries, and no --socket or --listen given") }
@@ -191,10 +204,17 @@ struct ServeCommand: AsyncParsableCommand {
     func run() async throws {
         let logger = logging.makeLogger(label: "lmtphook")
         let relay: Relay
+        var metricsServer: MetricsServer?
         do {
             let (configuration, warnings) = try effectiveConfiguration()
             for warning in warnings { logger.warning("configuration: \(warning)") }
+            // Metrics first: swift-metrics objects bind to the backend that exists when they are made.
+            let registry = configuration.metricsListen.map { _ in Self.bootstrapPrometheus() }
             relay = try await Relay(configuration: configuration, logger: logger)
+            if let registry, let listen = configuration.metricsListen, case .tcp(let host, let port) = LMTPListenAddress.parseTCP(listen) {
+                metricsServer = try await MetricsServer.start(host: host, port: port, render: { registry.emitToBuffer() }, health: { relay.health() })
+                logger.info("metrics and health", metadata: ["url": "http://\(metricsServer!.address)/metrics"])
+            }
         } catch {
             logger.critical("cannot start", metadata: ["error": "\(error)"])
             throw ExitCode.failure
@@ -205,10 +225,23 @@ struct ServeCommand: AsyncParsableCommand {
         defer { reloader.cancel() }
         do {
             try await group.run()
+            await metricsServer?.stop()
         } catch {
+            await metricsServer?.stop()
             logger.critical("cannot serve", metadata: ["error": "\(error)"])
             throw ExitCode.failure
         }
+    }
+
+    /// Installs Prometheus as the swift-metrics backend (once per process) with buckets that fit
+    /// webhook latencies and message sizes.
+    static func bootstrapPrometheus() -> PrometheusCollectorRegistry {
+        let registry = PrometheusCollectorRegistry()
+        var factory = PrometheusMetricsFactory(registry: registry)
+        factory.defaultDurationHistogramBuckets = [0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30].map { .milliseconds(Int64($0 * 1000)) }
+        factory.defaultValueHistogramBuckets = [1_024, 4_096, 16_384, 65_536, 262_144, 1_048_576, 4_194_304, 16_777_216, 67_108_864]
+        MetricsSystem.bootstrap(factory)
+        return registry
     }
 
     /// SIGHUP: read the configuration file again and apply it; a bad file changes nothing.

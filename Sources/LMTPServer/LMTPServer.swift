@@ -28,6 +28,7 @@ public final class LMTPServer: Service, Sendable {
 
     public let configuration: LMTPServerConfiguration
     private let policy: LMTPPolicy
+    private let metrics = LMTPServerMetrics()
     private let handler: MessageHandler
     private let logger: Logger
     private let group: any EventLoopGroup
@@ -208,6 +209,9 @@ public final class LMTPServer: Service, Sendable {
         var logger = self.logger
         logger[metadataKey: "peer"] = "\(peer)"
         logger.debug("connection opened")
+        metrics.connections.increment()
+        metrics.activeConnections.increment()
+        defer { metrics.activeConnections.decrement() }
         var session = LMTPSession(configuration: configuration.session)
         let clock = ContinuousClock()
         var lastInput = clock.now
@@ -220,11 +224,13 @@ public final class LMTPServer: Service, Sendable {
                     pending.clear()
                 }
                 pending.writeString(session.greeting.wireFormat)
+                metrics.reply(code: session.greeting.code)
                 var events = inbound.makeAsyncIterator()
                 while true {
                     switch session.nextAction() {
                     case .send(let reply):
                         pending.writeString(reply.wireFormat)
+                        metrics.reply(code: reply.code)
                         continue
                     case .checkSender(let sender):
                         let decision = await policy.sender?(sender) ?? .accept
@@ -236,6 +242,9 @@ public final class LMTPServer: Service, Sendable {
                         continue
                     case .deliver(let message):
                         try await flush()
+                        metrics.transactions.increment()
+                        metrics.messageBytes.increment(by: message.data.count)
+                        metrics.messageSize.record(message.data.count)
                         let results = await handler(message)
                         session.finishDelivery(results)
                         lastInput = clock.now

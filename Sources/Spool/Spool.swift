@@ -341,6 +341,16 @@ public final class Spool: Sendable {
     }
 
     /// Counts and bytes of live and dead entries.
+    /// Whether a file can be created (and removed) in `tmp/` right now: the spool can take mail.
+    public func isWritable() -> Bool {
+        let probe = "\(path)/tmp/.writable-\(getpid())-\(UInt32.random(in: 0...UInt32.max))"
+        let fd = open(probe, O_CREAT | O_EXCL | O_WRONLY | O_CLOEXEC, 0o600)
+        guard fd >= 0 else { return false }
+        close(fd)
+        unlink(probe)
+        return true
+    }
+
     public func statistics() -> (live: Int, liveBytes: Int, dead: Int, deadBytes: Int) {
         func measure(_ directory: String, _ ids: [String]) -> Int {
             ids.reduce(0) { total, id in

@@ -99,6 +99,17 @@ public enum SpoolID {
         return String(decoding: out, as: UTF8.self)
     }
 
+    /// The creation time encoded in an id (ms since 1970), or `nil` for a malformed id.
+    public static func milliseconds(of id: String) -> Int64? {
+        guard isValid(id) else { return nil }
+        var value: Int64 = 0
+        for byte in id.utf8.prefix(10) {
+            guard let digit = alphabet.firstIndex(of: byte) else { return nil }
+            value = value << 5 | Int64(digit)
+        }
+        return value
+    }
+
     /// `true` for a string that can be an id (so a CLI argument cannot name another path).
     public static func isValid(_ text: String) -> Bool {
         text.utf8.count == 16 && text.utf8.allSatisfy { alphabet.contains($0) }

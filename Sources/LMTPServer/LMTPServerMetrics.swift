@@ -1,0 +1,17 @@
+import Metrics
+
+/// What the LMTP side reports through swift-metrics (a no-op until the process bootstraps a
+/// metrics backend, e.g. Prometheus): connections, transactions, replies by code class, bytes.
+struct LMTPServerMetrics: Sendable {
+    let connections = Counter(label: "lmtphook_lmtp_connections_total")
+    let activeConnections = Meter(label: "lmtphook_lmtp_connections_active")
+    let transactions = Counter(label: "lmtphook_lmtp_transactions_total")
+    let messageBytes = Counter(label: "lmtphook_lmtp_message_bytes_total")
+    let messageSize = Recorder(label: "lmtphook_lmtp_message_size_bytes", aggregate: true)
+    private let replies: [Counter] = (2...5).map { Counter(label: "lmtphook_lmtp_replies_total", dimensions: [("class", "\($0)xx")]) }
+
+    func reply(code: Int) {
+        let index = code / 100 - 2
+        if replies.indices.contains(index) { replies[index].increment() }
+    }
+}
