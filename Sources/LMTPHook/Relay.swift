@@ -173,6 +173,7 @@ public final class Relay: Service, Sendable {
         }
         let metrics = delivery.metrics
         while !Task.isCancelled {
+            metrics.prime(endpoints: delivery.endpointNames)
             var detail = "ok"
             var ready = true
             if let spool = delivery.queue {

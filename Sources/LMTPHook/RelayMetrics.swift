@@ -21,6 +21,18 @@ final class RelayMetrics: Sendable {
     let deadLetterBytes = Gauge(label: "lmtphook_spool_dead_letter_bytes")
     let spoolWritable = Gauge(label: "lmtphook_spool_writable")
 
+    /// Creates every labelled series at zero for these endpoints, so rates and alerts work from
+    /// the start (a series appears in Prometheus only once it exists).
+    func prime(endpoints: [String]) {
+        for status in ["delivered", "queued", "bounced", "deferred", "rejected"] { _ = counter("lmtphook_recipients_total", [("status", status)]) }
+        for endpoint in endpoints {
+            for outcome in ["delivered", "transient", "permanent"] {
+                for kind in ["sync", "retry"] { _ = counter("lmtphook_webhook_requests_total", [("endpoint", endpoint), ("outcome", outcome), ("kind", kind)]) }
+            }
+            for reason in ["refused", "expired"] { _ = counter("lmtphook_dead_letters_total", [("endpoint", endpoint), ("reason", reason)]) }
+        }
+    }
+
     /// One recipient's final reply: `delivered`, `queued`, `bounced`, `deferred`, or `rejected` (at RCPT).
     func recipient(_ status: String) {
         counter("lmtphook_recipients_total", [("status", status)]).increment()
