@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Installs what lmtphook needs on Debian/Ubuntu (Swift itself must already be installed).
 #   deploy/install-deps.sh          build dependencies (libcurl headers)
-#   deploy/install-deps.sh --test   plus the real peers the test suite talks to (postfix, swaks, msmtp, python3 with jsonschema)
+#   deploy/install-deps.sh --test   plus the real peers and tools the test suite uses (postfix, swaks, msmtp, python3 with jsonschema, systemd-analyze, curl)
 # Postfix is installed with "No configuration": it does not start a system mail server; the tests
 # run their own throwaway instance in a temporary directory.
 set -euo pipefail

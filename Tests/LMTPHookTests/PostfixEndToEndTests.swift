@@ -4,16 +4,22 @@ import LMTPHookTestSupport
 import Testing
 
 /// A throwaway Postfix instance (Debian's package) in a temp directory: SMTP in on a loopback
-/// port, LMTP out to lmtphook's UNIX socket. No system configuration is touched.
+/// port, LMTP out to lmtphook's UNIX socket. No system configuration is touched. Its main.cf and
+/// master.cf end with the shipped `deploy/postfix/` snippets (example.com → example.test), and
+/// the socket directory inside its queue directory is set up as `deploy/install.sh` does.
 struct PostfixInstance {
     let directory: TemporaryDirectory
     let smtpPort: Int
     var config: String { directory.file("conf") }
     var maillog: String { directory.file("maillog") }
+    /// Where lmtphook must listen: `lmtphook/lmtp.sock` under the queue directory, as the snippet says.
+    var socketPath: String { directory.file("spool/lmtphook/lmtp.sock") }
 
     static var available: Bool { FileManager.default.isExecutableFile(atPath: "/usr/sbin/postfix") }
+    static let deploy = Binary.packageRoot.appendingPathComponent("deploy/postfix").path
 
-    init(lmtpSocket: String) throws {
+    /// Writes the configuration; ``start()`` starts it.
+    init() throws {
         directory = TemporaryDirectory("lmtphook-postfix")
         smtpPort = unusedTCPPort()
         let lab = directory.path
@@ -21,6 +27,16 @@ struct PostfixInstance {
         for sub in ["conf", "spool", "data"] { try FileManager.default.createDirectory(atPath: "\(lab)/\(sub)", withIntermediateDirectories: true) }
         run("/bin/chown", ["postfix:postfix", "\(lab)/data"])
         run("/bin/chmod", ["700", "\(lab)/data"])
+        // The socket directory exactly as deploy/install.sh makes it: group postfix, setgid, 2750.
+        try FileManager.default.createDirectory(atPath: "\(lab)/spool/lmtphook", withIntermediateDirectories: true)
+        run("/bin/chown", ["root:postfix", "\(lab)/spool/lmtphook"])
+        run("/bin/chmod", ["2750", "\(lab)/spool/lmtphook"])
+        func snippet(_ name: String) throws -> String {
+            guard let bytes = readFile("\(Self.deploy)/\(name)") else { throw PostfixFailure(description: "deploy/postfix/\(name) is missing") }
+            return String(decoding: bytes, as: UTF8.self).replacingOccurrences(of: "example.com", with: "example.test")
+        }
+        let mainSnippet = try snippet("main.cf")
+        let masterSnippet = try snippet("master.cf")
         writeFile("\(lab)/conf/main.cf", """
             compatibility_level = 3.7
             queue_directory = \(lab)/spool
@@ -35,18 +51,13 @@ struct PostfixInstance {
             inet_interfaces = loopback-only
             inet_protocols = ipv4
             mynetworks = 127.0.0.0/8
-            relay_domains = example.test
-            transport_maps = inline:{ example.test=lmtp:unix:\(lmtpSocket) }
             default_transport = error:no outside delivery in tests
             local_transport = error:no local delivery in tests
-            lmtp_send_xforward_command = yes
-            lmtp_assume_final = yes
-            lmtp_destination_recipient_limit = 50
-            smtputf8_enable = yes
             queue_run_delay = 5s
             minimal_backoff_time = 5s
             maximal_backoff_time = 10s
-            """)
+
+            """ + mainSnippet)
         writeFile("\(lab)/conf/master.cf", """
             127.0.0.1:\(smtpPort) inet n - n - - smtpd
             pickup    unix  n - n 60 1 pickup
@@ -70,7 +81,17 @@ struct PostfixInstance {
             anvil     unix  - - n - 1 anvil
             scache    unix  - - n - 1 scache
             postlog   unix-dgram n - n - 1 postlogd
-            """)
+
+            """ + masterSnippet)
+    }
+
+    /// `postfix check` on this configuration (the shipped snippets included).
+    func check() -> (status: Int32, output: String) {
+        run("/usr/sbin/postfix", ["-c", config, "check"])
+    }
+
+    func start() throws {
+        let lab = directory.path
         let started = run("/usr/sbin/postfix", ["-c", config, "start"])
         guard started.status == 0 else {
             let log = String(decoding: readFile("\(lab)/maillog") ?? [], as: UTF8.self)
@@ -109,12 +130,14 @@ struct PostfixEndToEndTests {
         }
         try #require(PostfixInstance.available, "postfix is not installed: the README's test command installs it (apt-get install -y postfix)")
         let sink = try await RecordingSink.start()
-        // Postfix's lmtp client runs as user postfix: it must reach the directory and write the socket.
-        let relay = try await RunningRelay.start(webhookURL: sink.url, socketMode: 0o666)
-        run("/bin/chmod", ["755", relay.directory.path])
-        let socketPath = relay.socketPath
-        let postfix = try await blocking { try PostfixInstance(lmtpSocket: socketPath) }  // `postfix start` blocks: off the cooperative pool
+        let postfix = try PostfixInstance()
         defer { postfix.stop() }
+        let check = try await blocking { postfix.check() }
+        #expect(check.status == 0, "postfix check with deploy/postfix/ snippets: \(check.output)")
+        // The socket where deploy/postfix/main.cf says (relative to the queue directory), mode 0660,
+        // group postfix through the setgid directory: Postfix's lmtp client (user postfix) connects.
+        let relay = try await RunningRelay.start(webhookURL: sink.url, socketMode: 0o660, socketPath: postfix.socketPath)
+        try await blocking { try postfix.start() }  // `postfix start` blocks: off the cooperative pool
 
         let port = postfix.smtpPort
         try await blocking {
@@ -145,6 +168,7 @@ struct PostfixEndToEndTests {
         let sent = await postfix.waitForSent(20, timeout: .seconds(90))
         #expect(sent.count == 20, "maillog:\n\(String(decoding: readFile(postfix.maillog) ?? [], as: UTF8.self))")
         #expect(sent.allSatisfy { $0.contains("relay=") && $0.contains("delivered id=") })
+        #expect(sent.allSatisfy { $0.contains("postfix/lmtphook") }, "delivered by the snippet's dedicated lmtphook transport")
         let requests = await sink.waitFor(10)
         #expect(requests.count == 10)
         var subjects: Set<String> = []

@@ -30,10 +30,10 @@ struct RunningRelay {
     static func start(
         webhookURL: String?, idleTimeout: Duration = .seconds(300), session: LMTPConfiguration = LMTPConfiguration(hostname: "relay.test"),
         socketMode: UInt32 = 0o660, webhookTimeoutMilliseconds: Int = 5_000, spool: String? = nil,
-        delivery: WebhookDelivery.Settings = WebhookDelivery.Settings(), secrets: [String] = []
+        delivery: WebhookDelivery.Settings = WebhookDelivery.Settings(), secrets: [String] = [], socketPath: String? = nil
     ) async throws -> RunningRelay {
         let directory = TemporaryDirectory()
-        let socketPath = directory.file("lmtp.sock")
+        let socketPath = socketPath ?? directory.file("lmtp.sock")
         let server = LMTPServerConfiguration(
             listeners: [.unix(path: socketPath, mode: socketMode), .tcp(host: "127.0.0.1", port: 0)], session: session,
             idleTimeout: idleTimeout, shutdownGracePeriod: .seconds(5))
@@ -43,13 +43,15 @@ struct RunningRelay {
         }
         return try await start(
             RelayConfiguration(server: server, webhook: endpoint, spoolDirectory: spool, delivery: delivery, deliveryThreads: 8), directory: directory,
-            keepListeners: true)
+            keepListeners: true, socketPath: socketPath)
     }
 
     /// Runs `configuration` (from a config file, say) on a temp UNIX socket and a TCP port instead of its own listeners.
-    static func start(_ configuration: RelayConfiguration, directory: TemporaryDirectory = TemporaryDirectory(), keepListeners: Bool = false) async throws -> RunningRelay {
+    static func start(
+        _ configuration: RelayConfiguration, directory: TemporaryDirectory = TemporaryDirectory(), keepListeners: Bool = false, socketPath: String? = nil
+    ) async throws -> RunningRelay {
         var configuration = configuration
-        let socketPath = directory.file("lmtp.sock")
+        let socketPath = socketPath ?? directory.file("lmtp.sock")
         if !keepListeners {
             configuration.server.listeners = [.unix(path: socketPath, mode: 0o660), .tcp(host: "127.0.0.1", port: 0)]
             configuration.server.shutdownGracePeriod = .seconds(5)
