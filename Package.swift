@@ -92,7 +92,7 @@ let package = Package(
         ),
         .executableTarget(name: "lmtphook", dependencies: ["LMTPHookCLI"], swiftSettings: strict),
         // Benchmarks: `swift run -c release lmtphook-bench parse ../shared/corpus` (figures in the README).
-        .executableTarget(name: "lmtphook-bench", dependencies: ["MailCore"], swiftSettings: strict),
+        .executableTarget(name: "lmtphook-bench", dependencies: ["MailCore", "LMTPHook"], swiftSettings: strict),
         // Helpers shared by the socket-level test targets (real HTTP receivers, temp dirs, processes).
         .target(
             name: "LMTPHookTestSupport",

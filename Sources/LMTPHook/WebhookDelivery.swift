@@ -298,10 +298,13 @@ public final class WebhookDelivery: Sendable {
         let box = RaceBox()
         return await withCheckedContinuation { continuation in
             box.install(continuation)
-            Task { box.finish(await attempt.value) }
-            Task {
+            let timer = Task {
                 try? await Task.sleep(for: budget)
                 box.finish(nil)
+            }
+            Task {
+                box.finish(await attempt.value)
+                timer.cancel()  // no sleeping timer left behind per message
             }
         }
     }

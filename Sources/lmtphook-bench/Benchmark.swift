@@ -10,8 +10,13 @@ import MailCore
 struct Benchmark {
     static func main() {
         var arguments = Array(CommandLine.arguments.dropFirst())
+        if arguments.first == "load" {
+            PacedLoad.main(Array(arguments.dropFirst()))
+            return
+        }
         guard arguments.first == "parse" else {
             print("usage: lmtphook-bench parse [--repeat N] [--out DIR] FILE|DIR...")
+            print("       lmtphook-bench load (--socket PATH | --tcp HOST:PORT) --rate N --count N [--conns N] [--size BYTES] [--rcpts N]")
             exit(64)
         }
         arguments.removeFirst()
