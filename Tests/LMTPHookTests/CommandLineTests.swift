@@ -19,6 +19,30 @@ enum Binary {
     struct BinaryMissing: Error, CustomStringConvertible { let description: String }
 }
 
+/// `lmtphook serve` as a child process, started and waited for until its socket exists.
+enum ServeProcess {
+    static func start(_ arguments: [String], socket: String, stderr logPath: String? = nil) async throws -> Process {
+        let process = Process()
+        process.executableURL = URL(fileURLWithPath: try Binary.require())
+        process.arguments = ["serve"] + arguments
+        if let logPath {
+            _ = FileManager.default.createFile(atPath: logPath, contents: nil)
+            process.standardError = FileHandle(forWritingAtPath: logPath)
+        }
+        process.standardOutput = FileHandle.nullDevice
+        try process.run()
+        let deadline = ContinuousClock.now + .seconds(20)
+        while !FileManager.default.fileExists(atPath: socket) && ContinuousClock.now < deadline { try await Task.sleep(for: .milliseconds(50)) }
+        return process
+    }
+
+    /// SIGTERM, then waits (off the cooperative pool) for the exit.
+    static func stop(_ process: Process) async throws {
+        process.terminate()
+        try await blocking { process.waitUntilExit() }
+    }
+}
+
 @Suite("lmtphook command line", .serialized)
 struct CommandLineTests {
     @Test("serve: delivers over its UNIX socket; SIGTERM → exit 0 and the socket file is gone")

@@ -35,7 +35,6 @@ struct ConfigCommandTests {
 
     @Test("SIGHUP reloads routes without dropping connections; a bad file is refused and the old routes stay")
     func reload() async throws {
-        let binary = try Binary.require()
         let first = try await RecordingSink.start()
         let second = try await RecordingSink.start()
         let directory = TemporaryDirectory()
@@ -55,16 +54,8 @@ struct ConfigCommandTests {
         }
         writeFile(configPath, config(routes: "  - {match: a@example.test, endpoint: first}"), mode: 0o640)
         let logPath = directory.file("serve.log")
-        let process = Process()
-        process.executableURL = URL(fileURLWithPath: binary)
-        process.arguments = ["serve", "--config", configPath, "--log-level", "info"]
-        _ = FileManager.default.createFile(atPath: logPath, contents: nil)
-        process.standardError = FileHandle(forWritingAtPath: logPath)
-        process.standardOutput = FileHandle.nullDevice
-        try process.run()
+        let process = try await ServeProcess.start(["--config", configPath, "--log-level", "info"], socket: socketPath, stderr: logPath)
         defer { if process.isRunning { process.terminate() } }
-        let deadline = ContinuousClock.now + .seconds(20)
-        while !FileManager.default.fileExists(atPath: socketPath) && ContinuousClock.now < deadline { try await Task.sleep(for: .milliseconds(50)) }
 
         // A connection opened before the reload and used after it.
         let early = try await blocking { try LMTPClientConnection(unixPath: socketPath) }
@@ -88,8 +79,7 @@ struct ConfigCommandTests {
         #expect(replies.map(\.code) == [250, 250], "the running configuration stays: \(replies)")
         #expect(process.isRunning)
 
-        process.terminate()
-        try await blocking { process.waitUntilExit() }
+        try await ServeProcess.stop(process)
         #expect(process.terminationStatus == 0)
         await first.stop()
         await second.stop()

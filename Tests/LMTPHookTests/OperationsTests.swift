@@ -24,7 +24,6 @@ struct OperationsTests {
 
     @Test("serve: /metrics counts what happened, /healthz follows the spool, log lines are JSON without bodies")
     func metricsHealthAndLogs() async throws {
-        let binary = try Binary.require()
         let sink = try await RecordingSink.start()
         let directory = TemporaryDirectory()
         defer { directory.remove() }
@@ -32,16 +31,10 @@ struct OperationsTests {
         let spoolPath = directory.file("spool")
         let port = unusedTCPPort()
         let logPath = directory.file("serve.log")
-        _ = FileManager.default.createFile(atPath: logPath, contents: nil)
-        let process = Process()
-        process.executableURL = URL(fileURLWithPath: binary)
-        process.arguments = ["serve", "--socket", socketPath, "--spool", spoolPath, "--webhook", sink.url, "--metrics-listen", "127.0.0.1:\(port)",
-                             "--log-format", "json", "--log-level", "info"]
-        process.standardError = FileHandle(forWritingAtPath: logPath)
-        try process.run()
+        let process = try await ServeProcess.start(
+            ["--socket", socketPath, "--spool", spoolPath, "--webhook", sink.url, "--metrics-listen", "127.0.0.1:\(port)", "--log-format", "json", "--log-level", "info"],
+            socket: socketPath, stderr: logPath)
         defer { if process.isRunning { process.terminate() } }
-        let deadline = ContinuousClock.now + .seconds(20)
-        while !FileManager.default.fileExists(atPath: socketPath) && ContinuousClock.now < deadline { try await Task.sleep(for: .milliseconds(50)) }
 
         let replies = try await blocking {
             try LMTPClientConnection(unixPath: socketPath).deliver(from: "a@example.org", to: ["b@example.test", "c@example.test"], message: sampleMessage(body: "SECRET-BODY-TEXT\r\n"))
@@ -77,8 +70,7 @@ struct OperationsTests {
         #expect(health.status == 200, "ready again once the spool is back")
         #expect(await Self.get("http://127.0.0.1:\(port)/other").status == 404)
 
-        process.terminate()
-        try await blocking { process.waitUntilExit() }
+        try await ServeProcess.stop(process)
         let log = String(decoding: readFile(logPath) ?? [], as: UTF8.self)
         let lines = log.split(separator: "\n").compactMap { try? JSONSerialization.jsonObject(with: Data($0.utf8)) as? [String: String] }
         #expect(lines.count == log.split(separator: "\n").count, "every line is a JSON object of strings")
@@ -94,7 +86,6 @@ struct OperationsTests {
 
     @Test("the Grafana dashboard queries only metrics that lmtphook exports")
     func dashboardMetricsExist() async throws {
-        let binary = try Binary.require()
         let dashboard = try #require(try JSONSerialization.jsonObject(with: Data(contentsOf: URL(fileURLWithPath: "\(Self.deploy)/grafana/lmtphook-dashboard.json"))) as? [String: Any])
         let panels = try #require(dashboard["panels"] as? [[String: Any]])
         let expressions = panels.flatMap { ($0["targets"] as? [[String: Any]] ?? []).compactMap { $0["expr"] as? String } }
@@ -113,13 +104,10 @@ struct OperationsTests {
         defer { directory.remove() }
         let socketPath = directory.file("lmtp.sock")
         let port = unusedTCPPort()
-        let process = Process()
-        process.executableURL = URL(fileURLWithPath: binary)
-        process.arguments = ["serve", "--socket", socketPath, "--spool", directory.file("spool"), "--webhook", sink.url, "--metrics-listen", "127.0.0.1:\(port)", "--log-level", "error"]
-        try process.run()
+        let process = try await ServeProcess.start(
+            ["--socket", socketPath, "--spool", directory.file("spool"), "--webhook", sink.url, "--metrics-listen", "127.0.0.1:\(port)", "--log-level", "error"],
+            socket: socketPath)
         defer { if process.isRunning { process.terminate() } }
-        let deadline = ContinuousClock.now + .seconds(20)
-        while !FileManager.default.fileExists(atPath: socketPath) && ContinuousClock.now < deadline { try await Task.sleep(for: .milliseconds(50)) }
         _ = try await blocking { try LMTPClientConnection(unixPath: socketPath).deliver(from: "a@example.org", to: ["b@example.test"], message: sampleMessage()) }
         var exported = await Self.get("http://127.0.0.1:\(port)/metrics").body
         let monitored = ContinuousClock.now + .seconds(12)
@@ -130,8 +118,7 @@ struct OperationsTests {
         for name in names.sorted() {
             #expect(exported.contains("\n\(name){") || exported.contains("\n\(name) ") || exported.hasPrefix(name), "dashboard uses \(name), which /metrics does not export")
         }
-        process.terminate()
-        try await blocking { process.waitUntilExit() }
+        try await ServeProcess.stop(process)
         await sink.stop()
     }
 
