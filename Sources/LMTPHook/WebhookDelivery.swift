@@ -316,7 +316,7 @@ public final class WebhookDelivery: Sendable {
         }
         let now = UnixTime.now().milliseconds
         var entryState = SpoolState(nextAttemptMilliseconds: now)
-        if let attempt { entryState.attempts.append(attempt) }
+        if let attempt { entryState.append(attempt) }
         let decision = settings.retry.afterTransientFailure(
             attempts: 1, createdAtMilliseconds: metadata.receivedAtMilliseconds, nowMilliseconds: now, retryAfterSeconds: nil, random: Double.random(in: 0..<1))
         if case .retry(let at) = decision { entryState.nextAttemptMilliseconds = at }
@@ -451,7 +451,7 @@ public final class WebhookDelivery: Sendable {
                 return nil
             case .permanent(_, _, let reason):
                 var state = spool.state(metadata.id) ?? SpoolState(nextAttemptMilliseconds: 0)
-                state.attempts.append(attempt)
+                state.append(attempt)
                 state.deadReason = reason
                 try spool.deadLetter(metadata.id, state: state)
                 metrics.deadLettered(endpoint: metadata.endpointName ?? metadata.endpoint, reason: "refused")
@@ -459,14 +459,14 @@ public final class WebhookDelivery: Sendable {
                 return nil
             case .transient(let reason):
                 var state = spool.state(metadata.id) ?? SpoolState(nextAttemptMilliseconds: 0)
-                state.attempts.append(attempt)
+                state.append(attempt)
                 switch policy.afterTransientFailure(
-                    attempts: state.attempts.count, createdAtMilliseconds: metadata.receivedAtMilliseconds, nowMilliseconds: attempt.atMilliseconds,
+                    attempts: state.attemptCount, createdAtMilliseconds: metadata.receivedAtMilliseconds, nowMilliseconds: attempt.atMilliseconds,
                     retryAfterSeconds: retryAfter, random: Double.random(in: 0..<1)) {
                 case .retry(let at):
                     state.nextAttemptMilliseconds = at
                     try spool.writeState(metadata.id, state)
-                    logger.info("delivery", metadata: ["id": "\(metadata.webhookID)", "spool_id": "\(metadata.id)", "status": "deferred", "http": "\(attempt.status)", "attempt": "\(state.attempts.count)", "reason": "\(reason)"])
+                    logger.info("delivery", metadata: ["id": "\(metadata.webhookID)", "spool_id": "\(metadata.id)", "status": "deferred", "http": "\(attempt.status)", "attempt": "\(state.attemptCount)", "reason": "\(reason)"])
                     return at
                 case .deadLetter(let deadReason):
                     state.deadReason = deadReason

@@ -95,7 +95,7 @@ struct SpoolCommand: AsyncParsableCommand {
                 if json {
                     var object: [String: Any] = [
                         "id": id, "webhook_id": entry.metadata.webhookID, "received_at": UnixTime(milliseconds: entry.metadata.receivedAtMilliseconds).rfc3339,
-                        "rcpt_to": entry.metadata.rcptTo, "endpoint": entry.metadata.endpoint, "attempts": entry.state.attempts.count,
+                        "rcpt_to": entry.metadata.rcptTo, "endpoint": entry.metadata.endpoint, "attempts": entry.state.attemptCount,
                         "last_status": last?.status ?? NSNull(), "last_error": last?.error ?? NSNull(), "dead": entry.isDead,
                     ]
                     object["next_attempt"] = entry.isDead ? NSNull() : UnixTime(milliseconds: entry.state.nextAttemptMilliseconds).rfc3339
@@ -104,7 +104,7 @@ struct SpoolCommand: AsyncParsableCommand {
                     print(String(decoding: data, as: UTF8.self))
                 } else {
                     let next = entry.isDead ? "dead" : (entry.state.nextAttemptMilliseconds <= now ? "due" : "in " + SpoolCommand.age(entry.state.nextAttemptMilliseconds - now))
-                    print("\(id)  age \(SpoolCommand.age(now - entry.metadata.receivedAtMilliseconds))  \(entry.metadata.rcptTo.joined(separator: ","))  \(entry.metadata.endpoint)  attempts \(entry.state.attempts.count)  next \(next)  last \(lastStatus)")
+                    print("\(id)  age \(SpoolCommand.age(now - entry.metadata.receivedAtMilliseconds))  \(entry.metadata.rcptTo.joined(separator: ","))  \(entry.metadata.endpoint)  attempts \(entry.state.attemptCount)  next \(next)  last \(lastStatus)")
                 }
             }
         }
@@ -134,7 +134,7 @@ struct SpoolCommand: AsyncParsableCommand {
             print("client:      \(metadata.client.sorted { $0.key < $1.key }.map { "\($0.key)=\($0.value)" }.joined(separator: " "))")
             print("size:        \(metadata.size) bytes")
             if !entry.isDead { print("next:        \(UnixTime(milliseconds: entry.state.nextAttemptMilliseconds).rfc3339)") }
-            print("attempts:    \(entry.state.attempts.count)")
+            print("attempts:    \(entry.state.attemptCount)")
             for attempt in entry.state.attempts {
                 let result = attempt.status > 0 ? "HTTP \(attempt.status)" : (attempt.error ?? "error")
                 print("  \(UnixTime(milliseconds: attempt.atMilliseconds).rfc3339)  \(attempt.kind)  \(result)\(attempt.snippet.map { $0.isEmpty ? "" : "  \($0.prefix(120))" } ?? "")")
@@ -296,7 +296,7 @@ struct SpoolCommand: AsyncParsableCommand {
                     response = WebhookResponse(status: 0, error: WebhookTransportError(kind: .other, message: "cannot render: \(error)"))
                 }
                 var state = entry.state
-                state.attempts.append(.init(
+                state.append(.init(
                     atMilliseconds: UnixTime.now().milliseconds, status: response.status, error: response.error.map { "\($0.kind.rawValue): \($0.message)" },
                     snippet: String(response.snippet.prefix(200)), kind: "replay"))
                 let outcome = DeliveryOutcome.classify(response, rule: endpoint.successRule)

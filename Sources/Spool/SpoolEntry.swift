@@ -68,13 +68,32 @@ public struct SpoolState: Sendable, Hashable, Codable {
         }
     }
 
-    public var attempts: [Attempt] = []
+    /// The attempt history: the first attempt and the latest ones (at most ``historyLimit``).
+    public private(set) var attempts: [Attempt] = []
+    /// Attempts dropped from the middle of the history (so that a state file stays small and
+    /// cheap to rewrite however often an entry is retried).
+    public private(set) var droppedAttempts: Int?
     public var nextAttemptMilliseconds: Int64
     /// Set when the entry was dead-lettered.
     public var deadReason: String?
 
+    /// Attempts kept in the history.
+    public static let historyLimit = 20
+
     public init(nextAttemptMilliseconds: Int64) {
         self.nextAttemptMilliseconds = nextAttemptMilliseconds
+    }
+
+    /// How many attempts were made in all.
+    public var attemptCount: Int { attempts.count + (droppedAttempts ?? 0) }
+
+    /// Records an attempt, keeping the first and the latest ones.
+    public mutating func append(_ attempt: Attempt) {
+        attempts.append(attempt)
+        if attempts.count > Self.historyLimit {
+            attempts.remove(at: 1)
+            droppedAttempts = (droppedAttempts ?? 0) + 1
+        }
     }
 
     public var lastAttempt: Attempt? { attempts.last }

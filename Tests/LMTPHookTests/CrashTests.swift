@@ -64,7 +64,9 @@ struct CrashTests {
             "serve", "--socket", socket, "--spool", spool, "--webhook", sink.url, "--sync-budget", "300ms", "--retry-schedule", "300ms",
             "--webhook-timeout", "2", "--log-level", "error",
         ])
-        try daemon.start(socket: socket)
+        // Starting and killing block (a process, a wait): off the cooperative pool, which the
+        // flapping receiver and the other suites' in-process relays need.
+        try await blocking { try daemon.start(socket: socket) }
 
         let flapping = Task {
             var up = true
@@ -101,8 +103,10 @@ struct CrashTests {
         }
         for _ in 0..<5 {
             try await Task.sleep(for: .milliseconds(900))
-            daemon.kill9()
-            try daemon.start(socket: socket)
+            try await blocking {
+                daemon.kill9()
+                try daemon.start(socket: socket)
+            }
         }
         try await clients.value
         flapping.cancel()
@@ -123,7 +127,7 @@ struct CrashTests {
         print("crash test: acked \(ackedIDs.count), receiver saw \(Set(receivedIDs).count) distinct ids in \(receivedIDs.count) accepted requests (\(duplicates) duplicate deliveries), lost \(lost.count)")
         #expect(lost.isEmpty, "acknowledged but never delivered: \(lost.sorted().prefix(10))")
         #expect(try Spool(path: spool).ids().isEmpty)
-        daemon.stop()
+        try await blocking { daemon.stop() }
         directory.remove()
         await sink.stop()
     }

@@ -101,7 +101,7 @@ struct SpoolTests {
         let id = SpoolID.make(milliseconds: 5, random: 5)
         try spool.enqueue(metadata(id, size: 1), raw: [0x41], state: SpoolState(nextAttemptMilliseconds: 0))
         var state = SpoolState(nextAttemptMilliseconds: 0)
-        state.attempts = [.init(atMilliseconds: 1, status: 503, error: nil, snippet: "down", kind: "retry")]
+        state.append(.init(atMilliseconds: 1, status: 503, error: nil, snippet: "down", kind: "retry"))
         state.deadReason = "too old"
         try spool.deadLetter(id, state: state)
         #expect(spool.ids().isEmpty)
@@ -179,5 +179,24 @@ struct RetryPolicyTests {
         #expect(RetryPolicy.parseDuration("1.5s") == 1_500)
         #expect(RetryPolicy.parseDurations("5x") == nil)
         #expect(RetryPolicy.parseDurations("") == nil)
+    }
+}
+
+@Suite("Spool state history")
+struct SpoolStateHistoryTests {
+    @Test("the history keeps the first and the latest attempts, and counts them all")
+    func boundedHistory() throws {
+        var state = SpoolState(nextAttemptMilliseconds: 0)
+        for index in 0..<1_000 {
+            state.append(.init(atMilliseconds: Int64(index), status: 503, error: nil, snippet: nil, kind: index == 0 ? "sync" : "retry"))
+        }
+        #expect(state.attemptCount == 1_000)
+        #expect(state.attempts.count == SpoolState.historyLimit)
+        #expect(state.attempts.first?.kind == "sync" && state.attempts.last?.atMilliseconds == 999)
+        let decoded = try JSONDecoder().decode(SpoolState.self, from: JSONEncoder().encode(state))
+        #expect(decoded == state && decoded.attemptCount == 1_000)
+        // State files written before the cap still decode.
+        let old = try JSONDecoder().decode(SpoolState.self, from: Data(#"{"attempts":[],"nextAttemptMilliseconds":5}"#.utf8))
+        #expect(old.attemptCount == 0 && old.nextAttemptMilliseconds == 5)
     }
 }
