@@ -2,6 +2,7 @@ import ArgumentParser
 import LMTPCore
 import LMTPHook
 import LMTPServer
+import NIOPosix
 import Logging
 import Foundation
 import MailCore
@@ -186,6 +187,12 @@ struct ServeCommand: AsyncParsableCommand {
         return RelayConfiguration(server: server, webhook: endpoint, payload: payload, spoolDirectory: spool, delivery: delivery, deliveryThreads: deliveryThreads)
     }
 
+    /// ``effectiveConfiguration()`` with its file reads off the cooperative pool.
+    private func loadConfiguration() async throws -> (RelayConfiguration, [String]) {
+        let command = self
+        return try await NIOThreadPool.singleton.runIfActive { try command.effectiveConfiguration() }
+    }
+
     /// The configuration from `--config` (with `--socket`/`--listen` added), or from the flags.
     func effectiveConfiguration() throws -> (RelayConfiguration, [String]) {
         guard let config else {
@@ -206,7 +213,7 @@ struct ServeCommand: AsyncParsableCommand {
         let relay: Relay
         var metricsServer: MetricsServer?
         do {
-            let (configuration, warnings) = try effectiveConfiguration()
+            let (configuration, warnings) = try await loadConfiguration()
             for warning in warnings { logger.warning("configuration: \(warning)") }
             // Metrics first: swift-metrics objects bind to the backend that exists when they are made.
             let registry = configuration.metricsListen.map { _ in Self.bootstrapPrometheus() }
@@ -252,7 +259,7 @@ struct ServeCommand: AsyncParsableCommand {
                 continue
             }
             do {
-                let (configuration, warnings) = try effectiveConfiguration()
+                let (configuration, warnings) = try await loadConfiguration()
                 let notes = relay.reload(configuration)
                 for warning in warnings { logger.warning("configuration: \(warning)") }
                 for note in notes { logger.warning("reload: \(note)") }
