@@ -33,6 +33,18 @@ struct ConfigCommandTests {
         #expect(result.output.contains("\(file):4: endpoints[0]: unknown key 'timout' (did you mean 'timeout'?)"), "\(result.output)")
     }
 
+    @Test("serve refuses to start on an invalid file, naming file, line and key; exit 1")
+    func serveRefusesInvalidConfig() async throws {
+        let directory = TemporaryDirectory()
+        defer { directory.remove() }
+        let file = directory.file("bad.yaml")
+        writeFile(file, "listen: [\"\(directory.file("s.sock"))\"]\nendpoints:\n  - name: a\n    url: http://x/\nroutes:\n  - {match: \"*\", endpoint: b}\n", mode: 0o640)
+        let result = await runProcess(try Binary.require(), ["serve", "--config", file])
+        #expect(result.status == 1, "\(result.output)")
+        #expect(result.output.contains("\(file):6: routes[0].endpoint: no endpoint named 'b'"), "\(result.output)")
+        #expect(!FileManager.default.fileExists(atPath: directory.file("s.sock")), "nothing was started")
+    }
+
     @Test("SIGHUP reloads routes without dropping connections; a bad file is refused and the old routes stay")
     func reload() async throws {
         let first = try await RecordingSink.start()
