@@ -53,6 +53,14 @@ public struct ConfigFile: Sendable {
         return try parser.parse(ConfigNode(node: root, path: "", file: file))
     }
 
+    /// This host's name for the greeting and LHLO reply (`localhost` when it is unusable).
+    public static func systemHostname() -> String {
+        var buffer = [CChar](repeating: 0, count: 256)
+        guard gethostname(&buffer, buffer.count - 1) == 0 else { return "localhost" }
+        let name = String(decoding: buffer.prefix { $0 != 0 }.map { UInt8(bitPattern: $0) }, as: UTF8.self)
+        return name.isEmpty || name.utf8.count > 64 ? "localhost" : name
+    }
+
     private static func line(of error: YamlError) -> Int? {
         switch error {
         case .scanner(_, _, let mark, _), .parser(_, _, let mark, _), .composer(_, _, let mark, _): return mark.line
@@ -89,7 +97,7 @@ struct ConfigParser {
         // LMTP side
         var listeners: [LMTPListenAddress] = []
         for item in try top["listen"]?.list() ?? [] { listeners.append(try listener(item)) }
-        var session = LMTPConfiguration(hostname: try top["hostname"]?.nonEmptyString() ?? ConfigParser.systemHostname())
+        var session = LMTPConfiguration(hostname: try top["hostname"]?.nonEmptyString() ?? ConfigFile.systemHostname())
         var idleTimeout: Int64 = 300_000
         var shutdownGrace: Int64 = 30_000
         if let limits = try top["limits"]?.mapping(allowed: ["max_message_size", "max_recipients", "idle_timeout"]) {
@@ -355,13 +363,6 @@ struct ConfigParser {
         return RouteCondition(
             address: try fields["address"]?.nonEmptyString(), domain: try fields["domain"]?.nonEmptyString(), localPart: try fields["local"]?.nonEmptyString(),
             tag: try fields["tag"]?.nonEmptyString(), regex: regex)
-    }
-
-    static func systemHostname() -> String {
-        var buffer = [CChar](repeating: 0, count: 256)
-        guard gethostname(&buffer, buffer.count - 1) == 0 else { return "localhost" }
-        let name = String(decoding: buffer.prefix { $0 != 0 }.map { UInt8(bitPattern: $0) }, as: UTF8.self)
-        return name.isEmpty || name.utf8.count > 64 ? "localhost" : name
     }
 
     // MARK: - check-config output

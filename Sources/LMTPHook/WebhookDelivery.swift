@@ -419,11 +419,7 @@ public final class WebhookDelivery: Sendable {
         _ = await waitForRate(endpoint, maxWait: nil)
         let response: WebhookResponse
         do {
-            let envelope = WebhookEndpoint.envelope(of: entry.metadata)
-            let body = try endpoint.render(
-                webhookID: entry.metadata.webhookID, receivedAt: UnixTime(milliseconds: entry.metadata.receivedAtMilliseconds), envelope: envelope,
-                raw: entry.raw, tags: Self.tags(envelope.rcptTo, delimiters: delimiters), route: nil
-            ).body
+            let body = try endpoint.render(spooled: entry.metadata, raw: entry.raw, delimiters: delimiters)
             response = await client.post(endpoint.request(webhookID: entry.metadata.webhookID, body: body))
         } catch {
             response = WebhookResponse(status: 0, error: WebhookTransportError(kind: .other, message: "cannot render: \(error)"))

@@ -72,8 +72,18 @@ public struct WebhookEndpoint: Sendable {
         return (try format.render(input, options: formatOptions), rendered.message)
     }
 
-    /// The envelope of a spooled message (same id and `received_at` as the first attempt).
-    public static func envelope(of metadata: SpoolMetadata) -> MailEnvelope {
+    /// Renders a spooled message again, for a retry or a replay: same id and `received_at` as
+    /// the first attempt, tags from its recipients.
+    public func render(spooled metadata: SpoolMetadata, raw: [UInt8], delimiters: Set<Character>) throws(TemplateError) -> RenderedBody {
+        let envelope = Self.envelope(of: metadata)
+        return try render(
+            webhookID: metadata.webhookID, receivedAt: UnixTime(milliseconds: metadata.receivedAtMilliseconds), envelope: envelope, raw: raw,
+            tags: WebhookDelivery.tags(envelope.rcptTo, delimiters: delimiters)
+        ).body
+    }
+
+    /// The envelope of a spooled message.
+    static func envelope(of metadata: SpoolMetadata) -> MailEnvelope {
         MailEnvelope(
             mailFrom: metadata.mailFrom, rcptTo: metadata.rcptTo, lhlo: metadata.lhlo, smtpUTF8: metadata.smtpUTF8, body: metadata.body,
             client: .init(

@@ -142,14 +142,7 @@ struct ServeCommand: AsyncParsableCommand {
 
     func sessionConfiguration() -> LMTPConfiguration {
         LMTPConfiguration(
-            hostname: hostname ?? Self.systemHostname(), maxMessageSize: ByteSize.parse(maxMessageSize) ?? 0, maxRecipients: maxRecipients)
-    }
-
-    static func systemHostname() -> String {
-        var buffer = [CChar](repeating: 0, count: 256)
-        guard gethostname(&buffer, buffer.count - 1) == 0 else { return "localhost" }
-        let name = String(decoding: buffer.prefix { $0 != 0 }.map { UInt8(bitPattern: $0) }, as: UTF8.self)
-        return name.isEmpty || name.utf8.count > 64 ? "localhost" : name
+            hostname: hostname ?? ConfigFile.systemHostname(), maxMessageSize: ByteSize.parse(maxMessageSize) ?? 0, maxRecipients: maxRecipients)
     }
 
     static func parseHeader(_ text: String) -> WebhookHeader? {

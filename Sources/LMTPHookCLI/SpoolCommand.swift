@@ -284,13 +284,9 @@ struct SpoolCommand: AsyncParsableCommand {
                     continue
                 }
                 if let toURL { endpoint.url = toURL }
-                let envelope = WebhookEndpoint.envelope(of: entry.metadata)
                 let response: WebhookResponse
                 do {
-                    let body = try endpoint.render(
-                        webhookID: entry.metadata.webhookID, receivedAt: UnixTime(milliseconds: entry.metadata.receivedAtMilliseconds), envelope: envelope,
-                        raw: entry.raw, tags: WebhookDelivery.tags(envelope.rcptTo, delimiters: delimiters)
-                    ).body
+                    let body = try endpoint.render(spooled: entry.metadata, raw: entry.raw, delimiters: delimiters)
                     response = await client.post(endpoint.request(webhookID: entry.metadata.webhookID, body: body))
                 } catch {
                     response = WebhookResponse(status: 0, error: WebhookTransportError(kind: .other, message: "cannot render: \(error)"))
