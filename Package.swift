@@ -93,6 +93,10 @@ let package = Package(
         .executableTarget(name: "lmtphook", dependencies: ["LMTPHookCLI"], swiftSettings: strict),
         // Benchmarks: `swift run -c release lmtphook-bench parse ../shared/corpus` (figures in the README).
         .executableTarget(name: "lmtphook-bench", dependencies: ["MailCore", "LMTPHook"], swiftSettings: strict),
+        // Fuzzers (libFuzzer): the LMTP session engine and the parser + payload encoder. A normal build
+        // replays inputs (`swift run lmtphook-fuzz lmtp FILES…`); deploy/fuzz/fuzz.sh builds them for libFuzzer.
+        .target(name: "Fuzzing", dependencies: ["LMTPCore", "MailCore", "Targets"], swiftSettings: strict),
+        .executableTarget(name: "lmtphook-fuzz", dependencies: ["Fuzzing"], swiftSettings: strict),
         // Helpers shared by the socket-level test targets (real HTTP receivers, temp dirs, processes).
         .target(
             name: "LMTPHookTestSupport",
@@ -103,6 +107,7 @@ let package = Package(
             path: "Tests/LMTPHookTestSupport"
         ),
         .testTarget(name: "LMTPCoreTests", dependencies: ["LMTPCore"]),
+        .testTarget(name: "FuzzingTests", dependencies: ["Fuzzing"], exclude: ["Corpus"]),
         .testTarget(name: "MailCoreTests", dependencies: ["MailCore"], exclude: ["Golden", "Messages"]),
         .testTarget(name: "SpoolTests", dependencies: ["Spool"]),
         .testTarget(name: "TargetsTests", dependencies: ["Targets", "MailCore"], exclude: ["Golden"]),

@@ -12,6 +12,13 @@ public struct LMTPConfiguration: Sendable, Hashable {
     public var maxErrors: Int
     /// Whether `XFORWARD` is advertised and accepted (Postfix `lmtp_send_xforward_command`).
     public var xforward: Bool
+    /// Largest header section accepted, in bytes; a larger one gets `552 5.3.4` per recipient.
+    public var maxHeaderBytes: Int
+    /// Most header fields accepted; more get `552 5.3.4` per recipient.
+    public var maxHeaderFields: Int
+    /// When set, message bytes held in memory are handed to the driver (``LMTPSession/Action/spill(_:)``)
+    /// whenever this many have accumulated; `nil` keeps whole messages in memory.
+    public var spillThreshold: Int?
 
     public init(
         hostname: String = "localhost",
@@ -19,7 +26,10 @@ public struct LMTPConfiguration: Sendable, Hashable {
         maxRecipients: Int = 1000,
         maxCommandLineLength: Int = 4096,
         maxErrors: Int = 20,
-        xforward: Bool = true
+        xforward: Bool = true,
+        maxHeaderBytes: Int = 1024 * 1024,
+        maxHeaderFields: Int = 1000,
+        spillThreshold: Int? = nil
     ) {
         self.hostname = hostname
         self.maxMessageSize = maxMessageSize
@@ -27,6 +37,9 @@ public struct LMTPConfiguration: Sendable, Hashable {
         self.maxCommandLineLength = maxCommandLineLength
         self.maxErrors = maxErrors
         self.xforward = xforward
+        self.maxHeaderBytes = maxHeaderBytes
+        self.maxHeaderFields = maxHeaderFields
+        self.spillThreshold = spillThreshold
     }
 
     /// Checks the values a session relies on; returns a message naming the bad setting.
@@ -40,6 +53,11 @@ public struct LMTPConfiguration: Sendable, Hashable {
         if maxRecipients < 1 { throw LMTPConfigurationError("max recipients must be at least 1, got \(maxRecipients)") }
         if maxCommandLineLength < 512 {
             throw LMTPConfigurationError("max command line length must be at least 512 (RFC 5321), got \(maxCommandLineLength)")
+        }
+        if maxHeaderBytes < 1024 { throw LMTPConfigurationError("max header bytes must be at least 1024, got \(maxHeaderBytes)") }
+        if maxHeaderFields < 16 { throw LMTPConfigurationError("max header fields must be at least 16, got \(maxHeaderFields)") }
+        if let spillThreshold, spillThreshold < 4096 {
+            throw LMTPConfigurationError("the in-memory limit per transaction must be at least 4096 bytes, got \(spillThreshold)")
         }
         if maxErrors < 1 { throw LMTPConfigurationError("max errors must be at least 1, got \(maxErrors)") }
     }

@@ -7,20 +7,39 @@ import Darwin
 /// Reads the text after `354` (RFC 5321 §4.1.1.4, §4.5.2): removes one leading dot from each line
 /// and stops **only** at `CRLF . CRLF`. A line ends only at CRLF; bare LF and bare CR are content,
 /// so every SMTP-smuggling variant (`LF.LF`, `LF.CRLF`, `CR.CRLF`, `CRLF.CRCRLF`, …) stays inside the
-/// message. Bytes beyond `limit` are counted and discarded, never stored.
+/// message. Bytes beyond `limit` are counted and discarded, never stored; so is everything once the
+/// header section is larger than `headerBytes` or has more than `headerFields` fields.
 struct LMTPDataDecoder {
     let limit: Int
-    /// The message so far (at most `limit` bytes).
+    let headerBytes: Int
+    let headerFields: Int
+    /// The message so far (at most `limit` bytes), minus what ``takeContent()`` handed out.
     private(set) var content: [UInt8] = []
     /// Bytes of message after unstuffing, including those discarded beyond the limit.
     private(set) var size = 0
     private var atLineStart = true
     private var previousWasCR = false
+    /// Header accounting: still in the header section, fields seen, bytes of the current line.
+    private var inHeader = true
+    private(set) var fieldCount = 0
+    private var headerLineLength = 0
+    /// Set when the header section broke a limit; the message is then discarded.
+    private(set) var headerLimitExceeded = false
 
-    init(limit: Int) { self.limit = limit }
+    init(limit: Int, headerBytes: Int = .max, headerFields: Int = .max) {
+        self.limit = limit
+        self.headerBytes = headerBytes
+        self.headerFields = headerFields
+    }
 
     /// `true` when more bytes arrived than the limit allows.
     var exceededLimit: Bool { size > limit }
+
+    /// Hands out the bytes stored so far (the driver writes them to a file) and forgets them.
+    mutating func takeContent() -> [UInt8] {
+        defer { content = [] }
+        return content
+    }
 
     /// Consumes bytes from `buffer[index...]`; returns `true` once end-of-data was read, with
     /// `index` just past the terminating `.CRLF` (so the bytes after it stay for the next command).
@@ -58,6 +77,7 @@ struct LMTPDataDecoder {
             }
             let endedByCRLF = lineFeed > index ? buffer[lineFeed - 1] == UInt8(ascii: "\r") : previousWasCR
             append(buffer, index..<(lineFeed + 1))
+            if inHeader { endHeaderLine(crlf: endedByCRLF) }
             index = lineFeed + 1
             atLineStart = endedByCRLF
             previousWasCR = false
@@ -67,10 +87,31 @@ struct LMTPDataDecoder {
 
     private mutating func append(_ buffer: [UInt8], _ range: Range<Int>) {
         size += range.count
+        if inHeader {
+            if headerLineLength == 0 && buffer[range.lowerBound] != UInt8(ascii: " ") && buffer[range.lowerBound] != UInt8(ascii: "\t")
+                && buffer[range.lowerBound] != UInt8(ascii: "\r") && buffer[range.lowerBound] != UInt8(ascii: "\n")
+            {
+                fieldCount += 1
+            }
+            headerLineLength += range.count
+            if (size > headerBytes || fieldCount > headerFields) && !headerLimitExceeded {
+                headerLimitExceeded = true
+                inHeader = false
+                content = []
+            }
+        }
+        if headerLimitExceeded { return }
         if size <= limit {
             content.append(contentsOf: buffer[range])
         } else if !content.isEmpty {
             content = []  // over the limit: nothing of it will be delivered
         }
+    }
+
+    /// A line of the header section ended: an empty line (CRLF, or a bare LF as the header
+    /// parser also accepts) ends the section.
+    private mutating func endHeaderLine(crlf: Bool) {
+        if headerLineLength == 1 || (crlf && headerLineLength == 2) { inHeader = false }
+        headerLineLength = 0
     }
 }

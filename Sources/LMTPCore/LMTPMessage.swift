@@ -34,11 +34,16 @@ public struct LMTPMessage: Sendable {
     /// Client data from XFORWARD (empty when the MTA sent none).
     public var client: LMTPClientInfo
     /// The message exactly as received after dot-unstuffing: header and body, line ends as sent.
+    /// (From ``LMTPSession`` with a spill threshold: only the bytes after the first `spilledBytes`.)
     public var data: [UInt8]
+    /// How many bytes before `data` the session handed to the driver with `.spill`; `0` for a
+    /// message held whole in memory, and always `0` in what ``LMTPServer`` gives its handler.
+    public var spilledBytes: Int
 
     public init(
         lhloName: String, sender: LMTPReversePath, declaredSize: Int? = nil, bodyType: LMTPBodyType? = nil,
-        smtpUTF8: Bool = false, recipients: [LMTPRecipient], client: LMTPClientInfo = LMTPClientInfo(), data: [UInt8]
+        smtpUTF8: Bool = false, recipients: [LMTPRecipient], client: LMTPClientInfo = LMTPClientInfo(), data: [UInt8],
+        spilledBytes: Int = 0
     ) {
         self.lhloName = lhloName
         self.sender = sender
@@ -48,6 +53,7 @@ public struct LMTPMessage: Sendable {
         self.recipients = recipients
         self.client = client
         self.data = data
+        self.spilledBytes = spilledBytes
     }
 }
 

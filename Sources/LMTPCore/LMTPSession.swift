@@ -15,8 +15,14 @@ public struct LMTPSession: Sendable {
         case checkSender(LMTPReversePath)
         /// Ask the policy about `RCPT TO`; answer with ``resolveRecipient(_:)``.
         case checkRecipient(LMTPRecipient)
-        /// Deliver the message; answer with ``finishDelivery(_:)``, one result per recipient.
+        /// Deliver the message; answer with ``finishDelivery(_:)``, one result per recipient. When
+        /// the message was spilled, `data` holds only the bytes after the spilled ones
+        /// (``LMTPMessage/spilledBytes``).
         case deliver(LMTPMessage)
+        /// Only with ``LMTPConfiguration/spillThreshold``: append these message bytes to the
+        /// transaction's file before the next call. The file belongs to the transaction in DATA:
+        /// once ``isReceivingData`` is `false` without a ``deliver(_:)``, the driver deletes it.
+        case spill([UInt8])
         /// Flush pending writes and wait for more bytes.
         case needInput
         /// Flush pending writes and close the connection.
@@ -54,6 +60,8 @@ public struct LMTPSession: Sendable {
     private var outbox: [Action] = []
     private var shuttingDown = false
     private var inputClosed = false
+    /// Bytes of the current message handed out with `.spill` so far.
+    private var spilledBytes = 0
 
     public init(configuration: LMTPConfiguration = LMTPConfiguration()) {
         self.configuration = configuration
@@ -69,6 +77,12 @@ public struct LMTPSession: Sendable {
         var lines = [configuration.hostname, "PIPELINING", "ENHANCEDSTATUSCODES", "8BITMIME", "SMTPUTF8", "SIZE \(configuration.maxMessageSize)"]
         if configuration.xforward { lines.append("XFORWARD \(LMTPClientInfo.advertisedAttributes)") }
         return LMTPReply(code: 250, lines: lines)
+    }
+
+    /// `true` while a message is being received (after `354`, before its final dot was processed).
+    public var isReceivingData: Bool {
+        if case .data = phase { return true }
+        return false
     }
 
     /// `true` once the session has decided to close.
@@ -102,6 +116,13 @@ public struct LMTPSession: Sendable {
     /// The connection was idle too long: `421 4.4.2` and close.
     public mutating func idleTimeout() {
         closeWith(LMTPReply(421, "4.4.2", "\(configuration.hostname) Error: timeout exceeded"))
+    }
+
+    /// The client sent message bytes too slowly (or not at all) for the DATA deadline: `421 4.4.2`
+    /// and close; the partial message is discarded.
+    public mutating func dataTimeout() {
+        if case .data(let decoder) = phase { lostInDataBytes = decoder.size }
+        closeWith(LMTPReply(421, "4.4.2", "\(configuration.hostname) Error: timeout exceeded (data rate too low)"))
     }
 
     /// The server is shutting down: an idle session gets `421 4.3.2` now; a session in a transaction
@@ -138,6 +159,10 @@ public struct LMTPSession: Sendable {
             case .data(var decoder):
                 phase = .beforeLHLO  // placeholder while the decoder is mutated (avoids a copy)
                 let finished = decoder.consume(buffer, index: &readIndex)
+                if let threshold = configuration.spillThreshold, decoder.content.count >= threshold {
+                    spilledBytes += decoder.content.count
+                    outbox.append(.spill(decoder.takeContent()))
+                }
                 if finished {
                     finishData(decoder)
                 } else if inputClosed {
@@ -413,7 +438,8 @@ public struct LMTPSession: Sendable {
         guard let envelope else { return syntaxError("Error: need MAIL command", code: 503, enhanced: "5.5.1") }
         guard !envelope.recipients.isEmpty else { return syntaxError("Error: no valid recipients", code: 503, enhanced: "5.5.1") }
         reply(LMTPReply(354, nil, "End data with <CR><LF>.<CR><LF>"))
-        phase = .data(LMTPDataDecoder(limit: configuration.maxMessageSize))
+        spilledBytes = 0
+        phase = .data(LMTPDataDecoder(limit: configuration.maxMessageSize, headerBytes: configuration.maxHeaderBytes, headerFields: configuration.maxHeaderFields))
     }
 
     private mutating func xforward(_ argument: ArraySlice<UInt8>) {
@@ -442,9 +468,13 @@ public struct LMTPSession: Sendable {
             return
         }
         let recipients = envelope.recipients
-        if decoder.exceededLimit {
+        let refusal: String? =
+            decoder.headerLimitExceeded
+            ? "Message header exceeds fixed limit (\(configuration.maxHeaderBytes) bytes, \(configuration.maxHeaderFields) fields)"
+            : decoder.exceededLimit ? "Message size exceeds fixed limit" : nil
+        if let refusal {
             for recipient in recipients {
-                outbox.append(.send(recipientReply(recipient, LMTPRecipientResult(code: 552, enhancedCode: "5.3.4", text: "Message size exceeds fixed limit"))))
+                outbox.append(.send(recipientReply(recipient, LMTPRecipientResult(code: 552, enhancedCode: "5.3.4", text: refusal))))
             }
             resetTransaction()
             phase = .ready
@@ -453,7 +483,8 @@ public struct LMTPSession: Sendable {
         }
         let message = LMTPMessage(
             lhloName: lhloName, sender: envelope.sender, declaredSize: envelope.declaredSize, bodyType: envelope.bodyType,
-            smtpUTF8: envelope.smtpUTF8, recipients: recipients, client: client ?? LMTPClientInfo(), data: decoder.content
+            smtpUTF8: envelope.smtpUTF8, recipients: recipients, client: client ?? LMTPClientInfo(), data: decoder.content,
+            spilledBytes: spilledBytes
         )
         resetTransaction()
         phase = .awaitingDelivery(recipients)

@@ -34,11 +34,20 @@ public final class LMTPServer: Service, Sendable {
     private let group: any EventLoopGroup
     private let state = NIOLockedValueBox(State())
     private let listening: EventLoopPromise<[String]>
+    private let deliveries: DeliveryGate
+    private let threadPool: NIOThreadPool
 
     private struct State {
         var stopping = false
         var serverChannels: [any Channel] = []
         var connections: [ObjectIdentifier: any Channel] = [:]
+        /// Open connections per TCP peer address.
+        var peers: [String: Int] = [:]
+    }
+
+    /// Why a connection was turned away before its session started.
+    enum Refusal: String {
+        case notAllowed = "not_allowed", tooManyConnections = "too_many_connections", tooManyFromPeer = "too_many_from_peer"
     }
 
     /// Creates a server; nothing is bound until ``run()``.
@@ -55,7 +64,12 @@ public final class LMTPServer: Service, Sendable {
         self.logger = logger
         self.group = eventLoopGroup
         self.listening = eventLoopGroup.next().makePromise(of: [String].self)
+        self.deliveries = DeliveryGate(slots: configuration.maxConcurrentDeliveries, queueLimit: configuration.maxQueuedDeliveries)
+        self.threadPool = NIOThreadPool.singleton
     }
+
+    /// Messages being delivered and messages waiting for a delivery slot.
+    public var deliveryLoad: (active: Int, waiting: Int) { deliveries.load }
 
     deinit {
         listening.fail(LMTPServerError("server was released before listening"))
@@ -71,8 +85,8 @@ public final class LMTPServer: Service, Sendable {
     /// `ServiceGroup`); returns when all connections have ended.
     public func run() async throws {
         do {
-            try configuration.session.validate()
-            guard !configuration.listeners.isEmpty else { throw LMTPServerError("no listener configured (need a UNIX socket or a TCP address)") }
+            try configuration.validate()
+            if let directory = configuration.spillDirectory { try await prepareSpillDirectory(directory) }
         } catch {
             listening.fail(error)
             throw error
@@ -97,6 +111,9 @@ public final class LMTPServer: Service, Sendable {
         }
         if alreadyStopping { for server in servers { server.channel.close(promise: nil) } }
         logger.info("listening", metadata: ["addresses": "\(addresses.joined(separator: " "))"])
+        for case .tcp(let host, _) in configuration.listeners where configuration.allowedClients == nil && !Self.isLoopback(host) {
+            logger.warning("TCP listener on a non-loopback address without an allow-list: any host that reaches it can submit mail", metadata: ["host": "\(host)"])
+        }
         listening.succeed(addresses)
 
         defer {
@@ -136,6 +153,21 @@ public final class LMTPServer: Service, Sendable {
         }
     }
 
+    private static func isLoopback(_ host: String) -> Bool {
+        guard let bytes = LMTPClientNetwork.parseAddress(host) else { return host == "localhost" }
+        return LMTPClientNetwork("127.0.0.0/8")!.contains(bytes) || LMTPClientNetwork("::1")!.contains(bytes)
+    }
+
+    private func prepareSpillDirectory(_ directory: String) async throws {
+        let removed = try await threadPool.runIfActive { () throws -> Int in
+            if mkdir(directory, 0o700) != 0 && errno != EEXIST {
+                throw LMTPServerError("cannot create spill directory \(directory): \(String(cString: strerror(errno)))")
+            }
+            return SpillFile.removeLeftovers(in: directory)
+        }
+        if removed > 0 { logger.info("removed partial messages of an earlier process", metadata: ["files": "\(removed)"]) }
+    }
+
     private static func signalShutdown(_ channel: any Channel) {
         channel.eventLoop.execute {
             channel.pipeline.fireUserInboundEventTriggered(LMTPShutdownEvent())
@@ -151,16 +183,15 @@ public final class LMTPServer: Service, Sendable {
     }
 
     private func bind(_ listener: LMTPListenAddress) async throws -> NIOAsyncChannel<NIOAsyncChannel<LMTPInboundEvent, ByteBuffer>, Never> {
-        let idle = configuration.idleTimeout
-        let idleAmount = TimeAmount.nanoseconds(Int64(idle.components.seconds) * 1_000_000_000 + idle.components.attoseconds / 1_000_000_000)
+        let shortest = min(configuration.idleTimeout, configuration.dataTimeout)
+        let tick = TimeAmount(min(max(shortest / 10, .milliseconds(10)), .seconds(1)))
         let bootstrap = ServerBootstrap(group: group)
             .serverChannelOption(.backlog, value: configuration.backlog)
             .serverChannelOption(.socketOption(.so_reuseaddr), value: 1)
             .childChannelOption(.allowRemoteHalfClosure, value: true)
         let initializer: @Sendable (any Channel) -> EventLoopFuture<NIOAsyncChannel<LMTPInboundEvent, ByteBuffer>> = { channel in
             channel.eventLoop.makeCompletedFuture {
-                try channel.pipeline.syncOperations.addHandler(IdleStateHandler(readTimeout: idleAmount))
-                try channel.pipeline.syncOperations.addHandler(LMTPInboundEventHandler())
+                try channel.pipeline.syncOperations.addHandler(LMTPInboundEventHandler(tickInterval: tick))
                 return try NIOAsyncChannel<LMTPInboundEvent, ByteBuffer>(
                     wrappingChannelSynchronously: channel,
                     configuration: .init(isOutboundHalfClosureEnabled: false)
@@ -172,6 +203,7 @@ public final class LMTPServer: Service, Sendable {
             try UnixSocketPath.prepare(path)
             let server = try await bootstrap.bind(unixDomainSocketPath: path, cleanupExistingSocketFile: false, childChannelInitializer: initializer)
             try UnixSocketPath.setMode(path, mode)
+            try UnixSocketPath.setOwner(path, owner: configuration.unixSocketOwner, group: configuration.unixSocketGroup)
             return server
         case .tcp(let host, let port):
             return try await bootstrap.bind(host: host, port: port, childChannelInitializer: initializer)
@@ -188,33 +220,75 @@ public final class LMTPServer: Service, Sendable {
         }
     }
 
-    private func register(_ channel: any Channel) {
-        let stopping = state.withLockedValue { state in
-            state.connections[ObjectIdentifier(channel)] = channel
-            return state.stopping
+    /// Admits a connection (allow-list, connection limits) and tracks it; `nil` when admitted.
+    private func register(_ channel: any Channel, peerAddress: String?) -> Refusal? {
+        if let peerAddress, let allowed = configuration.allowedClients, !allowed.contains(where: { $0.contains(peerAddress) }) {
+            return .notAllowed
         }
-        if stopping { Self.signalShutdown(channel) }
+        let (refusal, stopping): (Refusal?, Bool) = state.withLockedValue { state in
+            if state.connections.count >= configuration.maxConnections { return (.tooManyConnections, state.stopping) }
+            if let peerAddress, configuration.maxConnectionsPerPeer > 0 {
+                let open = state.peers[peerAddress, default: 0]
+                if open >= configuration.maxConnectionsPerPeer { return (.tooManyFromPeer, state.stopping) }
+                state.peers[peerAddress] = open + 1
+            }
+            state.connections[ObjectIdentifier(channel)] = channel
+            return (nil, state.stopping)
+        }
+        if refusal == nil && stopping { Self.signalShutdown(channel) }
+        return refusal
     }
 
-    private func unregister(_ channel: any Channel) {
-        _ = state.withLockedValue { $0.connections.removeValue(forKey: ObjectIdentifier(channel)) }
+    private func unregister(_ channel: any Channel, peerAddress: String?) {
+        state.withLockedValue { state in
+            state.connections.removeValue(forKey: ObjectIdentifier(channel))
+            if let peerAddress, configuration.maxConnectionsPerPeer > 0, let open = state.peers[peerAddress] {
+                state.peers[peerAddress] = open > 1 ? open - 1 : nil
+            }
+        }
     }
 
-    /// One connection: the greeting, then the session's actions until it closes.
+    /// Answers `421` and closes a connection that was not admitted.
+    private func refuse(_ connection: NIOAsyncChannel<LMTPInboundEvent, ByteBuffer>, _ refusal: Refusal, logger: Logger) async {
+        let host = configuration.session.hostname
+        let reply: LMTPReply
+        switch refusal {
+        case .notAllowed: reply = LMTPReply(421, "4.7.1", "\(host) Error: client not allowed")
+        case .tooManyConnections: reply = LMTPReply(421, "4.7.0", "\(host) Error: too many connections, try again later")
+        case .tooManyFromPeer: reply = LMTPReply(421, "4.7.0", "\(host) Error: too many connections from your address, try again later")
+        }
+        logger.warning("connection refused", metadata: ["reason": "\(refusal.rawValue)"])
+        metrics.refused(refusal)
+        metrics.reply(code: 421)
+        try? await connection.executeThenClose { _, outbound in
+            try await outbound.write(ByteBuffer(string: reply.wireFormat))
+        }
+    }
+
+    /// One connection: admission, the greeting, then the session's actions until it closes.
     private func serve(_ connection: NIOAsyncChannel<LMTPInboundEvent, ByteBuffer>) async {
         let channel = connection.channel
-        register(channel)
-        defer { unregister(channel) }
-        let peer = channel.remoteAddress.map { "\($0)" } ?? "local"
+        let remote = channel.remoteAddress
+        let peer = remote.map { "\($0)" } ?? "local"
+        let peerAddress = remote?.ipAddress
         var logger = self.logger
         logger[metadataKey: "peer"] = "\(peer)"
+        if let refusal = register(channel, peerAddress: peerAddress) {
+            await refuse(connection, refusal, logger: logger)
+            return
+        }
+        defer { unregister(channel, peerAddress: peerAddress) }
         logger.debug("connection opened")
         metrics.connections.increment()
         metrics.activeConnections.increment()
         defer { metrics.activeConnections.decrement() }
-        var session = LMTPSession(configuration: configuration.session)
+        var session = LMTPSession(configuration: configuration.effectiveSession)
         let clock = ContinuousClock()
-        var lastInput = clock.now
+        var lastEvent = clock.now
+        var commandDeadline = LMTPDeadline(timeout: configuration.idleTimeout)
+        var dataDeadline = LMTPDeadline(timeout: configuration.dataTimeout, minimumRate: configuration.minimumDataRate)
+        var spill: SpillFile?
+        var spillFailed = false
         do {
             try await connection.executeThenClose { inbound, outbound in
                 var pending = channel.allocator.buffer(capacity: 512)
@@ -227,10 +301,23 @@ public final class LMTPServer: Service, Sendable {
                 metrics.reply(code: session.greeting.code)
                 var events = inbound.makeAsyncIterator()
                 while true {
-                    switch session.nextAction() {
+                    let action = session.nextAction()
+                    if spill != nil || spillFailed, !session.isReceivingData {
+                        switch action {
+                        case .deliver, .spill: break
+                        default:
+                            // The transaction ended without a message (size or header limit, lost connection).
+                            await spill?.remove()
+                            spill = nil
+                            spillFailed = false
+                        }
+                    }
+                    switch action {
                     case .send(let reply):
                         pending.writeString(reply.wireFormat)
                         metrics.reply(code: reply.code)
+                        if reply.code == 354 { dataDeadline.reset() }
+                        commandDeadline.reset()
                         continue
                     case .checkSender(let sender):
                         let decision = await policy.sender?(sender) ?? .accept
@@ -240,14 +327,26 @@ public final class LMTPServer: Service, Sendable {
                         let decision = await policy.recipient?(recipient) ?? .accept
                         session.resolveRecipient(decision)
                         continue
-                    case .deliver(let message):
+                    case .spill(let bytes):
+                        guard !spillFailed, let directory = configuration.spillDirectory else { continue }
+                        do {
+                            if spill == nil { spill = try await SpillFile.create(in: directory, pool: threadPool) }
+                            try await spill?.append(bytes)
+                        } catch {
+                            logger.error("cannot hold an incoming message on disk; it will be refused with 451", metadata: ["error": "\(error)"])
+                            spillFailed = true
+                        }
+                        continue
+                    case .deliver(var message):
                         try await flush()
-                        metrics.transactions.increment()
-                        metrics.messageBytes.increment(by: message.data.count)
-                        metrics.messageSize.record(message.data.count)
-                        let results = await handler(message)
+                        let file = spill
+                        spill = nil
+                        let failed = spillFailed
+                        spillFailed = false
+                        let results = await deliver(&message, spilled: file, spillFailed: failed, logger: logger)
                         session.finishDelivery(results)
-                        lastInput = clock.now
+                        lastEvent = clock.now
+                        commandDeadline.reset()
                         continue
                     case .close:
                         try await flush()
@@ -262,23 +361,72 @@ public final class LMTPServer: Service, Sendable {
                         session.receiveEndOfInput()
                         continue
                     }
+                    let now = clock.now
+                    let elapsed = now - lastEvent
+                    lastEvent = now
+                    var received = 0
                     switch event {
                     case .bytes(let bytes):
-                        lastInput = clock.now
+                        received = bytes.readableBytes
                         session.receive(bytes.readableBytesView)
-                    case .idle:
-                        if clock.now - lastInput >= configuration.idleTimeout {
-                            logger.info("idle timeout")
-                            session.idleTimeout()
-                        }
+                    case .tick:
+                        break
                     case .shutdown:
                         session.beginShutdown()
+                        continue
+                    }
+                    if session.isReceivingData {
+                        dataDeadline.record(elapsed: elapsed, bytes: received)
+                        if dataDeadline.isExpired {
+                            let rate = configuration.minimumDataRate
+                            logger.info("data timeout", metadata: ["minimum_rate": "\(rate)"])
+                            session.dataTimeout()
+                        }
+                    } else {
+                        commandDeadline.record(elapsed: elapsed, bytes: 0)
+                        if commandDeadline.isExpired {
+                            logger.info("command timeout")
+                            session.idleTimeout()
+                        }
                     }
                 }
             }
         } catch {
             logger.debug("connection ended with error", metadata: ["error": "\(error)"])
         }
+        await spill?.remove()
         logger.debug("connection closed")
+    }
+
+    /// Hands one message to the handler within the delivery bounds: waits for a slot (or answers
+    /// every recipient `451 4.3.2` when the queue is full), reads a spilled message back, and
+    /// removes its file afterwards.
+    private func deliver(_ message: inout LMTPMessage, spilled file: SpillFile?, spillFailed: Bool, logger: Logger) async -> [LMTPRecipientResult] {
+        defer { metrics.transactions.increment() }
+        let busy = LMTPRecipientResult(code: 451, enhancedCode: "4.3.2", text: "Too busy, try again later")
+        guard !spillFailed else {
+            await file?.remove()
+            return message.recipients.map { _ in LMTPRecipientResult(code: 451, enhancedCode: "4.3.0", text: "Cannot store the message, try again later") }
+        }
+        guard await deliveries.enter() else {
+            await file?.remove()
+            logger.warning("delivery queue full; message refused with 451", metadata: ["queued": "\(configuration.maxQueuedDeliveries)"])
+            return message.recipients.map { _ in busy }
+        }
+        defer { deliveries.leave() }
+        if let file {
+            do {
+                message.data = try await file.readAll(expecting: message.spilledBytes, then: message.data)
+                message.spilledBytes = 0
+            } catch {
+                logger.error("cannot read back an incoming message; refused with 451", metadata: ["error": "\(error)"])
+                await file.remove()
+                return message.recipients.map { _ in LMTPRecipientResult(code: 451, enhancedCode: "4.3.0", text: "Cannot read the message back, try again later") }
+            }
+            await file.remove()
+        }
+        metrics.messageBytes.increment(by: message.data.count)
+        metrics.messageSize.record(message.data.count)
+        return await handler(message)
     }
 }

@@ -10,6 +10,12 @@ struct LMTPServerMetrics: Sendable {
     let messageSize = Recorder(label: "lmtphook_lmtp_message_size_bytes", aggregate: true)
     private let replies: [Counter] = (2...5).map { Counter(label: "lmtphook_lmtp_replies_total", dimensions: [("class", "\($0)xx")]) }
 
+    private let refusals: [LMTPServer.Refusal: Counter] = [LMTPServer.Refusal.notAllowed, .tooManyConnections, .tooManyFromPeer].reduce(into: [:]) {
+        $0[$1] = Counter(label: "lmtphook_lmtp_connections_refused_total", dimensions: [("reason", $1.rawValue)])
+    }
+
+    func refused(_ refusal: LMTPServer.Refusal) { refusals[refusal]?.increment() }
+
     func reply(code: Int) {
         let index = code / 100 - 2
         if replies.indices.contains(index) { replies[index].increment() }

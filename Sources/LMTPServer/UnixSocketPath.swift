@@ -75,3 +75,33 @@ public enum UnixDomainSocket {
         return fd
     }
 }
+
+extension UnixSocketPath {
+    /// Gives the socket file to `owner` and/or `group` (names or numeric ids).
+    static func setOwner(_ path: String, owner: String?, group: String?) throws(LMTPServerError) {
+        guard owner != nil || group != nil else { return }
+        var uid = uid_t.max  // (uid_t)-1: leave unchanged
+        var gid = gid_t.max
+        if let owner {
+            if let number = uid_t(owner) {
+                uid = number
+            } else if let entry = getpwnam(owner) {
+                uid = entry.pointee.pw_uid
+            } else {
+                throw LMTPServerError("socket owner '\(owner)' is not a user on this system")
+            }
+        }
+        if let group {
+            if let number = gid_t(group) {
+                gid = number
+            } else if let entry = getgrnam(group) {
+                gid = entry.pointee.gr_gid
+            } else {
+                throw LMTPServerError("socket group '\(group)' is not a group on this system")
+            }
+        }
+        guard chown(path, uid, gid) == 0 else {
+            throw LMTPServerError("cannot give \(path) to \(owner ?? "-"):\(group ?? "-"): \(String(cString: strerror(errno)))")
+        }
+    }
+}

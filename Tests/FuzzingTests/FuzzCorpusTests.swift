@@ -1,0 +1,44 @@
+import Foundation
+import Fuzzing
+import Testing
+
+/// The fuzzers' short form in every test run: each seed and every past finding (Corpus/lmtp,
+/// Corpus/mime) goes through the same harness libFuzzer drives, invariants included.
+@Suite("Fuzz corpora replay")
+struct FuzzCorpusTests {
+    static let corpus = URL(fileURLWithPath: #filePath).deletingLastPathComponent().appendingPathComponent("Corpus")
+
+    static func inputs(_ name: String) throws -> [URL] {
+        try FileManager.default.contentsOfDirectory(at: corpus.appendingPathComponent(name), includingPropertiesForKeys: nil)
+            .filter { !$0.lastPathComponent.hasPrefix(".") }.sorted { $0.path < $1.path }
+    }
+
+    @Test func lmtpSessionCorpus() throws {
+        let files = try Self.inputs("lmtp")
+        #expect(files.count >= 10)
+        for file in files {
+            let bytes = [UInt8](try Data(contentsOf: file))
+            bytes.withUnsafeBufferPointer { LMTPSessionFuzzer.run($0) }
+        }
+    }
+
+    @Test func mimeParserCorpus() throws {
+        let files = try Self.inputs("mime")
+        #expect(files.count >= 10)
+        for file in files {
+            let bytes = [UInt8](try Data(contentsOf: file))
+            bytes.withUnsafeBufferPointer { MessageParserFuzzer.run($0) }
+        }
+    }
+
+    @Test func validatorRejectsBrokenJSON() {
+        for bad in ["", "{", "{\"a\":}", "[1,]", "\"\u{01}\"", "01", "{\"a\" 1}", "[1] 2", "\"\\x\""] {
+            var validator = JSONValidator(Array(bad.utf8))
+            #expect(!validator.validate(), "\(bad)")
+        }
+        for good in ["{}", "[]", "{\"a\":[1,-2.5e3,true,false,null,\"\\u00e9\\n\"]}", " 0 "] {
+            var validator = JSONValidator(Array(good.utf8))
+            #expect(validator.validate(), "\(good)")
+        }
+    }
+}
