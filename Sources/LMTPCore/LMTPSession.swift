@@ -171,7 +171,7 @@ public struct LMTPSession: Sendable {
                     phase = .closed
                 } else {
                     phase = .data(decoder)
-                    return .needInput
+                    if outbox.isEmpty { return .needInput }  // else hand out the spill first
                 }
             case .beforeLHLO, .ready:
                 guard let line = nextLine() else { return inputClosed ? .close : .needInput }

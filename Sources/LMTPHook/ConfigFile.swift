@@ -84,6 +84,8 @@ struct ConfigParser {
     let environment: [String: String]
     let readFile: (String) -> String?
     var warnings: [String] = []
+    var socketOwner: String?
+    var socketGroup: String?
     var lines: [String] = []
 
     init(file: String, environment: [String: String], readFile: @escaping (String) -> String?) {
@@ -93,22 +95,62 @@ struct ConfigParser {
     }
 
     mutating func parse(_ root: ConfigNode) throws(ConfigError) -> ConfigFile {
-        let top = try root.mapping(allowed: ["listen", "hostname", "limits", "spool", "delivery", "recipient_delimiter", "endpoints", "routes", "metrics"])
+        let top = try root.mapping(allowed: [
+            "listen", "hostname", "limits", "access", "spool", "delivery", "recipient_delimiter", "endpoints", "routes", "metrics",
+        ])
         // LMTP side
         var listeners: [LMTPListenAddress] = []
         for item in try top["listen"]?.list() ?? [] { listeners.append(try listener(item)) }
         var session = LMTPConfiguration(hostname: try top["hostname"]?.nonEmptyString() ?? ConfigFile.systemHostname())
-        var idleTimeout: Int64 = 300_000
+        var server = LMTPServerConfiguration(listeners: listeners)
         var shutdownGrace: Int64 = 30_000
-        if let limits = try top["limits"]?.mapping(allowed: ["max_message_size", "max_recipients", "idle_timeout"]) {
+        var memoryNode: ConfigNode?
+        if let limits = try top["limits"]?.mapping(allowed: [
+            "max_message_size", "max_recipients", "idle_timeout", "command_timeout", "data_timeout", "min_data_rate", "max_connections",
+            "max_connections_per_peer", "max_header_size", "max_header_fields", "memory_per_transaction", "max_deliveries",
+            "max_queued_deliveries",
+        ]) {
             if let size = limits["max_message_size"] { session.maxMessageSize = try size.byteCount() }
             if let count = limits["max_recipients"] { session.maxRecipients = try count.int(in: 1...100_000) }
-            if let idle = limits["idle_timeout"] {
-                idleTimeout = try idle.milliseconds()
-                guard idleTimeout >= 1_000 else { throw idle.error("must be at least 1s") }
+            for key in ["idle_timeout", "command_timeout", "data_timeout"] {
+                guard let node = limits[key] else { continue }
+                let value = try node.milliseconds()
+                guard value >= 1_000 else { throw node.error("must be at least 1s") }
+                if key == "data_timeout" { server.dataTimeout = .milliseconds(value) } else { server.idleTimeout = .milliseconds(value) }
             }
+            if let rate = limits["min_data_rate"] { server.minimumDataRate = try rate.byteCount() }
+            if let value = limits["max_connections"] { server.maxConnections = try value.int(in: 1...1_000_000) }
+            if let value = limits["max_connections_per_peer"] { server.maxConnectionsPerPeer = try value.int(in: 0...1_000_000) }
+            if let value = limits["max_header_size"] { session.maxHeaderBytes = try value.byteCount() }
+            if let value = limits["max_header_fields"] { session.maxHeaderFields = try value.int(in: 16...1_000_000) }
+            if let value = limits["memory_per_transaction"] {
+                session.spillThreshold = try value.byteCount()
+                memoryNode = value
+            }
+            if let value = limits["max_deliveries"] { server.maxConcurrentDeliveries = try value.int(in: 1...100_000) }
+            if let value = limits["max_queued_deliveries"] { server.maxQueuedDeliveries = try value.int(in: 0...1_000_000) }
         }
         do { try session.validate() } catch { throw ConfigError(file: file, line: top["limits"]?.line, key: "limits", message: "\(error)") }
+        server.session = session
+        var privateWebhooks = true
+        if let access = try top["access"]?.mapping(allowed: ["clients", "private_webhooks"]) {
+            if let list = access["clients"] {
+                var networks: [LMTPClientNetwork] = []
+                for item in try list.list() {
+                    let text = try item.nonEmptyString()
+                    guard let network = LMTPClientNetwork(text) else { throw item.error("must be an IP address or network like 10.0.0.0/8 or 2001:db8::/32, got '\(text)'") }
+                    networks.append(network)
+                }
+                server.allowedClients = networks
+            }
+            if let value = access["private_webhooks"] {
+                switch try value.string() {
+                case "allow": privateWebhooks = true
+                case "deny": privateWebhooks = false
+                case let other: throw value.error("must be allow or deny, got '\(other)'")
+                }
+            }
+        }
         // Spool and delivery
         var settings = WebhookDelivery.Settings()
         var spoolDirectory: String?
@@ -164,22 +206,36 @@ struct ConfigParser {
             guard case .tcp = LMTPListenAddress.parseTCP(text) else { throw listen.error("must be HOST:PORT, e.g. 127.0.0.1:9464, got '\(text)'") }
             metricsListen = text
         }
-        let server = LMTPServerConfiguration(
-            listeners: listeners, session: session, idleTimeout: .milliseconds(idleTimeout), shutdownGracePeriod: .milliseconds(shutdownGrace))
+        server.shutdownGracePeriod = .milliseconds(shutdownGrace)
+        if spoolDirectory == nil, let node = memoryNode {
+            throw node.error("needs a spool: message bytes beyond this limit are written to the spool directory while they arrive")
+        }
+        server.unixSocketOwner = socketOwner
+        server.unixSocketGroup = socketGroup
+        if !privateWebhooks {
+            for index in endpoints.indices { endpoints[index].denyPrivateAddresses = true }
+            for endpoint in endpoints {
+                if let host = WebhookAddressGuard.literalHost(of: endpoint.url), WebhookAddressGuard.isPrivate(host) {
+                    throw ConfigError(file: file, line: endpointLines[endpoint.name] ?? nil, key: "endpoints",
+                                      message: "endpoint '\(endpoint.name)': \(host) is a private, loopback or link-local address and access.private_webhooks is deny")
+                }
+            }
+        }
         var relay = RelayConfiguration(
             server: server, endpoints: endpoints, routes: routes, spoolDirectory: spoolDirectory, delivery: settings, deliveryThreads: threads)
         relay.metricsListen = metricsListen
+        relay.denyPrivateWebhookAddresses = !privateWebhooks
         return ConfigFile(relay: relay, warnings: warnings, summary: summary(relay, routes: routes))
     }
 
-    private func listener(_ item: ConfigNode) throws(ConfigError) -> LMTPListenAddress {
+    private mutating func listener(_ item: ConfigNode) throws(ConfigError) -> LMTPListenAddress {
         if case .scalar = item.node {
             let text = try item.nonEmptyString()
             if text.hasPrefix("/") { return .unix(path: text, mode: 0o660) }
             guard let address = LMTPListenAddress.parseTCP(text) else { throw item.error("must be HOST:PORT, [IPv6]:PORT or an absolute socket path, got '\(text)'") }
             return address
         }
-        let fields = try item.mapping(allowed: ["socket", "mode", "tcp"])
+        let fields = try item.mapping(allowed: ["socket", "mode", "owner", "group", "tcp"])
         if let tcp = fields["tcp"] {
             let text = try tcp.nonEmptyString()
             guard let address = LMTPListenAddress.parseTCP(text) else { throw tcp.error("must be HOST:PORT or [IPv6]:PORT, got '\(text)'") }
@@ -195,13 +251,15 @@ struct ConfigParser {
             guard let parsed = UInt32(text, radix: 8), parsed <= 0o777 else { throw value.error("must be an octal mode like \"0660\" (quoted), got '\(text)'") }
             mode = parsed
         }
+        if let owner = fields["owner"] { socketOwner = try owner.nonEmptyString() }
+        if let group = fields["group"] { socketGroup = try group.nonEmptyString() }
         return .unix(path: path, mode: mode)
     }
 
     static let endpointKeys = [
         "name", "url", "format", "method", "headers", "secret", "secret_file", "secret_env", "timeout", "connect_timeout", "sync_budget",
         "attachments", "inline_limit", "include_raw", "rate_limit", "success", "template", "template_file", "content_type", "username", "channel",
-        "stream", "topic", "priority",
+        "stream", "topic", "priority", "max_in_flight",
     ]
 
     private mutating func endpoint(_ item: ConfigNode) throws(ConfigError) -> WebhookEndpoint {
@@ -319,10 +377,12 @@ struct ConfigParser {
             rule.body = try success["body"]?.string()
             rule.jsonField = try success["json_field"]?.nonEmptyString()
         }
-        return WebhookEndpoint(
+        var endpoint = WebhookEndpoint(
             name: name, url: url, method: method, connectTimeoutMilliseconds: Int(connectTimeout), totalTimeoutMilliseconds: Int(timeout), headers: headers,
             payload: payload, signer: signer, format: format, formatOptions: options, successRule: rule, rateLimit: rateLimit,
             syncBudget: syncBudget.map { .milliseconds($0) })
+        endpoint.maxInFlight = try fields["max_in_flight"]?.int(in: 1...1024)
+        return endpoint
     }
 
     private func route(_ item: ConfigNode, known: Set<String>) throws(ConfigError) -> Route {
@@ -378,7 +438,10 @@ struct ConfigParser {
             }
         }
         out.append("hostname: \(session.hostname)")
-        out.append("limits: max_message_size \(session.maxMessageSize), max_recipients \(session.maxRecipients), idle_timeout \(relay.server.idleTimeout)")
+        let server = relay.server
+        out.append("limits: max_message_size \(session.maxMessageSize), max_recipients \(session.maxRecipients), command_timeout \(server.idleTimeout), data_timeout \(server.dataTimeout), min_data_rate \(server.minimumDataRate) B/s")
+        out.append("        max_connections \(server.maxConnections), per_peer \(server.maxConnectionsPerPeer), max_header_size \(session.maxHeaderBytes), max_header_fields \(session.maxHeaderFields), memory_per_transaction \(relay.spoolDirectory == nil ? "unbounded (no spool)" : String(session.spillThreshold ?? 1_048_576)), max_deliveries \(server.maxConcurrentDeliveries), max_queued_deliveries \(server.maxQueuedDeliveries)")
+        out.append("access: clients \(server.allowedClients.map { $0.map(\.description).joined(separator: " ") } ?? "any"), private_webhooks \(relay.denyPrivateWebhookAddresses ? "deny" : "allow")")
         if let spool = relay.spoolDirectory {
             out.append("spool: \(spool), retry_schedule \(relay.delivery.retry.scheduleMilliseconds.map { "\($0 / 1000)s" }.joined(separator: ",")), max_age \(relay.delivery.retry.maxAgeMilliseconds / 1000)s")
         } else {

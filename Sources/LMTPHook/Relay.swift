@@ -54,7 +54,8 @@ public final class Relay: Service, Sendable {
         let spool: Spool?
         do {
             if let path = configuration.spoolDirectory {
-                spool = try await spoolThreads.runIfActive { try Spool(path: path) }  // mkdir/open: off the cooperative pool
+                let faults = configuration.spoolFaults
+                spool = try await spoolThreads.runIfActive { try Spool(path: path, faults: faults) }  // mkdir/open: off the cooperative pool
             } else {
                 spool = nil
             }
@@ -75,7 +76,7 @@ public final class Relay: Service, Sendable {
             delivery.metrics.recipient("rejected")
             return .reply(LMTPReply(550, "5.1.1", "<\(address)>: no route for this recipient"))
         })
-        server = LMTPServer(configuration: configuration.server, policy: policy, logger: logger) { message in
+        server = LMTPServer(configuration: configuration.effectiveServer, policy: policy, logger: logger) { message in
             await Relay.deliver(message, routes: routes.withLockedValue { $0 }, delivery: delivery)
         }
         do {

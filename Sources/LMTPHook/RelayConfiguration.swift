@@ -1,6 +1,7 @@
 import LMTPCore
 import LMTPServer
 import MailCore
+import Spool
 import Targets
 
 /// The settings of `lmtphook serve`, from flags or from a configuration file.
@@ -21,6 +22,10 @@ public struct RelayConfiguration: Sendable {
     public var deliveryThreads: Int
     /// Where `serve` answers `GET /metrics` and `GET /healthz` (`host:port`), if anywhere.
     public var metricsListen: String?
+    /// Refuse webhook connections to private, loopback, link-local and other non-public addresses.
+    public var denyPrivateWebhookAddresses = false
+    /// Fault injection in the spool's I/O (tests only).
+    public var spoolFaults: SpoolFaultInjection?
 
     public init(
         server: LMTPServerConfiguration, webhook: WebhookEndpoint? = nil, endpoints: [WebhookEndpoint] = [], routes: RouteTable? = nil,
@@ -39,5 +44,15 @@ public struct RelayConfiguration: Sendable {
     /// The route table in force: the configured one, or one catch-all route to every endpoint.
     var effectiveRoutes: RouteTable {
         routes ?? RouteTable(routes: [Route(name: "default", conditions: [RouteCondition()], endpoints: endpoints.map(\.name))])
+    }
+}
+
+extension RelayConfiguration {
+    /// The server configuration as run: with a spool, message bytes beyond the in-memory limit per
+    /// transaction are written to `SPOOL/incoming` while they arrive.
+    public var effectiveServer: LMTPServerConfiguration {
+        var server = self.server
+        if server.spillDirectory == nil, let spoolDirectory { server.spillDirectory = spoolDirectory + "/incoming" }
+        return server
     }
 }

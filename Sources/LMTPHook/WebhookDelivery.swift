@@ -25,6 +25,9 @@ public final class WebhookDelivery: Sendable {
         public var breakerCooldown: Duration
         /// Retry attempts in flight at most (all endpoints together).
         public var retryConcurrency: Int
+        /// Requests in flight per endpoint at most, unless the endpoint sets its own; `nil`: three
+        /// quarters of the delivery threads, so one endpoint that hangs cannot take every thread.
+        public var maxInFlightPerEndpoint: Int?
 
         public init(syncBudget: Duration = .seconds(5), retry: RetryPolicy = RetryPolicy(), breakerThreshold: Int = 5,
                     breakerCooldown: Duration = .seconds(30), retryConcurrency: Int = 8) {
@@ -59,6 +62,8 @@ public final class WebhookDelivery: Sendable {
     private let logger: Logger
     private let state: Mutex<State>
     let metrics = RelayMetrics()
+    /// Requests in flight per endpoint (sync, late and retry attempts together).
+    private let slots = RequestSlots()
 
     public init(
         endpoints: [WebhookEndpoint], delimiters: Set<Character> = ["+"], client: WebhookClient, spool: Spool?, spoolThreads: NIOThreadPool,
@@ -173,6 +178,11 @@ public final class WebhookDelivery: Sendable {
         }
     }
 
+    /// The endpoint's cap on requests in flight.
+    func inFlightLimit(_ endpoint: WebhookEndpoint) -> Int {
+        endpoint.maxInFlight ?? settings.maxInFlightPerEndpoint ?? max(1, client.threads - client.threads / 4)
+    }
+
     /// Waits for the endpoint's rate limit; `false` (nothing reserved) when that would take longer than `maxWait`.
     private func waitForRate(_ endpoint: WebhookEndpoint, maxWait: Duration?) async -> Bool {
         guard let limit = endpoint.rateLimit else { return true }
@@ -226,6 +236,9 @@ public final class WebhookDelivery: Sendable {
             result = await queue(metadata, raw: message.data, attempt: nil, reason: "circuit open")
         } else if !(await waitForRate(endpoint, maxWait: budget ?? .seconds(60))) {
             result = await queue(metadata, raw: message.data, attempt: nil, reason: "rate limit \(endpoint.rateLimit?.description ?? "")")
+        } else if !(await slots.acquire(endpoint.name, limit: inFlightLimit(endpoint), maxWait: (budget ?? .seconds(60)) - (ContinuousClock.now - started))) {
+            logger.warning("endpoint busy: message queued without an attempt", metadata: ["endpoint": "\(endpoint.name)", "in_flight": "\(inFlightLimit(endpoint))"])
+            result = await queue(metadata, raw: message.data, attempt: nil, reason: "endpoint busy: \(inFlightLimit(endpoint)) requests in flight")
         } else {
             result = await attempt(metadata, raw: message.data, envelope: envelope, receivedAt: receivedAt, endpoint: endpoint, tags: tags, route: route,
                                    budget: budget.map { $0 - (ContinuousClock.now - started) })
@@ -257,10 +270,15 @@ public final class WebhookDelivery: Sendable {
             }
             body = rendered.body
         } catch {
+            slots.release(endpoint.name)
             logger.error("cannot render the message for this endpoint", metadata: ["id": "\(webhookID)", "endpoint": "\(endpoint.name)", "error": "\(error)"])
             return await queue(metadata, raw: raw, attempt: nil, reason: "cannot render: \(error)")
         }
-        let attempt = Task { await client.post(endpoint.request(webhookID: webhookID, body: body)) }
+        // The slot taken in deliver() is held until the request ends, also when it outlives the budget.
+        let attempt = Task {
+            defer { self.slots.release(endpoint.name) }
+            return await client.post(endpoint.request(webhookID: webhookID, body: body))
+        }
         guard let response = await Self.race(attempt, budget: budget) else {
             // The budget ran out: queue now; the attempt goes on and completes the entry if it succeeds.
             state.withLock { _ = $0.inflight.insert(metadata.id) }
@@ -397,6 +415,27 @@ public final class WebhookDelivery: Sendable {
         } catch let error as SpoolError where error.kind == .locked {
             state.withLock { $0.schedule[id] = UnixTime.now().milliseconds + 1_000 }
             return
+        } catch let error as SpoolError where error.kind == .damaged {
+            // Damaged on disk (truncated, checksum mismatch): moved aside for an operator, never deleted.
+            state.withLock { _ = $0.schedule.removeValue(forKey: id) }
+            let failure: String?
+            do {
+                failure = try await spoolThreads.runIfActive { () -> String? in
+                    do { try spool.quarantine(id); return nil } catch { return "\(error)" }
+                }
+            } catch {
+                failure = "\(error)"
+            }
+            logger.error("damaged spool entry moved to quarantine/; it will not be retried", metadata: [
+                "spool_id": "\(id)", "error": "\(error)", "moved": "\(failure.map { "no: \($0)" } ?? "yes")",
+            ])
+            metrics.deadLettered(endpoint: "-", reason: "damaged")
+            return
+        } catch let error as SpoolError where error.kind == .unreadable {
+            // An I/O error reading it: keep it and try again in a minute.
+            state.withLock { $0.schedule[id] = UnixTime.now().milliseconds + 60_000 }
+            logger.error("cannot read spool entry; retrying in 60 s", metadata: ["spool_id": "\(id)", "error": "\(error)"])
+            return
         } catch {
             state.withLock { _ = $0.schedule.removeValue(forKey: id) }
             if (error as? SpoolError)?.kind != .notFound { logger.error("cannot read spool entry", metadata: ["spool_id": "\(id)", "error": "\(error)"]) }
@@ -416,6 +455,12 @@ public final class WebhookDelivery: Sendable {
             state.withLock { $0.schedule[id] = UnixTime.now().milliseconds + 300_000 }
             return
         }
+        guard await slots.acquire(endpoint.name, limit: inFlightLimit(endpoint), maxWait: .zero) else {
+            // The endpoint's slots are taken (it is slow or hangs): try again in a second.
+            state.withLock { $0.schedule[id] = UnixTime.now().milliseconds + 1_000 }
+            return
+        }
+        defer { slots.release(endpoint.name) }
         _ = await waitForRate(endpoint, maxWait: nil)
         let response: WebhookResponse
         do {

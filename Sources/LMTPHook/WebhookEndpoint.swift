@@ -28,6 +28,12 @@ public struct WebhookEndpoint: Sendable {
     public var rateLimit: RateLimit?
     /// The sync budget of this endpoint (default: the relay's).
     public var syncBudget: Duration?
+    /// Requests to this endpoint in flight at most (sync attempts, late attempts and retries
+    /// together); beyond it a message is queued at once. `nil`: the relay's default, which leaves
+    /// a quarter of the delivery threads to other endpoints.
+    public var maxInFlight: Int?
+    /// Refuse private, loopback and link-local addresses (set from `access.private_webhooks: deny`).
+    public var denyPrivateAddresses = false
 
     public init(
         name: String = "default", url: String, method: String = "POST", connectTimeoutMilliseconds: Int = 5_000, totalTimeoutMilliseconds: Int = 30_000,
@@ -56,9 +62,11 @@ public struct WebhookEndpoint: Sendable {
         if !headers.contains(where: { $0.name.lowercased() == "content-type" }) { headers.append(WebhookHeader("Content-Type", body.contentType)) }
         headers += signer.headers(id: webhookID, timestamp: nowMilliseconds / 1000, body: body.bytes)
         headers.append(WebhookHeader("Idempotency-Key", webhookID))
-        return WebhookRequest(
+        var request = WebhookRequest(
             url: url, method: method, headers: headers, body: body.bytes,
             connectTimeoutMilliseconds: connectTimeoutMilliseconds, totalTimeoutMilliseconds: totalTimeoutMilliseconds)
+        request.denyPrivateAddresses = denyPrivateAddresses
+        return request
     }
 
     /// Renders the body of one delivery: payload v1, then the endpoint's format from it.

@@ -122,7 +122,11 @@ public final class LMTPServer: Service, Sendable {
         try await withGracefulShutdownHandler {
             try await withThrowingDiscardingTaskGroup { group in
                 for server in servers {
-                    group.addTask { try await self.accept(on: server) }
+                    group.addTask {
+                        // One listener ending with an error must not cancel the others: a cancelled
+                        // accept loop would drop connections already accepted but not yet served.
+                        do { try await self.accept(on: server) } catch { self.logger.debug("listener ended", metadata: ["error": "\(error)"]) }
+                    }
                 }
             }
         } onGracefulShutdown: {

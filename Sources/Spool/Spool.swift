@@ -22,12 +22,15 @@ public final class Spool: Sendable {
     public let path: String
     private let queueDirectoryFD: Int32
     private let groupCommit: GroupCommit
+    /// The fault-injection hook (tests only; `nil` in production).
+    public let faults: SpoolFaultInjection?
 
     static let magic = "lmtphook-spool 1"
 
-    /// Opens (creating if needed) the spool at `path`.
-    public init(path: String) throws(SpoolError) {
+    /// Opens (creating if needed) the spool at `path`. `faults` injects I/O errors (tests).
+    public init(path: String, faults: SpoolFaultInjection? = nil) throws(SpoolError) {
         self.path = path
+        self.faults = faults
         for directory in ["", "/tmp", "/queue", "/dead", "/quarantine"] {
             if mkdir(path + directory, 0o750) != 0 && errno != EEXIST {
                 throw SpoolError(.unavailable, "cannot create \(path + directory): \(Self.lastError())")
@@ -38,6 +41,9 @@ public final class Spool: Sendable {
         queueDirectoryFD = fd
         groupCommit = GroupCommit {
             () throws(SpoolError) in
+            if let code = faults?.check(.directorySync) {
+                throw SpoolError(.write, "fsync of \(path)/queue failed: \(String(cString: strerror(code))) (injected)")
+            }
             // EINVAL: the file system cannot sync directories (Exim tolerates it too).
             if fsync(fd) != 0 && errno != EINVAL {
                 throw SpoolError(.write, "fsync of \(path)/queue failed: \(Self.lastError())")
@@ -62,7 +68,8 @@ public final class Spool: Sendable {
         let temporary = "\(path)/tmp/\(metadata.id).msg"
         let final = "\(queue)/\(metadata.id).msg"
         do throws(SpoolError) {
-            try Self.writeDurably(bytes, to: temporary)
+            try Self.writeDurably(bytes, to: temporary, faults: faults)
+            if let code = faults?.check(.rename) { throw SpoolError(.write, "rename to \(final) failed: \(String(cString: strerror(code))) (injected)") }
             guard rename(temporary, final) == 0 else { throw SpoolError(.write, "rename to \(final) failed: \(Self.lastError())") }
             try groupCommit.commit()
         } catch {
@@ -74,12 +81,14 @@ public final class Spool: Sendable {
     }
 
     /// write + fsync + close of a new file (O_EXCL); any failure removes it.
-    static func writeDurably(_ bytes: [UInt8], to path: String, sync: Bool = true) throws(SpoolError) {
+    static func writeDurably(_ bytes: [UInt8], to path: String, sync: Bool = true, faults: SpoolFaultInjection? = nil) throws(SpoolError) {
+        if let code = faults?.check(.create) { throw SpoolError(.write, "cannot create \(path): \(String(cString: strerror(code))) (injected)") }
         let fd = open(path, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0o640)
         guard fd >= 0 else { throw SpoolError(.write, "cannot create \(path): \(lastError())") }
         var offset = 0
         var failure: String? = nil
-        bytes.withUnsafeBytes { raw in
+        if let code = faults?.check(.write) { failure = "write to \(path) failed: \(String(cString: strerror(code))) (injected)" }
+        if failure == nil { bytes.withUnsafeBytes { raw in
             while offset < raw.count {
                 let written = write(fd, raw.baseAddress! + offset, raw.count - offset)
                 if written < 0 {
@@ -89,7 +98,8 @@ public final class Spool: Sendable {
                 }
                 offset += written
             }
-        }
+        } }
+        if sync && failure == nil, let code = faults?.check(.fsync) { failure = "fsync of \(path) failed: \(String(cString: strerror(code))) (injected)" }
         if sync && failure == nil && fsync(fd) != 0 { failure = "fsync of \(path) failed: \(lastError())" }
         if close(fd) != 0 && failure == nil { failure = "close of \(path) failed: \(lastError())" }
         if let failure {
@@ -162,6 +172,7 @@ public final class Spool: Sendable {
             directory = "\(path)/dead"
             isDead = true
         }
+        if let code = faults?.check(.read) { throw SpoolError(.unreadable, "cannot read \(directory)/\(id).msg: \(String(cString: strerror(code))) (injected)") }
         let (metadata, raw) = try Self.decodeEntry(path: "\(directory)/\(id).msg")
         let state = readState(id, directory: directory, metadata: metadata)
         return Entry(metadata: metadata, raw: raw, state: state, isDead: isDead)
@@ -208,7 +219,7 @@ public final class Spool: Sendable {
     static func decodeEntry(path: String) throws(SpoolError) -> (SpoolMetadata, [UInt8]) {
         guard let bytes = readFile(path) else {
             if errno == ENOENT { throw SpoolError(.notFound, "\(path) is gone") }
-            throw SpoolError(.damaged, "cannot read \(path): \(lastError())")
+            throw SpoolError(.unreadable, "cannot read \(path): \(lastError())")
         }
         let magicBytes = Array("\(magic)\n".utf8)
         guard bytes.starts(with: magicBytes), let jsonEnd = bytes[magicBytes.count...].firstIndex(of: 0x0A) else {
@@ -298,6 +309,15 @@ public final class Spool: Sendable {
         return Claim(fd: fd)
     }
 
+    /// Moves a damaged live entry (and its state) to `quarantine/`, where it is kept for an operator.
+    public func quarantine(_ id: String) throws(SpoolError) {
+        guard SpoolID.isValid(id) else { throw SpoolError(.notFound, "no spool entry \(id)") }
+        guard rename("\(queue)/\(id).msg", "\(path)/quarantine/\(id).msg") == 0 else {
+            throw SpoolError(.write, "cannot move \(id) to quarantine/: \(Self.lastError())")
+        }
+        rename("\(queue)/\(id).state", "\(path)/quarantine/\(id).state")
+    }
+
     // MARK: - Recovery
 
     /// What start-up recovery found.
@@ -343,6 +363,7 @@ public final class Spool: Sendable {
     /// Counts and bytes of live and dead entries.
     /// Whether a file can be created (and removed) in `tmp/` right now: the spool can take mail.
     public func isWritable() -> Bool {
+        if faults?.check(.create) != nil { return false }
         let probe = "\(path)/tmp/.writable-\(getpid())-\(UInt32.random(in: 0...UInt32.max))"
         let fd = open(probe, O_CREAT | O_EXCL | O_WRONLY | O_CLOEXEC, 0o600)
         guard fd >= 0 else { return false }

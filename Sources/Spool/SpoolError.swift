@@ -7,8 +7,10 @@ public struct SpoolError: Error, Sendable, CustomStringConvertible, Hashable {
         case notFound = "not-found"
         /// Another process or thread is delivering this entry right now.
         case locked
-        /// The entry's file is damaged.
+        /// The entry's file is damaged (not a spool entry, truncated, checksum mismatch).
         case damaged
+        /// The entry could not be read right now (an I/O error); it may read fine later.
+        case unreadable
         /// The spool directory is missing or unusable.
         case unavailable
     }

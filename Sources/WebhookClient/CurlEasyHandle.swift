@@ -20,8 +20,15 @@ final class CurlEasyHandle {
     private final class BodyCollector {
         let limit: Int
         var bytes: [UInt8] = []
+        var received = 0
+        /// Set when the body went past ``CurlEasyHandle/maximumResponseBytes`` and the transfer was stopped.
+        var overflowed = false
         init(limit: Int) { self.limit = limit }
     }
+
+    /// Response bodies are read up to this many bytes, then the transfer is stopped: the status is
+    /// what counts, so a receiver that answers with a huge body costs neither memory nor time.
+    static let maximumResponseBytes = 1024 * 1024
 
     /// POSTs the request, blocking the calling thread until done or timed out.
     func post(_ request: WebhookRequest, snippetLimit: Int) -> WebhookResponse {
@@ -62,6 +69,11 @@ final class CurlEasyHandle {
             guard let data, let context else { return 0 }
             let collector = Unmanaged<BodyCollector>.fromOpaque(context).takeUnretainedValue()
             let total = size * count
+            collector.received += total
+            if collector.received > CurlEasyHandle.maximumResponseBytes {
+                collector.overflowed = true
+                return 0  // stops the transfer (CURLE_WRITE_ERROR)
+            }
             let room = collector.limit - collector.bytes.count
             if room > 0 {
                 data.withMemoryRebound(to: UInt8.self, capacity: total) { bytes in
@@ -72,6 +84,10 @@ final class CurlEasyHandle {
         })
         let context = Unmanaged.passUnretained(collector).toOpaque()
         set(ccurl_setopt_ptr(handle, CURLOPT_WRITEDATA, context))
+        let refusedAddress = UnsafeMutablePointer<Int32>.allocate(capacity: 1)
+        refusedAddress.initialize(to: 0)
+        defer { refusedAddress.deallocate() }
+        if request.denyPrivateAddresses { set(ccurl_setopt_private_address_guard(handle, refusedAddress)) }
         errorBuffer[0] = 0
 
         let started = ContinuousClock.now
@@ -100,6 +116,16 @@ final class CurlEasyHandle {
             ccurl_getinfo_off_t(handle, CURLINFO_RETRY_AFTER, &retryAfter) == CURLE_OK && retryAfter > 0 ? Int(retryAfter) : nil
         let snippet = String(decoding: collector.bytes, as: UTF8.self)
 
+        if result == CURLE_WRITE_ERROR && collector.overflowed && status > 0 {
+            // The receiver answered; only its body was too long to read. The status stands.
+            return WebhookResponse(status: status, snippet: snippet, retryAfterSeconds: retryAfterSeconds, seconds: seconds)
+        }
+        if refusedAddress.pointee != 0 {
+            let error = WebhookTransportError(
+                kind: .refusedAddress, curlCode: Int(result.rawValue),
+                message: "the webhook host resolves to a private, loopback or link-local address (access.private_webhooks: deny)")
+            return WebhookResponse(status: 0, error: error, seconds: seconds)
+        }
         guard result == CURLE_OK else {
             let detail = String(decoding: errorBuffer.prefix { $0 != 0 }.map { UInt8(bitPattern: $0) }, as: UTF8.self)
             let message = detail.isEmpty ? String(cString: curl_easy_strerror(result)) : detail

@@ -13,12 +13,15 @@ public final class WebhookClient: Sendable {
     public static let snippetLimit = 64 * 1024
 
     private let pool: NIOThreadPool
+    /// Delivery threads: requests in flight at most.
+    public let threads: Int
     private let handles = ThreadSpecificVariable<HandleBox>()
 
     /// Starts `threads` delivery threads.
     public init(threads: Int = 8) {
         CurlGlobal.initialize()
-        pool = NIOThreadPool(numberOfThreads: max(1, threads))
+        self.threads = max(1, threads)
+        pool = NIOThreadPool(numberOfThreads: self.threads)
         pool.start()
     }
 

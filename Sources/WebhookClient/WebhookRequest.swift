@@ -12,6 +12,9 @@ public struct WebhookRequest: Sendable, Hashable {
     public var connectTimeoutMilliseconds: Int
     /// Time allowed for the whole transfer, connection included, in milliseconds.
     public var totalTimeoutMilliseconds: Int
+    /// Refuse to connect to private, loopback, link-local and other non-public addresses
+    /// (checked on the address curl actually connects to, after DNS; see ``WebhookAddressGuard``).
+    public var denyPrivateAddresses = false
 
     public init(
         url: String, method: String = "POST", headers: [WebhookHeader] = [], body: [UInt8],
@@ -73,7 +76,7 @@ public struct WebhookResponse: Sendable, Hashable {
 public struct WebhookTransportError: Error, Sendable, Hashable, CustomStringConvertible {
     /// Broad classes of transport failure.
     public enum Kind: String, Sendable, Hashable {
-        case connect, resolve, timeout, tls, refusedURL = "refused-url", shutdown, other
+        case connect, resolve, timeout, tls, refusedURL = "refused-url", refusedAddress = "refused-address", shutdown, other
     }
 
     public var kind: Kind

@@ -117,6 +117,7 @@ struct LMTPSessionLimitsTests {
             case .checkSender: session.resolveSender(.accept)
             case .checkRecipient: session.resolveRecipient(.accept)
             case .deliver: session.finishDelivery([LMTPRecipientResult(code: 250, enhancedCode: "5.1.1", text: "ok\r\n250 fake\nline")])
+            case .spill: Issue.record("no spill without a threshold")
             case .needInput, .close: break loop
             }
         }
@@ -133,6 +134,7 @@ struct LMTPSessionLimitsTests {
             case .checkSender: session.resolveSender(.accept)
             case .checkRecipient: session.resolveRecipient(.accept)
             case .deliver: session.finishDelivery([.delivered()])
+            case .spill: Issue.record("no spill without a threshold")
             case .needInput, .close: break loop
             }
         }

@@ -6,6 +6,11 @@ struct SessionHarness {
     var session: LMTPSession
     var replies: [LMTPReply] = []
     var delivered: [LMTPMessage] = []
+    /// Bytes handed out with `.spill` for the message in DATA (the driver's file), and how many spills.
+    var spilled: [UInt8] = []
+    var spills = 0
+    /// Messages as delivered, spilled bytes put back in front.
+    var messages: [[UInt8]] = []
     var closed = false
 
     init(configuration: LMTPConfiguration = LMTPConfiguration(hostname: "lmtp.test")) {
@@ -50,12 +55,22 @@ struct SessionHarness {
 
     mutating func drain() {
         loop: while true {
-            switch session.nextAction() {
+            let action = session.nextAction()
+            switch action {
+            case .spill, .deliver: break
+            default: if !session.isReceivingData { spilled = [] }  // a transaction ended without a message
+            }
+            switch action {
+            case .spill(let bytes):
+                spilled += bytes
+                spills += 1
             case .send(let reply): replies.append(reply)
             case .checkSender(let sender): session.resolveSender(Self.senderDecision(sender))
             case .checkRecipient(let recipient): session.resolveRecipient(Self.recipientDecision(recipient))
             case .deliver(let message):
                 delivered.append(message)
+                messages.append(spilled + message.data)
+                spilled = []
                 session.finishDelivery(message.recipients.map(Self.result(for:)))
             case .needInput: break loop
             case .close:

@@ -1,0 +1,145 @@
+import Foundation
+import LMTPCore
+import LMTPHook
+import LMTPHookTestSupport
+import LMTPServer
+import Spool
+import Testing
+
+/// Disk faults in the spool: injected I/O errors at every step of a durable write, a real
+/// read-only file system, a damaged entry found at retry time. The rule under test: a recipient
+/// gets 250 only when its message is fsync'd in the spool (or the webhook took it); every fault
+/// gives 451, leaves nothing half-written, and lmtphook recovers without a restart.
+@Suite("Disk faults", .serialized)
+struct DiskFaultTests {
+    static func relay(spool: String, sink: RecordingSink, faults: SpoolFaultInjection? = nil, session: LMTPConfiguration? = nil,
+                      retry: RetryPolicy = RetryPolicy(scheduleMilliseconds: [600_000], jitter: 0)) async throws -> RunningRelay {
+        let directory = TemporaryDirectory()
+        var server = LMTPServerConfiguration(listeners: [], session: session ?? LMTPConfiguration(hostname: "relay.test"))
+        server.shutdownGracePeriod = .seconds(5)
+        let endpoint = WebhookEndpoint(url: sink.url, connectTimeoutMilliseconds: 1_000, totalTimeoutMilliseconds: 5_000)
+        var configuration = RelayConfiguration(
+            server: server, webhook: endpoint, spoolDirectory: spool,
+            delivery: WebhookDelivery.Settings(retry: retry, breakerThreshold: 1000), deliveryThreads: 4)
+        configuration.spoolFaults = faults
+        return try await RunningRelay.start(configuration, directory: directory)
+    }
+
+    static func send(_ relay: RunningRelay, subject: String, body: String = "Body line\r\n") async throws -> [Int] {
+        try await blocking {
+            try LMTPClientConnection(unixPath: relay.socketPath)
+                .deliver(from: "a@example.org", to: ["b@example.test", "c@example.test"], message: sampleMessage(subject: subject, body: body))
+                .map(\.code)
+        }
+    }
+
+    static func files(_ path: String) -> [String] { (try? FileManager.default.contentsOfDirectory(atPath: path)) ?? [] }
+
+    @Test(arguments: [
+        (SpoolFaultInjection.Operation.create, ENOSPC), (.write, EIO), (.write, ENOSPC), (.fsync, EIO), (.rename, EROFS), (.directorySync, EIO),
+    ])
+    func injectedWriteFaultGives451ThenRecovers(operation: SpoolFaultInjection.Operation, code: Int32) async throws {
+        let sink = try await RecordingSink.start()
+        sink.answer(503)  // the webhook cannot take it: only the spool can make it a 250
+        let directory = TemporaryDirectory()
+        let faults = SpoolFaultInjection()
+        let relay = try await Self.relay(spool: directory.file("spool"), sink: sink, faults: faults)
+        faults.fail(operation, errno: code)
+        #expect(try await Self.send(relay, subject: "during the fault") == [451, 451])
+        #expect(faults.hitCount(operation) >= 1, "the fault was on the message's path")
+        let spool = try Spool(path: directory.file("spool"))
+        #expect(spool.ids().isEmpty, "no entry for a message that got 451")
+        #expect(Self.files(directory.file("spool/tmp")).isEmpty, "nothing half-written left in tmp/")
+        faults.clear()
+        #expect(try await Self.send(relay, subject: "after the fault") == [250, 250])
+        #expect(spool.ids().count == 1)
+        let entry = try spool.read(try #require(spool.ids().first))
+        #expect(String(decoding: entry.raw, as: UTF8.self).contains("Subject: after the fault"))
+        try await relay.stop()
+        await sink.stop()
+        directory.remove()
+    }
+
+    @Test("a webhook that answers 2xx needs no spool: faults on the spool do not turn a delivered message into 451")
+    func deliveredMessagesDoNotTouchTheSpool() async throws {
+        let sink = try await RecordingSink.start()
+        let directory = TemporaryDirectory()
+        let faults = SpoolFaultInjection()
+        let relay = try await Self.relay(spool: directory.file("spool"), sink: sink, faults: faults)
+        for operation in SpoolFaultInjection.Operation.allCases { faults.fail(operation, errno: EIO) }
+        #expect(try await Self.send(relay, subject: "straight through") == [250, 250])
+        #expect(sink.accepted.count == 1)
+        try await relay.stop()
+        await sink.stop()
+        directory.remove()
+    }
+
+    @Test("a spool on a file system remounted read-only: 451 (also for a message too big for memory), then 250 once it is writable again")
+    func readOnlySpool() async throws {
+        guard geteuid() == 0 else {
+            print("SKIPPED read-only spool test: mounting a tmpfs needs root (CI runs as root)")
+            return
+        }
+        let directory = TemporaryDirectory("lmtphook-ro")
+        let mountPoint = directory.file("fs")
+        try FileManager.default.createDirectory(atPath: mountPoint, withIntermediateDirectories: false)
+        let mounted = await runProcess("/bin/mount", ["-t", "tmpfs", "-o", "size=8m", "tmpfs", mountPoint])
+        try #require(mounted.status == 0, "mount failed: \(mounted.output)")
+        defer {
+            run("/bin/umount", [mountPoint])
+            directory.remove()
+        }
+        let sink = try await RecordingSink.start()
+        sink.answer(503)
+        let session = LMTPConfiguration(hostname: "relay.test", spillThreshold: 64 * 1024)
+        let relay = try await Self.relay(spool: mountPoint + "/spool", sink: sink, session: session)
+        #expect(try await Self.send(relay, subject: "before") == [250, 250])
+        let readOnly = await runProcess("/bin/mount", ["-o", "remount,ro", mountPoint])
+        try #require(readOnly.status == 0, "\(readOnly.output)")
+        #expect(try await Self.send(relay, subject: "read-only") == [451, 451])
+        let big = String(repeating: String(repeating: "z", count: 78) + "\r\n", count: 4000)  // 320 KB: spilled to disk while it arrives
+        #expect(try await Self.send(relay, subject: "big and read-only", body: big) == [451, 451])
+        #expect(try Spool(path: mountPoint + "/spool").ids().count == 1)
+        let writable = await runProcess("/bin/mount", ["-o", "remount,rw", mountPoint])
+        try #require(writable.status == 0, "\(writable.output)")
+        #expect(try await Self.send(relay, subject: "writable again") == [250, 250])
+        #expect(try await Self.send(relay, subject: "big and writable", body: big) == [250, 250])
+        let spool = try Spool(path: mountPoint + "/spool")
+        #expect(spool.ids().count == 3)
+        #expect(Self.files(mountPoint + "/spool/incoming").isEmpty)
+        try await relay.stop()
+        await sink.stop()
+    }
+
+    @Test("an entry damaged on disk is moved to quarantine/ at retry time, never sent; the others are delivered")
+    func damagedEntryIsQuarantined() async throws {
+        let sink = try await RecordingSink.start()
+        sink.answer(503)
+        let directory = TemporaryDirectory()
+        let relay = try await Self.relay(
+            spool: directory.file("spool"), sink: sink, retry: RetryPolicy(scheduleMilliseconds: [1_500], jitter: 0))
+        #expect(try await Self.send(relay, subject: "intact") == [250, 250])
+        #expect(try await Self.send(relay, subject: "to be damaged") == [250, 250])
+        let spool = try Spool(path: directory.file("spool"))
+        let ids = spool.ids()
+        try #require(ids.count == 2)
+        let damaged = try #require(ids.first { String(decoding: (try? spool.read($0).raw) ?? [], as: UTF8.self).contains("to be damaged") })
+        let path = directory.file("spool/queue/\(damaged).msg")
+        var bytes = try #require(readFile(path))
+        let index = try #require(bytes.lastIndex(of: UInt8(ascii: "B")))  // a byte of the message body
+        bytes[index] = UInt8(ascii: "X")
+        try Data(bytes).write(to: URL(fileURLWithPath: path))
+        sink.answer(nil)
+        let deadline = ContinuousClock.now + .seconds(15)
+        while ContinuousClock.now < deadline && (spool.ids().count > 0 || sink.accepted.isEmpty) {
+            try await Task.sleep(for: .milliseconds(50))
+        }
+        #expect(spool.ids().isEmpty)
+        #expect(Self.files(directory.file("spool/quarantine")).contains("\(damaged).msg"))
+        #expect(sink.accepted.count == 1)
+        #expect(sink.accepted.allSatisfy { !String(decoding: $0.body, as: UTF8.self).contains("to be damaged") })
+        try await relay.stop()
+        await sink.stop()
+        directory.remove()
+    }
+}
