@@ -107,7 +107,7 @@ struct ConfigParser {
         var memoryNode: ConfigNode?
         if let limits = try top["limits"]?.mapping(allowed: [
             "max_message_size", "max_recipients", "idle_timeout", "command_timeout", "data_timeout", "min_data_rate", "max_connections",
-            "max_connections_per_peer", "max_header_size", "max_header_fields", "memory_per_transaction", "max_deliveries",
+            "max_connections_per_peer", "max_header_size", "max_header_fields", "memory_per_transaction", "max_deliveries", "max_delivery_memory",
             "max_queued_deliveries",
         ]) {
             if let size = limits["max_message_size"] { session.maxMessageSize = try size.byteCount() }
@@ -128,6 +128,7 @@ struct ConfigParser {
                 memoryNode = value
             }
             if let value = limits["max_deliveries"] { server.maxConcurrentDeliveries = try value.int(in: 1...100_000) }
+            if let value = limits["max_delivery_memory"] { server.maxDeliveryBytes = try value.byteCount() }
             if let value = limits["max_queued_deliveries"] { server.maxQueuedDeliveries = try value.int(in: 0...1_000_000) }
         }
         do { try session.validate() } catch { throw ConfigError(file: file, line: top["limits"]?.line, key: "limits", message: "\(error)") }
@@ -440,7 +441,7 @@ struct ConfigParser {
         out.append("hostname: \(session.hostname)")
         let server = relay.server
         out.append("limits: max_message_size \(session.maxMessageSize), max_recipients \(session.maxRecipients), command_timeout \(server.idleTimeout), data_timeout \(server.dataTimeout), min_data_rate \(server.minimumDataRate) B/s")
-        out.append("        max_connections \(server.maxConnections), per_peer \(server.maxConnectionsPerPeer), max_header_size \(session.maxHeaderBytes), max_header_fields \(session.maxHeaderFields), memory_per_transaction \(relay.spoolDirectory == nil ? "unbounded (no spool)" : String(session.spillThreshold ?? 1_048_576)), max_deliveries \(server.maxConcurrentDeliveries), max_queued_deliveries \(server.maxQueuedDeliveries)")
+        out.append("        max_connections \(server.maxConnections), per_peer \(server.maxConnectionsPerPeer), max_header_size \(session.maxHeaderBytes), max_header_fields \(session.maxHeaderFields), memory_per_transaction \(relay.spoolDirectory == nil ? "unbounded (no spool)" : String(session.spillThreshold ?? 1_048_576)), max_deliveries \(server.maxConcurrentDeliveries), max_delivery_memory \(server.maxDeliveryBytes), max_queued_deliveries \(server.maxQueuedDeliveries)")
         out.append("access: clients \(server.allowedClients.map { $0.map(\.description).joined(separator: " ") } ?? "any"), private_webhooks \(relay.denyPrivateWebhookAddresses ? "deny" : "allow")")
         if let spool = relay.spoolDirectory {
             out.append("spool: \(spool), retry_schedule \(relay.delivery.retry.scheduleMilliseconds.map { "\($0 / 1000)s" }.joined(separator: ",")), max_age \(relay.delivery.retry.maxAgeMilliseconds / 1000)s")

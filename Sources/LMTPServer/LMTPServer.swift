@@ -64,7 +64,8 @@ public final class LMTPServer: Service, Sendable {
         self.logger = logger
         self.group = eventLoopGroup
         self.listening = eventLoopGroup.next().makePromise(of: [String].self)
-        self.deliveries = DeliveryGate(slots: configuration.maxConcurrentDeliveries, queueLimit: configuration.maxQueuedDeliveries)
+        self.deliveries = DeliveryGate(
+            slots: configuration.maxConcurrentDeliveries, byteBudget: configuration.maxDeliveryBytes, queueLimit: configuration.maxQueuedDeliveries)
         self.threadPool = NIOThreadPool.singleton
     }
 
@@ -412,12 +413,13 @@ public final class LMTPServer: Service, Sendable {
             await file?.remove()
             return message.recipients.map { _ in LMTPRecipientResult(code: 451, enhancedCode: "4.3.0", text: "Cannot store the message, try again later") }
         }
-        guard await deliveries.enter() else {
+        let weight = message.spilledBytes + message.data.count
+        guard await deliveries.enter(weight: weight) else {
             await file?.remove()
             logger.warning("delivery queue full; message refused with 451", metadata: ["queued": "\(configuration.maxQueuedDeliveries)"])
             return message.recipients.map { _ in busy }
         }
-        defer { deliveries.leave() }
+        defer { deliveries.leave(weight: weight) }
         if let file {
             do {
                 message.data = try await file.readAll(expecting: message.spilledBytes, then: message.data)

@@ -34,6 +34,9 @@ public struct LMTPServerConfiguration: Sendable, Hashable {
     public var unixSocketGroup: String?
     /// Messages handed to the handler at once; further complete messages wait in a queue.
     public var maxConcurrentDeliveries: Int
+    /// Message bytes handed to the handler at once (each message is held whole while it is parsed
+    /// and rendered, with its payload); a message larger than this is delivered alone.
+    public var maxDeliveryBytes: Int
     /// Messages that may wait for a delivery slot; beyond that every recipient gets
     /// `451 4.3.2` at once (the MTA keeps the message and retries) instead of the queue growing.
     public var maxQueuedDeliveries: Int
@@ -48,7 +51,8 @@ public struct LMTPServerConfiguration: Sendable, Hashable {
         shutdownGracePeriod: Duration = .seconds(30), backlog: Int32 = 512,
         maxConnections: Int = 500, maxConnectionsPerPeer: Int = 100, allowedClients: [LMTPClientNetwork]? = nil,
         unixSocketOwner: String? = nil, unixSocketGroup: String? = nil,
-        maxConcurrentDeliveries: Int = 64, maxQueuedDeliveries: Int = 512, spillDirectory: String? = nil
+        maxConcurrentDeliveries: Int = 64, maxDeliveryBytes: Int = 64 * 1024 * 1024, maxQueuedDeliveries: Int = 512,
+        spillDirectory: String? = nil
     ) {
         self.listeners = listeners
         self.session = session
@@ -63,6 +67,7 @@ public struct LMTPServerConfiguration: Sendable, Hashable {
         self.unixSocketOwner = unixSocketOwner
         self.unixSocketGroup = unixSocketGroup
         self.maxConcurrentDeliveries = maxConcurrentDeliveries
+        self.maxDeliveryBytes = maxDeliveryBytes
         self.maxQueuedDeliveries = maxQueuedDeliveries
         self.spillDirectory = spillDirectory
     }
@@ -78,6 +83,7 @@ public struct LMTPServerConfiguration: Sendable, Hashable {
         if maxConnections < 1 { throw LMTPServerError("max connections must be at least 1, got \(maxConnections)") }
         if maxConnectionsPerPeer < 0 { throw LMTPServerError("max connections per peer must not be negative, got \(maxConnectionsPerPeer)") }
         if maxConcurrentDeliveries < 1 { throw LMTPServerError("max concurrent deliveries must be at least 1, got \(maxConcurrentDeliveries)") }
+        if maxDeliveryBytes < 1024 { throw LMTPServerError("max delivery bytes must be at least 1024, got \(maxDeliveryBytes)") }
         if maxQueuedDeliveries < 0 { throw LMTPServerError("max queued deliveries must not be negative, got \(maxQueuedDeliveries)") }
         if session.spillThreshold != nil && spillDirectory == nil {
             throw LMTPServerError("an in-memory limit per transaction needs a spill directory")

@@ -85,7 +85,54 @@ struct ConfigFileTests {
         ("endpoints:\n  - name: a\n    url: http://x/\nroutes:\n  - endpoint: a\n", 5, "routes[0]: needs match"),
         ("endpoints:\n  - name: a\n    url: http://x/\nroutes:\n  - match: {regex: \"([a\"}\n    endpoint: a\n", 5, "not a valid regular expression"),
         ("endpoints:\n  - name: a\n    url: http://x/\nroutes:\n  - match: nobody\n    endpoint: a\n", 5, "must be an address"),
+        // Resource bounds and access control
+        ("limits:\n  data_timeout: 0s\n", 2, "limits.data_timeout: must be at least 1s"),
+        ("limits:\n  max_connections: 0\n", 2, "limits.max_connections: must be between 1 and 1000000"),
+        ("limits:\n  max_header_fields: 3\n", 2, "limits.max_header_fields: must be between 16"),
+        ("limits:\n  max_header_size: 100\n", 2, "max header bytes must be at least 1024"),
+        ("limits:\n  memory_per_transaction: 1M\n", 2, "limits.memory_per_transaction: needs a spool"),
+        ("limits:\n  min_data_rat: 500\n", 2, "unknown key 'min_data_rat' (did you mean 'min_data_rate'?)"),
+        ("access:\n  clients: [10.0.0.0/33]\n", 2, "access.clients[0]: must be an IP address or network"),
+        ("access:\n  private_webhooks: maybe\n", 2, "access.private_webhooks: must be allow or deny"),
+        ("access:\n  private_webhooks: deny\nendpoints:\n  - name: a\n    url: http://127.0.0.1:8080/\n", 4, "127.0.0.1 is a private, loopback or link-local address"),
+        ("listen:\n  - socket: /run/x.sock\n    owner: \"\"\n", 3, "listen[0].owner: must not be empty"),
     ]
+
+    @Test("resource bounds and access control from the file reach the server configuration")
+    func boundsAndAccess() throws {
+        let config = try ConfigFile.parse("""
+            listen:
+              - {socket: /run/lmtphook/lmtp.sock, mode: "0660", owner: lmtphook, group: postfix}
+              - tcp: 10.0.0.5:2424
+            limits:
+              command_timeout: 2m
+              data_timeout: 3m
+              min_data_rate: 1K
+              max_connections: 50
+              max_connections_per_peer: 10
+              max_header_size: 256K
+              max_header_fields: 500
+              memory_per_transaction: 512K
+              max_deliveries: 8
+              max_delivery_memory: 32M
+              max_queued_deliveries: 100
+            access:
+              clients: [10.0.0.0/8, "2001:db8::/32"]
+              private_webhooks: deny
+            spool: {path: /var/lib/lmtphook/spool}
+            endpoints: [{name: a, url: "https://hooks.example.com/x", max_in_flight: 3}]
+            """, file: "bounds.yaml")
+        let server = config.relay.effectiveServer
+        #expect(server.idleTimeout == .seconds(120) && server.dataTimeout == .seconds(180) && server.minimumDataRate == 1024)
+        #expect(server.maxConnections == 50 && server.maxConnectionsPerPeer == 10)
+        #expect(server.session.maxHeaderBytes == 262_144 && server.session.maxHeaderFields == 500 && server.session.spillThreshold == 524_288)
+        #expect(server.maxConcurrentDeliveries == 8 && server.maxDeliveryBytes == 32 * 1_048_576 && server.maxQueuedDeliveries == 100)
+        #expect(server.allowedClients?.map(\.description) == ["10.0.0.0/8", "2001:db8::/32"])
+        #expect(server.unixSocketOwner == "lmtphook" && server.unixSocketGroup == "postfix")
+        #expect(server.spillDirectory == "/var/lib/lmtphook/spool/incoming")
+        #expect(config.relay.endpoints[0].denyPrivateAddresses && config.relay.endpoints[0].maxInFlight == 3)
+        #expect(config.summary.contains("access: clients 10.0.0.0/8 2001:db8::/32, private_webhooks deny"))
+    }
 
     @Test("each invalid configuration gets a precise message: file, line, key", arguments: invalid.indices)
     func invalidConfigurations(_ index: Int) {

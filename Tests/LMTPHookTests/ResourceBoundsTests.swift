@@ -234,6 +234,28 @@ struct ResourceBoundsTests {
         try await server.stop()
     }
 
+    @Test("message bytes in delivery are bounded: a second big message waits until the first is done")
+    func deliveryByteBudget() async throws {
+        let gate = NIOLockedValueBox<[CheckedContinuation<Void, Never>]>([])
+        let server = try await Server.start({ $0.maxDeliveryBytes = 10_000 }) { message in
+            if message.data.count > 1000 { await withCheckedContinuation { continuation in gate.withLockedValue { $0.append(continuation) } } }
+            return message.recipients.map { _ in .delivered() }
+        }
+        let big = sampleMessage(body: String(repeating: "b", count: 6000) + "\r\n")
+        let first = Task { try await blocking { try server.tcp().deliver(from: "a@example.org", to: ["one@example.test"], message: big).map(\.code) } }
+        while server.server.deliveryLoad.active < 1 { try await Task.sleep(for: .milliseconds(10)) }
+        let second = Task { try await blocking { try server.tcp().deliver(from: "a@example.org", to: ["two@example.test"], message: big).map(\.code) } }
+        while server.server.deliveryLoad.waiting < 1 { try await Task.sleep(for: .milliseconds(10)) }
+        #expect(server.server.deliveryLoad == (1, 1), "6,000 + 6,000 bytes exceed the 10,000-byte budget: the second waits")
+        gate.withLockedValue { $0.removeFirst() }.resume()
+        #expect(try await first.value == [250])
+        while gate.withLockedValue({ $0.isEmpty }) { try await Task.sleep(for: .milliseconds(10)) }
+        #expect(server.server.deliveryLoad == (1, 0))
+        gate.withLockedValue { $0.removeFirst() }.resume()
+        #expect(try await second.value == [250])
+        try await server.stop()
+    }
+
     @Test("bodies above the in-memory limit go to a file in the spill directory while they arrive; the handler gets every byte; no file remains")
     func spillToDisk() async throws {
         let spillDirectory = TemporaryDirectory()
