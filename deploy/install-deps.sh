@@ -1,12 +1,12 @@
 #!/usr/bin/env bash
 # Installs what lmtphook needs on Debian/Ubuntu (Swift itself must already be installed).
 #   deploy/install-deps.sh          build dependencies (libcurl headers)
-#   deploy/install-deps.sh --test   plus the real peers and tools the test suite uses (postfix, swaks, msmtp, python3 with jsonschema, systemd-analyze, curl)
+#   deploy/install-deps.sh --test   plus the real peers and tools the test suite uses (postfix, swaks, msmtp, python3 with jsonschema, systemd-analyze, curl, openssl for a self-signed test certificate)
 # Postfix is installed with "No configuration": it does not start a system mail server; the tests
 # run their own throwaway instance in a temporary directory.
 set -euo pipefail
 packages=(libcurl4-openssl-dev pkg-config ca-certificates)
-if [[ ${1:-} == --test ]]; then packages+=(postfix swaks msmtp python3 python3-jsonschema systemd curl); fi
+if [[ ${1:-} == --test ]]; then packages+=(postfix swaks msmtp python3 python3-jsonschema systemd curl openssl); fi
 
 command -v swift >/dev/null || { echo "install-deps: swift is not on PATH (Swift 6.1 or newer is needed)" >&2; exit 1; }
 

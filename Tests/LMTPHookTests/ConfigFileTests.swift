@@ -98,6 +98,17 @@ struct ConfigFileTests {
         ("listen:\n  - socket: /run/x.sock\n    owner: \"\"\n", 3, "listen[0].owner: must not be empty"),
     ]
 
+    @Test("a world-readable configuration file draws a warning; mode 0640 does not")
+    func worldReadableWarning() throws {
+        let directory = TemporaryDirectory()
+        let path = directory.file("lmtphook.yaml")
+        writeFile(path, "endpoints: [{name: a, url: \"https://hooks.example.com/x\", secret: whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw}]\n", mode: 0o644)
+        #expect(try ConfigFile.load(path: path).warnings.contains { $0.contains("is world-readable") })
+        chmod(path, 0o640)
+        #expect(!(try ConfigFile.load(path: path).warnings.contains { $0.contains("world-readable") }))
+        directory.remove()
+    }
+
     @Test("resource bounds and access control from the file reach the server configuration")
     func boundsAndAccess() throws {
         let config = try ConfigFile.parse("""

@@ -105,3 +105,34 @@ struct PropertyTests {
         }
     }
 }
+
+@Suite("Parser bounds")
+struct ParserBoundsTests {
+    @Test("multipart nesting deeper than 32 is kept as one opaque part, reported, and the parse stays linear")
+    func deepNesting() {
+        var message = ""
+        for level in 0..<40 { message += "Content-Type: multipart/mixed; boundary=\"b\(level)\"\r\n\r\n--b\(level)\r\n" }
+        message += "Content-Type: text/plain\r\n\r\ninnermost\r\n"
+        for level in (0..<40).reversed() { message += "--b\(level)--\r\n" }
+        let parsed = ParsedMessage(parsing: Array(message.utf8))
+        #expect(parsed.problems.contains { $0.contains("multipart nesting deeper than \(MIMEParser.maximumDepth)") })
+        var parser = MIMEParser(message: Array(message.utf8))
+        var depth = 0
+        var part = parser.parse()
+        while let child = part.children.first {
+            depth += 1
+            part = child
+        }
+        #expect(depth == MIMEParser.maximumDepth)
+        #expect(part.mediaType == "application/octet-stream")
+    }
+
+    @Test("at most 1,000 parts are split out of one message; the rest is reported")
+    func partCount() {
+        var message = "Content-Type: multipart/mixed; boundary=\"x\"\r\n\r\n"
+        for index in 0..<1500 { message += "--x\r\nContent-Type: text/plain\r\n\r\npart \(index)\r\n" }
+        message += "--x--\r\n"
+        let parsed = ParsedMessage(parsing: Array(message.utf8))
+        #expect(parsed.problems.contains { $0.contains("more than \(MIMEParser.maximumParts) MIME parts") })
+    }
+}
