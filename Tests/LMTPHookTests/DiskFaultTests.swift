@@ -76,32 +76,20 @@ struct DiskFaultTests {
 
     @Test("a spool on a file system remounted read-only: 451 (also for a message too big for memory), then 250 once it is writable again")
     func readOnlySpool() async throws {
-        guard geteuid() == 0 else {
-            print("SKIPPED read-only spool test: mounting a tmpfs needs root (CI runs as root)")
-            return
-        }
-        let directory = TemporaryDirectory("lmtphook-ro")
-        let mountPoint = directory.file("fs")
-        try FileManager.default.createDirectory(atPath: mountPoint, withIntermediateDirectories: false)
-        let mounted = await runProcess("/bin/mount", ["-t", "tmpfs", "-o", "size=8m", "tmpfs", mountPoint])
-        try #require(mounted.status == 0, "mount failed: \(mounted.output)")
-        defer {
-            run("/bin/umount", [mountPoint])
-            directory.remove()
-        }
+        guard let tmpfs = try await Tmpfs.mount(size: "8m", for: "read-only spool test") else { return }
+        defer { tmpfs.unmount() }
+        let mountPoint = tmpfs.path
         let sink = try await RecordingSink.start()
         sink.answer(503)
         let session = LMTPConfiguration(hostname: "relay.test", spillThreshold: 64 * 1024)
         let relay = try await Self.relay(spool: mountPoint + "/spool", sink: sink, session: session)
         #expect(try await Self.send(relay, subject: "before") == [250, 250])
-        let readOnly = await runProcess("/bin/mount", ["-o", "remount,ro", mountPoint])
-        try #require(readOnly.status == 0, "\(readOnly.output)")
+        try await tmpfs.remount("ro")
         #expect(try await Self.send(relay, subject: "read-only") == [451, 451])
         let big = String(repeating: String(repeating: "z", count: 78) + "\r\n", count: 4000)  // 320 KB: spilled to disk while it arrives
         #expect(try await Self.send(relay, subject: "big and read-only", body: big) == [451, 451])
         #expect(try Spool(path: mountPoint + "/spool").ids().count == 1)
-        let writable = await runProcess("/bin/mount", ["-o", "remount,rw", mountPoint])
-        try #require(writable.status == 0, "\(writable.output)")
+        try await tmpfs.remount("rw")
         #expect(try await Self.send(relay, subject: "writable again") == [250, 250])
         #expect(try await Self.send(relay, subject: "big and writable", body: big) == [250, 250])
         let spool = try Spool(path: mountPoint + "/spool")

@@ -9,19 +9,9 @@ import Testing
 @Suite("Disk full", .serialized)
 struct DiskFullTests {
     @Test func fullSpoolAnswers451AndRecovers() async throws {
-        guard geteuid() == 0 else {
-            print("SKIPPED disk-full test: mounting a tmpfs needs root (CI runs as root)")
-            return
-        }
-        let directory = TemporaryDirectory("lmtphook-full")
-        let mountPoint = directory.file("fs")
-        try FileManager.default.createDirectory(atPath: mountPoint, withIntermediateDirectories: false)
-        let mounted = await runProcess("/bin/mount", ["-t", "tmpfs", "-o", "size=256k", "tmpfs", mountPoint])
-        try #require(mounted.status == 0, "mount failed: \(mounted.output)")
-        defer {
-            run("/bin/umount", [mountPoint])
-            directory.remove()
-        }
+        guard let tmpfs = try await Tmpfs.mount(size: "256k", for: "disk-full test") else { return }
+        defer { tmpfs.unmount() }
+        let mountPoint = tmpfs.path
         let sink = try await RecordingSink.start()
         sink.answer(503)
         let spoolPath = mountPoint + "/spool"
@@ -45,13 +35,42 @@ struct DiskFullTests {
         #expect(try FileManager.default.contentsOfDirectory(atPath: spoolPath + "/tmp").isEmpty, "failed writes leave no temporary files")
 
         // Space returns: the next message is queued again, without a restart.
-        let remount = await runProcess("/bin/mount", ["-o", "remount,size=4m", mountPoint])
-        try #require(remount.status == 0, "\(remount.output)")
+        try await tmpfs.remount("size=4m")
         let after = try await blocking {
             try LMTPClientConnection(unixPath: relay.socketPath).deliver(from: "a@example.org", to: ["b@example.test"], message: sampleMessage(subject: "after", body: bigBody))
         }
         #expect(after.first?.code == 250)
         try await relay.stop()
         await sink.stop()
+    }
+}
+
+/// A real tmpfs of a given size in a temp directory (root only), for disk tests.
+struct Tmpfs {
+    let directory: TemporaryDirectory
+    var path: String { directory.file("fs") }
+
+    /// Mounts one; `nil` (with a SKIPPED line) without root.
+    static func mount(size: String, for test: String) async throws -> Tmpfs? {
+        guard geteuid() == 0 else {
+            print("SKIPPED \(test): mounting a tmpfs needs root (CI runs as root)")
+            return nil
+        }
+        let tmpfs = Tmpfs(directory: TemporaryDirectory("lmtphook-tmpfs"))
+        try FileManager.default.createDirectory(atPath: tmpfs.path, withIntermediateDirectories: false)
+        let mounted = await runProcess("/bin/mount", ["-t", "tmpfs", "-o", "size=\(size)", "tmpfs", tmpfs.path])
+        try #require(mounted.status == 0, "mount failed: \(mounted.output)")
+        return tmpfs
+    }
+
+    /// `mount -o remount,OPTIONS`.
+    func remount(_ options: String) async throws {
+        let result = await runProcess("/bin/mount", ["-o", "remount,\(options)", path])
+        try #require(result.status == 0, "\(result.output)")
+    }
+
+    func unmount() {
+        run("/bin/umount", [path])
+        directory.remove()
     }
 }
