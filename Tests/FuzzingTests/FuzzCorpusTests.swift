@@ -13,21 +13,14 @@ struct FuzzCorpusTests {
             .filter { !$0.lastPathComponent.hasPrefix(".") }.sorted { $0.path < $1.path }
     }
 
-    @Test func lmtpSessionCorpus() throws {
-        let files = try Self.inputs("lmtp")
+    @Test("every seed and past finding passes its fuzzer's invariants", arguments: ["lmtp", "mime"])
+    func corpus(_ name: String) throws {
+        let files = try Self.inputs(name)
         #expect(files.count >= 10)
+        let run = name == "lmtp" ? LMTPSessionFuzzer.run : MessageParserFuzzer.run
         for file in files {
             let bytes = [UInt8](try Data(contentsOf: file))
-            bytes.withUnsafeBufferPointer { LMTPSessionFuzzer.run($0) }
-        }
-    }
-
-    @Test func mimeParserCorpus() throws {
-        let files = try Self.inputs("mime")
-        #expect(files.count >= 10)
-        for file in files {
-            let bytes = [UInt8](try Data(contentsOf: file))
-            bytes.withUnsafeBufferPointer { MessageParserFuzzer.run($0) }
+            bytes.withUnsafeBufferPointer { run($0) }
         }
     }
 
