@@ -43,6 +43,8 @@ public final class LMTPServer: Service, Sendable {
         var connections: [ObjectIdentifier: any Channel] = [:]
         /// Open connections per TCP peer address.
         var peers: [String: Int] = [:]
+        /// Every accepted channel until it closes (served or not).
+        var accepted: [ObjectIdentifier: any Channel] = [:]
     }
 
     /// Why a connection was turned away before its session started.
@@ -150,7 +152,7 @@ public final class LMTPServer: Service, Sendable {
         let grace = configuration.shutdownGracePeriod
         let loop = group.next()
         loop.scheduleTask(in: TimeAmount.nanoseconds(Int64(grace.components.seconds) * 1_000_000_000 + grace.components.attoseconds / 1_000_000_000)) {
-            let remaining = self.state.withLockedValue { Array($0.connections.values) }
+            let remaining = self.state.withLockedValue { Array($0.accepted.values) }
             if !remaining.isEmpty {
                 self.logger.warning("grace period over, closing connections", metadata: ["connections": "\(remaining.count)"])
             }
@@ -197,10 +199,21 @@ public final class LMTPServer: Service, Sendable {
         let initializer: @Sendable (any Channel) -> EventLoopFuture<NIOAsyncChannel<LMTPInboundEvent, ByteBuffer>> = { channel in
             channel.eventLoop.makeCompletedFuture {
                 try channel.pipeline.syncOperations.addHandler(LMTPInboundEventHandler(tickInterval: tick))
-                return try NIOAsyncChannel<LMTPInboundEvent, ByteBuffer>(
+                let connection = try NIOAsyncChannel<LMTPInboundEvent, ByteBuffer>(
                     wrappingChannelSynchronously: channel,
                     configuration: .init(isOutboundHalfClosureEnabled: false)
                 )
+                // A connection accepted while the server stops can be dropped by the server's
+                // stream before anyone serves it (swift-nio #3481); its writer would then trap on
+                // deinit. Keep the writer until the channel closes and finish it then, and keep the
+                // channel where stop() can close it.
+                let outbound = connection.outbound
+                self.state.withLockedValue { $0.accepted[ObjectIdentifier(channel)] = channel }
+                channel.closeFuture.whenComplete { _ in
+                    outbound.finish()
+                    _ = self.state.withLockedValue { $0.accepted.removeValue(forKey: ObjectIdentifier(channel)) }
+                }
+                return connection
             }
         }
         switch listener {

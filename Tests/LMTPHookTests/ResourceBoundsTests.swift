@@ -337,6 +337,24 @@ struct ResourceBoundsTests {
         await #expect(throws: LMTPServerError.self) { try await wrong.run() }
     }
 
+    @Test("stopping a server while clients keep connecting does not trap (an accepted, unserved connection: swift-nio #3481)")
+    func stopWhileConnecting() async throws {
+        for _ in 0..<40 {
+            let server = try await Server.start { $0.shutdownGracePeriod = .milliseconds(200) }
+            let path = server.socketPath
+            let hammer = Task.detached {
+                for _ in 0..<200 {
+                    let fd = UnixDomainSocket.connect(path)
+                    if fd < 0 { break }
+                    close(fd)
+                }
+            }
+            try await Task.sleep(for: .milliseconds(Int.random(in: 0...5)))
+            try await server.stop()
+            await hammer.value
+        }
+    }
+
     @Test("invalid server bounds are refused at start with a message naming them")
     func invalidBounds() async throws {
         let cases: [(LMTPServerConfiguration, String)] = [
