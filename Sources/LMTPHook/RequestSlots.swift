@@ -65,9 +65,6 @@ final class RequestSlots: Sendable {
         next?.continuation.resume(returning: true)
     }
 
-    /// Requests of `name` in flight now.
-    func busy(_ name: String) -> Int { state.withLockedValue { $0.busy[name, default: 0] } }
-
     private func giveUp(_ name: String, _ id: UInt64) {
         let waiter: Waiter? = state.withLockedValue { state in
             guard var line = state.waiters[name], let index = line.firstIndex(where: { $0.id == id }) else { return nil }
