@@ -27,13 +27,45 @@ public struct LMTPReply: Sendable, Hashable, CustomStringConvertible {
     public var wireFormat: String {
         var out = ""
         for (index, line) in lines.enumerated() {
-            let separator = index == lines.count - 1 ? " " : "-"
-            out += "\(code)\(separator)"
-            if let enhancedCode { out += enhancedCode + (line.isEmpty ? "" : " ") }
-            out += line
+            var prefix = "\(code)\(index == lines.count - 1 ? " " : "-")"
+            if let enhancedCode { prefix += enhancedCode + (line.isEmpty ? "" : " ") }
+            out += prefix
+            // A reply never carries a line break or control of its own, and no line exceeds 512 bytes.
+            out += Self.quoting(line, maxBytes: max(Self.maxLineLength - prefix.utf8.count - 2, 3))
             out += "\r\n"
         }
         return out
+    }
+
+    /// Longest reply line on the wire, in bytes including the code and CRLF (RFC 5321 §4.5.3.1.5).
+    /// Clients may read replies into small buffers (Exim's LMTP client: 256 bytes), so a longer
+    /// text is cut on the wire (at a character boundary, ending in `...`).
+    public static let maxLineLength = 512
+
+    /// `text` made safe to quote in a reply: controls become `?`, and at most `maxBytes` bytes of
+    /// UTF-8 are kept (cut at a character boundary, ending in `...`). For every reply that
+    /// repeats what a client sent (parameters, attribute names, addresses).
+    public static func quoting(_ text: some StringProtocol, maxBytes: Int = 64) -> String {
+        let printable = String(String.UnicodeScalarView(text.unicodeScalars.map { isControl($0) ? "?" : $0 }))
+        return cut(printable, toBytes: maxBytes)
+    }
+
+    private static func isControl(_ scalar: Unicode.Scalar) -> Bool {
+        scalar.value < 0x20 || (0x7F...0x9F).contains(scalar.value) || scalar == "\u{2028}" || scalar == "\u{2029}"
+    }
+
+    /// `text` cut to at most `bytes` bytes of UTF-8 at a scalar boundary, marked with `...`.
+    private static func cut(_ text: String, toBytes bytes: Int) -> String {
+        guard text.utf8.count > bytes else { return text }
+        var kept = String.UnicodeScalarView()
+        var count = 0
+        for scalar in text.unicodeScalars {
+            let size = UTF8.width(scalar)
+            if count + size > bytes - 3 { break }
+            kept.append(scalar)
+            count += size
+        }
+        return String(kept) + "..."
     }
 
     /// The wire format as bytes.

@@ -231,7 +231,7 @@ public struct LMTPSession: Sendable {
         if enhanced.first != String(code / 100).first { enhanced = "\(code / 100).0.0" }
         // Reply text must not break the reply: CR, LF and other controls become spaces.
         let text = String(String.UnicodeScalarView(result.text.unicodeScalars.map { $0.value < 0x20 || $0.value == 0x7F ? " " : $0 }))
-        return LMTPReply(code, enhanced, "<\(recipient.mailbox.address)> \(text)")
+        return LMTPReply(code, enhanced, "<\(LMTPReply.quoting(recipient.mailbox.address, maxBytes: 256))> \(text)")
     }
 
     // MARK: - Commands
@@ -392,7 +392,7 @@ public struct LMTPSession: Sendable {
                 guard value == nil else { return syntaxError("SMTPUTF8 takes no value") }
                 pending.smtpUTF8 = true
             default:
-                return syntaxError("Unsupported option: \(keyword)", code: 555, enhanced: "5.5.4")
+                return syntaxError("Unsupported option: \(LMTPReply.quoting(keyword))", code: 555, enhanced: "5.5.4")
             }
         }
         phase = .awaitingSender(sender, pending)
@@ -423,7 +423,7 @@ public struct LMTPSession: Sendable {
                 else { return syntaxError("Bad ORCPT parameter") }
                 recipient.originalRecipient = value
             default:
-                return syntaxError("Unsupported option: \(keyword)", code: 555, enhanced: "5.5.4")
+                return syntaxError("Unsupported option: \(LMTPReply.quoting(keyword))", code: 555, enhanced: "5.5.4")
             }
         }
         if (envelope?.recipients.count ?? 0) >= configuration.maxRecipients {
@@ -456,7 +456,7 @@ public struct LMTPSession: Sendable {
                 let text = String(validating: decoded, as: UTF8.self)
             else { return syntaxError("Bad XFORWARD attribute value") }
             let value: String? = text.uppercased() == "[UNAVAILABLE]" || text.isEmpty ? nil : text
-            guard info.set(name, to: value) else { return syntaxError("Bad XFORWARD attribute name: \(name)") }
+            guard info.set(name, to: value) else { return syntaxError("Bad XFORWARD attribute name: \(LMTPReply.quoting(name))") }
         }
         client = info
         reply(LMTPReply(250, "2.0.0", "Ok"))

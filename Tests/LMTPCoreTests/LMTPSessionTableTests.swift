@@ -75,6 +75,10 @@ let protocolCases: [ProtocolCase] = [
     .init(name: "SMTPUTF8", input: lhlo + "MAIL FROM:<a@b.test> SMTPUTF8 BODY=8BITMIME\r\n", expected: [lhloOK, mailOK]),
     .init(name: "SMTPUTF8 with a value", input: lhlo + "MAIL FROM:<a@b.test> SMTPUTF8=YES\r\n", expected: [lhloOK, "501 5.5.4"]),
     .init(name: "unknown MAIL parameter", input: lhlo + "MAIL FROM:<a@b.test> FOO=1\r\n", expected: [lhloOK, "555 5.5.4 Unsupported option: FOO"]),
+    .init(name: "3,000-byte parameter name is quoted cut to 64 bytes (fuzz finding)", input: lhlo + "MAIL FROM:<a@b.test> X\(String(repeating: "Y", count: 3000))=1\r\n",
+          expected: [lhloOK, "555 5.5.4 Unsupported option: X\(String(repeating: "Y", count: 60))...", ]),
+    .init(name: "long RCPT parameter name is quoted cut", input: lhlo + "MAIL FROM:<a@b.test>\r\nRCPT TO:<c@d.test> Z\(String(repeating: "9", count: 2000))\r\n",
+          expected: [lhloOK, mailOK, "555 5.5.4 Unsupported option: Z\(String(repeating: "9", count: 60))..."]),
     .init(name: "DSN parameter not offered", input: lhlo + "MAIL FROM:<a@b.test> RET=HDRS\r\n", expected: [lhloOK, "555 5.5.4"]),
     .init(name: "duplicate parameter", input: lhlo + "MAIL FROM:<a@b.test> SIZE=1 SIZE=2\r\n", expected: [lhloOK, "501 5.5.4"]),
     .init(name: "garbage parameter", input: lhlo + "MAIL FROM:<a@b.test> #$%=!@#\r\n", expected: [lhloOK, "501 5.5.4"]),
@@ -111,6 +115,8 @@ let protocolCases: [ProtocolCase] = [
     .init(name: "mixed results in RCPT order", input: lhlo + transaction(rcpts: ["<ok1@d.test>", "<fail@d.test>", "<bounce@d.test>", "<ok2@d.test>"]),
           expected: [lhloOK, mailOK, rcptOK, rcptOK, rcptOK, rcptOK, go, "250 2.0.0 <ok1@d.test>", "451 4.3.0 <fail@d.test>",
                      "550 5.0.0 <bounce@d.test>", "250 2.0.0 <ok2@d.test>"], deliveries: 1),
+    .init(name: "3,000-byte local part: the per-recipient reply quotes 256 bytes of it", input: lhlo + transaction(rcpts: ["<\(String(repeating: "l", count: 3000))@d.test>"]),
+          expected: [lhloOK, mailOK, rcptOK, go, "250 2.0.0 <\(String(repeating: "l", count: 253))...> Delivered"], deliveries: 1),
     // Other commands.
     .init(name: "RSET ends the transaction", input: lhlo + "MAIL FROM:<a@b.test>\r\nRCPT TO:<c@d.test>\r\nRSET\r\nDATA\r\n",
           expected: [lhloOK, mailOK, rcptOK, "250 2.0.0", "503 5.5.1"]),
@@ -142,6 +148,8 @@ let protocolCases: [ProtocolCase] = [
     .init(name: "XFORWARD unknown attribute", input: lhlo + "XFORWARD COLOR=blue\r\n", expected: [lhloOK, "501 5.5.4"]),
     .init(name: "XFORWARD without attributes", input: lhlo + "XFORWARD\r\n", expected: [lhloOK, "501 5.5.4"]),
     .init(name: "XFORWARD bad xtext", input: lhlo + "XFORWARD NAME=a+ZZ\r\n", expected: [lhloOK, "501 5.5.4"]),
+    .init(name: "XFORWARD long unknown attribute name is quoted cut", input: lhlo + "XFORWARD \(String(repeating: "N", count: 1000))=x\r\n",
+          expected: [lhloOK, "501 5.5.4 Bad XFORWARD attribute name: \(String(repeating: "N", count: 61))..."]),
     .init(name: "XFORWARD inside a transaction", input: lhlo + "MAIL FROM:<a@b.test>\r\nXFORWARD NAME=x\r\n", expected: [lhloOK, mailOK, "503 5.5.1"]),
     // DATA.
     .init(name: "DATA with an argument", input: lhlo + "MAIL FROM:<a@b.test>\r\nRCPT TO:<c@d.test>\r\nDATA now\r\n", expected: [lhloOK, mailOK, rcptOK, "501 5.5.4"]),
@@ -178,5 +186,11 @@ struct LMTPSessionTableTests {
             #expect(harness.delivered.count == deliveries)
         }
         #expect(harness.closed == testCase.closes)
+        // RFC 5321 §4.5.3.1.5: no reply line is longer than 512 bytes, CRLF included.
+        for reply in harness.replies {
+            for line in reply.wireFormat.utf8.split(separator: UInt8(ascii: "\n")) {
+                #expect(line.count + 1 <= LMTPReply.maxLineLength, "\(line.count + 1)-byte reply line: \(reply)")
+            }
+        }
     }
 }
