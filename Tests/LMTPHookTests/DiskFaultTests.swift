@@ -74,9 +74,11 @@ struct DiskFaultTests {
         directory.remove()
     }
 
-    @Test("a spool on a file system remounted read-only: 451 (also for a message too big for memory), then 250 once it is writable again")
+    @Test(
+        "a spool on a file system remounted read-only: 451 (also for a message too big for memory), then 250 once it is writable again",
+        .requires(.root, .program("/bin/mount")))
     func readOnlySpool() async throws {
-        guard let tmpfs = try await Tmpfs.mount(size: "8m", for: "read-only spool test") else { return }
+        let tmpfs = try await Tmpfs.mount(size: "8m")
         defer { tmpfs.unmount() }
         let mountPoint = tmpfs.path
         let sink = try await RecordingSink.start()

@@ -8,8 +8,9 @@ import Testing
 /// keeps serving, and queues again once space returns.
 @Suite("Disk full", .serialized)
 struct DiskFullTests {
-    @Test func fullSpoolAnswers451AndRecovers() async throws {
-        guard let tmpfs = try await Tmpfs.mount(size: "256k", for: "disk-full test") else { return }
+    @Test(.requires(.root, .program("/bin/mount")))
+    func fullSpoolAnswers451AndRecovers() async throws {
+        let tmpfs = try await Tmpfs.mount(size: "256k")
         defer { tmpfs.unmount() }
         let mountPoint = tmpfs.path
         let sink = try await RecordingSink.start()
@@ -50,12 +51,8 @@ struct Tmpfs {
     let directory: TemporaryDirectory
     var path: String { directory.file("fs") }
 
-    /// Mounts one; `nil` (with a SKIPPED line) without root.
-    static func mount(size: String, for test: String) async throws -> Tmpfs? {
-        guard geteuid() == 0 else {
-            print("SKIPPED \(test): mounting a tmpfs needs root (CI runs as root)")
-            return nil
-        }
+    /// Mounts one (tests that call this declare `.requires(.root, .program("/bin/mount"))`).
+    static func mount(size: String) async throws -> Tmpfs {
         let tmpfs = Tmpfs(directory: TemporaryDirectory("lmtphook-tmpfs"))
         try FileManager.default.createDirectory(atPath: tmpfs.path, withIntermediateDirectories: false)
         let mounted = await runProcess("/bin/mount", ["-t", "tmpfs", "-o", "size=\(size)", "tmpfs", tmpfs.path])

@@ -122,13 +122,10 @@ struct PostfixInstance {
 
 @Suite("End to end through a real Postfix", .serialized)
 struct PostfixEndToEndTests {
-    @Test("Postfix delivers 10 messages × 2 recipients through lmtphook; every recipient is status=sent")
+    @Test(
+        "Postfix delivers 10 messages × 2 recipients through lmtphook; every recipient is status=sent",
+        .requires(.root, .program("/usr/sbin/postfix")))
     func tenMessagesTwoRecipients() async throws {
-        guard geteuid() == 0 else {
-            print("SKIPPED end-to-end Postfix test: needs root to run a Postfix instance (CI runs as root)")
-            return
-        }
-        try #require(PostfixInstance.available, "postfix is not installed: the README's test command installs it (apt-get install -y postfix)")
         let sink = try await RecordingSink.start()
         let postfix = try PostfixInstance()
         defer { postfix.stop() }

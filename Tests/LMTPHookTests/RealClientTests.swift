@@ -6,25 +6,17 @@ import Testing
 /// Other real LMTP clients from Debian's packages against the relay over TCP and the UNIX socket.
 @Suite("Real LMTP clients (swaks, msmtp, Python smtplib)", .serialized)
 struct RealClientTests {
-    static func tool(_ path: String) throws -> String {
-        guard FileManager.default.isExecutableFile(atPath: path) else {
-            throw Missing(description: "\(path) is missing: the README's test command installs it (apt-get install -y swaks msmtp)")
-        }
-        return path
-    }
-
-    struct Missing: Error, CustomStringConvertible { let description: String }
-
-    @Test func swaksOverTCPAndUnixSocket() async throws {
-        let swaks = try Self.tool("/usr/bin/swaks")
+    @Test(.requires(.program("/usr/bin/swaks")))
+    func swaksOverTCPAndUnixSocket() async throws {
+        let swaks = "/usr/bin/swaks"
         let sink = try await RecordingSink.start()
         let relay = try await RunningRelay.start(webhookURL: sink.url)
-        let tcp = run(swaks, ["--protocol", "LMTP", "--server", "127.0.0.1:\(relay.tcpPort)", "--from", "a@example.org",
+        let tcp = await runProcess(swaks, ["--protocol", "LMTP", "--server", "127.0.0.1:\(relay.tcpPort)", "--from", "a@example.org",
                               "--to", "b@example.test,c@example.test", "--header", "Subject: from swaks", "--body", "hello\n.dot\n"])
         #expect(tcp.status == 0, "\(tcp.output)")
         #expect(tcp.output.contains("250 2.0.0 <b@example.test> delivered id="))
         #expect(tcp.output.contains("250 2.0.0 <c@example.test> delivered id="))
-        let unix = run(swaks, ["--protocol", "LMTP", "--socket", relay.socketPath, "--from", "", "--to", "d@example.test", "--header", "Subject: bounce via socket"])
+        let unix = await runProcess(swaks, ["--protocol", "LMTP", "--socket", relay.socketPath, "--from", "", "--to", "d@example.test", "--header", "Subject: bounce via socket"])
         #expect(unix.status == 0, "\(unix.output)")
         let requests = await sink.waitFor(2)
         let subjects = Set(try requests.map { try json($0.body)["subject"] as? String ?? "" })
@@ -33,8 +25,9 @@ struct RealClientTests {
         await sink.stop()
     }
 
-    @Test func msmtpWithLMTPProtocol() async throws {
-        let msmtp = try Self.tool("/usr/bin/msmtp")
+    @Test(.requires(.program("/usr/bin/msmtp")))
+    func msmtpWithLMTPProtocol() async throws {
+        let msmtp = "/usr/bin/msmtp"
         let sink = try await RecordingSink.start()
         let relay = try await RunningRelay.start(webhookURL: sink.url)
         let messageFile = relay.directory.file("m.eml")
@@ -50,9 +43,9 @@ struct RealClientTests {
         await sink.stop()
     }
 
-    @Test("Python smtplib.LMTP (lowercase commands) over the UNIX socket")
+    @Test("Python smtplib.LMTP (lowercase commands) over the UNIX socket", .requires(.program("/usr/bin/python3")))
     func pythonSmtplib() async throws {
-        let python = try Self.tool("/usr/bin/python3")
+        let python = "/usr/bin/python3"
         let sink = try await RecordingSink.start()
         let relay = try await RunningRelay.start(webhookURL: sink.url)
         let script = """
@@ -62,7 +55,7 @@ struct RealClientTests {
             c.quit()
             print("OK")
             """
-        let result = run(python, ["-c", script, relay.socketPath])
+        let result = await runProcess(python, ["-c", script, relay.socketPath])
         #expect(result.status == 0, "\(result.output)")
         #expect(result.output.contains("OK"))
         #expect(try json(try #require(await sink.waitFor(1).first).body)["subject"] as? String == "from smtplib")
