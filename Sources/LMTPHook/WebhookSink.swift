@@ -40,9 +40,10 @@ public final class WebhookSink: Sendable {
         host: String = "127.0.0.1", port: Int = 0, maxBodySize: Int = 256 * 1024 * 1024,
         group: any EventLoopGroup = MultiThreadedEventLoopGroup.singleton,
         respond: (@Sendable (Request) -> Int?)? = nil,
+        responderThreads: Int = 1,
         record: @escaping @Sendable (Request) -> Void
     ) async throws -> WebhookSink {
-        let recorder = NIOThreadPool(numberOfThreads: 1)
+        let recorder = NIOThreadPool(numberOfThreads: responderThreads)
         recorder.start()
         let accepted = NIOLockedValueBox(0)
         do {

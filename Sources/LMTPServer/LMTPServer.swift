@@ -420,7 +420,11 @@ public final class LMTPServer: Service, Sendable {
     /// every recipient `451 4.3.2` when the queue is full), reads a spilled message back, and
     /// removes its file afterwards.
     private func deliver(_ message: inout LMTPMessage, spilled file: SpillFile?, spillFailed: Bool, logger: Logger) async -> [LMTPRecipientResult] {
-        defer { metrics.transactions.increment() }
+        metrics.deliveriesActive.increment()
+        defer {
+            metrics.deliveriesActive.decrement()
+            metrics.transactions.increment()
+        }
         let busy = LMTPRecipientResult(code: 451, enhancedCode: "4.3.2", text: "Too busy, try again later")
         guard !spillFailed else {
             await file?.remove()

@@ -6,6 +6,9 @@ struct LMTPServerMetrics: Sendable {
     let connections = Counter(label: "lmtphook_lmtp_connections_total")
     let activeConnections = Meter(label: "lmtphook_lmtp_connections_active")
     let transactions = Counter(label: "lmtphook_lmtp_transactions_total")
+    /// Messages received in full whose per-recipient replies are not sent yet (waiting for a
+    /// delivery slot or in delivery): the window in which a crash must not lose an acknowledged message.
+    let deliveriesActive = Meter(label: "lmtphook_lmtp_deliveries_active")
     let messageBytes = Counter(label: "lmtphook_lmtp_message_bytes_total")
     let messageSize = Recorder(label: "lmtphook_lmtp_message_size_bytes", aggregate: true)
     private let replies: [Counter] = (2...5).map { Counter(label: "lmtphook_lmtp_replies_total", dimensions: [("class", "\($0)xx")]) }

@@ -21,7 +21,8 @@ public final class RecordingSink: Sendable {
         self.behaviour = behaviour
     }
 
-    public static func start() async throws -> RecordingSink {
+    /// `responderThreads`: how many requests may be answered at once (each waits out the answer delay).
+    public static func start(responderThreads: Int = 1) async throws -> RecordingSink {
         let store = NIOLockedValueBox<[WebhookSink.Request]>([])
         let accepted = NIOLockedValueBox<[WebhookSink.Request]>([])
         let behaviour = NIOLockedValueBox<(status: Int?, delayMilliseconds: Int)>((nil, 0))
@@ -30,7 +31,7 @@ public final class RecordingSink: Sendable {
             if delay > 0 { usleep(useconds_t(delay * 1000)) }
             if status == nil || (200..<300).contains(status!) { accepted.withLockedValue { $0.append(request) } }
             return status
-        }) { request in store.withLockedValue { $0.append(request) } }
+        }, responderThreads: responderThreads) { request in store.withLockedValue { $0.append(request) } }
         return RecordingSink(sink: sink, store: store, accepted: accepted, behaviour: behaviour)
     }
 
