@@ -144,6 +144,11 @@ public final class WebhookDelivery: Sendable {
         return state.withLock { ($0.health[name]?.openUntilMilliseconds ?? 0) > now }
     }
 
+    /// When the retry worker next takes up spool entry `id` (Unix milliseconds); `nil` when it is not scheduled.
+    package func scheduledAttempt(_ id: String) -> Int64? {
+        state.withLock { $0.schedule[id] }
+    }
+
     private func recordOutcome(_ outcome: DeliveryOutcome, endpoint: WebhookEndpoint) {
         let now = UnixTime.now().milliseconds
         let opened: Bool = state.withLock { state in

@@ -32,9 +32,18 @@ enum ServeProcess {
         process.standardOutput = FileHandle.nullDevice
         try process.run()
         let deadline = ContinuousClock.now + .seconds(20)
-        while !FileManager.default.fileExists(atPath: socket) && ContinuousClock.now < deadline { try await Task.sleep(for: .milliseconds(50)) }
+        while !FileManager.default.fileExists(atPath: socket) && ContinuousClock.now < deadline {
+            guard process.isRunning else { throw StartFailure(description: "serve exited with status \(process.terminationStatus) before its socket appeared") }
+            try await Task.sleep(for: .milliseconds(50))
+        }
+        guard FileManager.default.fileExists(atPath: socket) else {
+            process.terminate()
+            throw StartFailure(description: "serve did not create \(socket) within 20 s")
+        }
         return process
     }
+
+    struct StartFailure: Error, CustomStringConvertible { let description: String }
 
     /// SIGTERM, then waits (off the cooperative pool) for the exit.
     static func stop(_ process: Process) async throws {

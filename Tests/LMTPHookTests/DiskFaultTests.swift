@@ -3,6 +3,7 @@ import LMTPCore
 import LMTPHook
 import LMTPHookTestSupport
 import LMTPServer
+import MailCore
 import Spool
 import Testing
 
@@ -13,7 +14,7 @@ import Testing
 @Suite("Disk faults", .serialized)
 struct DiskFaultTests {
     static func relay(spool: String, sink: RecordingSink, faults: SpoolFaultInjection? = nil, session: LMTPConfiguration? = nil,
-                      retry: RetryPolicy = RetryPolicy(scheduleMilliseconds: [600_000], jitter: 0)) async throws -> RunningRelay {
+                      retry: RetryPolicy = RetryPolicy(scheduleMilliseconds: [600_000], jitter: 0), log: CapturedLog? = nil) async throws -> RunningRelay {
         let directory = TemporaryDirectory()
         var server = LMTPServerConfiguration(listeners: [], session: session ?? LMTPConfiguration(hostname: "relay.test"))
         server.shutdownGracePeriod = .seconds(5)
@@ -22,7 +23,7 @@ struct DiskFaultTests {
             server: server, webhook: endpoint, spoolDirectory: spool,
             delivery: WebhookDelivery.Settings(retry: retry, breakerThreshold: 1000), deliveryThreads: 4)
         configuration.spoolFaults = faults
-        return try await RunningRelay.start(configuration, directory: directory)
+        return try await RunningRelay.start(configuration, directory: directory, log: log)
     }
 
     static func send(_ relay: RunningRelay, subject: String, body: String = "Body line\r\n") async throws -> [Int] {
@@ -43,10 +44,14 @@ struct DiskFaultTests {
         sink.answer(503)  // the webhook cannot take it: only the spool can make it a 250
         let directory = TemporaryDirectory()
         let faults = SpoolFaultInjection()
-        let relay = try await Self.relay(spool: directory.file("spool"), sink: sink, faults: faults)
+        let log = CapturedLog()
+        let relay = try await Self.relay(spool: directory.file("spool"), sink: sink, faults: faults, log: log)
         faults.fail(operation, errno: code)
         #expect(try await Self.send(relay, subject: "during the fault") == [451, 451])
         #expect(faults.hitCount(operation) >= 1, "the fault was on the message's path")
+        // The error line names the file (under the spool) and the errno.
+        let errors = log.lines(.error, containing: "cannot queue message", directory.file("spool/"), String(cString: strerror(code)))
+        #expect(errors.count == 1, "error lines: \(log.lines.filter { $0.level >= .error })")
         let spool = try Spool(path: directory.file("spool"))
         #expect(spool.ids().isEmpty, "no entry for a message that got 451")
         #expect(Self.files(directory.file("spool/tmp")).isEmpty, "nothing half-written left in tmp/")
@@ -106,8 +111,9 @@ struct DiskFaultTests {
         let sink = try await RecordingSink.start()
         sink.answer(503)
         let directory = TemporaryDirectory()
+        let log = CapturedLog()
         let relay = try await Self.relay(
-            spool: directory.file("spool"), sink: sink, retry: RetryPolicy(scheduleMilliseconds: [1_500], jitter: 0))
+            spool: directory.file("spool"), sink: sink, retry: RetryPolicy(scheduleMilliseconds: [1_500], jitter: 0), log: log)
         #expect(try await Self.send(relay, subject: "intact") == [250, 250])
         #expect(try await Self.send(relay, subject: "to be damaged") == [250, 250])
         let spool = try Spool(path: directory.file("spool"))
@@ -128,6 +134,40 @@ struct DiskFaultTests {
         #expect(Self.files(directory.file("spool/quarantine")).contains("\(damaged).msg"))
         #expect(sink.accepted.count == 1)
         #expect(sink.accepted.allSatisfy { !String(decoding: $0.body, as: UTF8.self).contains("to be damaged") })
+        #expect(log.lines(.error, containing: "damaged spool entry moved to quarantine/", "spool_id=\(damaged)", "moved=yes").count == 1, "\(log.lines)")
+        try await relay.stop()
+        await sink.stop()
+        directory.remove()
+    }
+
+    @Test("an entry that cannot be read now (EIO) is kept, not quarantined, and taken up again in 60 s, not before")
+    func unreadableEntryIsRetriedInAMinute() async throws {
+        let sink = try await RecordingSink.start()
+        sink.answer(503)
+        let directory = TemporaryDirectory()
+        let faults = SpoolFaultInjection()
+        let log = CapturedLog()
+        let retry = 300  // ms: the entry is due again soon after its first attempt
+        let relay = try await Self.relay(
+            spool: directory.file("spool"), sink: sink, faults: faults, retry: RetryPolicy(scheduleMilliseconds: [Int64(retry)], jitter: 0), log: log)
+        #expect(try await Self.send(relay, subject: "unreadable for now") == [250, 250])
+        let spool = try Spool(path: directory.file("spool"))
+        let id = try #require(spool.ids().first)
+        faults.fail(.read, errno: EIO)
+        // The event: the retry worker hits the read fault.
+        let deadline = ContinuousClock.now + .seconds(15)
+        while faults.hitCount(.read) == 0 && ContinuousClock.now < deadline { try await Task.sleep(for: .milliseconds(20)) }
+        let hitAt = UnixTime.now().milliseconds
+        try #require(faults.hitCount(.read) >= 1, "the retry worker read the entry")
+        let scheduled = try #require(relay.relay.delivery.scheduledAttempt(id), "still scheduled")
+        #expect((hitAt + 55_000...hitAt + 60_500).contains(scheduled), "next attempt \(scheduled - hitAt) ms after the failed read")
+        #expect(spool.ids() == [id], "kept in the queue")
+        #expect(Self.files(directory.file("spool/quarantine")).isEmpty, "not quarantined: the bytes may be fine")
+        #expect(log.lines(.error, containing: "cannot read spool entry; retrying in 60 s", "spool_id=\(id)", "Input/output error").count == 1)
+        // Not retried in a loop meanwhile: ten retry periods later the fault was hit once.
+        try await Task.sleep(for: .milliseconds(retry * 10))
+        #expect(faults.hitCount(.read) == 1)
+        #expect(sink.requests.count == 1, "only the first (503) attempt reached the receiver")
         try await relay.stop()
         await sink.stop()
         directory.remove()

@@ -54,23 +54,26 @@ struct DurableDeliveryTests {
     @Test("no answer within the sync budget → 250 queued at once; a late success completes the entry (no second POST)")
     func budgetExceededThenLateSuccess() async throws {
         let sink = try await RecordingSink.start()
-        // Generous margins: the suite runs in parallel on two cores.
-        sink.answer(200, afterMilliseconds: 4_000)
+        let answerDelay = 4_000  // ms; the sync budget is 300 ms and the first retry is due after 10 minutes
+        sink.answer(200, afterMilliseconds: answerDelay)
         let spoolPath = TemporaryDirectory().file("spool")
         var settings = fastRetries
         settings.syncBudget = .milliseconds(300)
-        settings.retry = RetryPolicy(scheduleMilliseconds: [10_000], jitter: 0)
+        settings.retry = RetryPolicy(scheduleMilliseconds: [600_000], jitter: 0)
         let relay = try await RunningRelay.start(webhookURL: sink.url, spool: spoolPath, delivery: settings)
         let started = ContinuousClock.now
         let replies = try await send(relay)
-        #expect(ContinuousClock.now - started < .milliseconds(3_000), "answered long before the receiver's 4 s")
+        #expect(ContinuousClock.now - started < .milliseconds(answerDelay - 1_000), "answered long before the receiver")
         #expect(replies.first?.code == 250)
         #expect(replies.first?.lines.last?.contains("queued as") == true)
         let spool = try Spool(path: spoolPath)
         #expect(spool.ids().count == 1)
-        try await Task.sleep(for: .milliseconds(4_500))
+        // The event, not a sleep: the entry completes when the receiver's late 2xx arrives.
+        let deadline = started + .milliseconds(answerDelay) + .seconds(20)
+        while !spool.ids().isEmpty && ContinuousClock.now < deadline { try await Task.sleep(for: .milliseconds(20)) }
         #expect(spool.ids().isEmpty, "the late 2xx completed the entry")
-        #expect(sink.requests.count == 1)
+        #expect(ContinuousClock.now - started >= .milliseconds(answerDelay), "completed by the receiver's answer, not before it")
+        #expect(sink.requests.count == 1, "no second POST")
         try await relay.stop()
         await sink.stop()
     }
@@ -180,8 +183,10 @@ struct DurableDeliveryTests {
         var settings = fastRetries
         settings.retry = RetryPolicy(scheduleMilliseconds: [60_000], jitter: 0)
         let first = try await RunningRelay.start(webhookURL: sink.url, spool: spoolPath, delivery: settings)
-        _ = try await send(first, subject: "survivor")
+        #expect(try await send(first, subject: "survivor").map(\.code) == [250])
         try await first.stop()
+        #expect(sink.requests.count == 1, "the first process tried once (503) and stopped")
+        #expect(sink.accepted.isEmpty)
         // Due now for the next process.
         let spool = try Spool(path: spoolPath)
         let id = try #require(spool.ids().first)
@@ -191,10 +196,15 @@ struct DurableDeliveryTests {
         sink.answer(nil)
         let second = try await RunningRelay.start(webhookURL: sink.url, spool: spoolPath, delivery: fastRetries)
         let requests = await sink.waitFor(2)
-        #expect(try json(requests.last!.body)["subject"] as? String == "survivor")
+        // The first process is gone: a second request, accepted, can only be the new process's.
+        try #require(requests.count == 2, "the restarted process posted the queued entry")
+        #expect(try json(requests[1].body)["subject"] as? String == "survivor")
+        #expect(sink.accepted.count == 1)
+        #expect(header(requests[1], "webhook-id") == header(requests[0], "webhook-id"), "the same message, the same id")
         let deadline = ContinuousClock.now + .seconds(5)
         while !spool.ids().isEmpty && ContinuousClock.now < deadline { try await Task.sleep(for: .milliseconds(50)) }
         #expect(spool.ids().isEmpty)
+        #expect(sink.requests.count == 2, "delivered once")
         try await second.stop()
         await sink.stop()
     }

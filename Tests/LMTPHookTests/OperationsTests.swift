@@ -1,6 +1,7 @@
 import Foundation
 import LMTPHook
 import LMTPHookTestSupport
+import Spool
 import Testing
 
 #if canImport(Glibc)
@@ -81,6 +82,48 @@ struct OperationsTests {
             #expect(line["status"] == "delivered" && line["http"] == "200")
         }
         #expect(!log.contains("SECRET-BODY-TEXT"), "no message bodies in logs")
+        await sink.stop()
+    }
+
+    @Test("serve: an entry damaged on disk is quarantined at retry time, counted in dead_letters_total{reason=damaged} and logged")
+    func damagedEntryMetricAndLog() async throws {
+        let sink = try await RecordingSink.start()
+        sink.answer(503)
+        let directory = TemporaryDirectory()
+        defer { directory.remove() }
+        let socketPath = directory.file("lmtp.sock")
+        let spoolPath = directory.file("spool")
+        let port = unusedTCPPort()
+        let logPath = directory.file("serve.log")
+        let process = try await ServeProcess.start(
+            [
+                "--socket", socketPath, "--spool", spoolPath, "--webhook", sink.url, "--retry-schedule", "1s", "--metrics-listen", "127.0.0.1:\(port)",
+                "--log-format", "json",
+            ], socket: socketPath, stderr: logPath)
+        defer { if process.isRunning { process.terminate() } }
+        let replies = try await blocking {
+            try LMTPClientConnection(unixPath: socketPath).deliver(from: "a@example.org", to: ["b@example.test"], message: sampleMessage(subject: "to be damaged"))
+        }
+        #expect(replies.map(\.code) == [250])
+        let spool = try Spool(path: spoolPath)
+        let id = try #require(spool.ids().first)
+        let path = "\(spoolPath)/queue/\(id).msg"
+        var bytes = try #require(readFile(path))
+        bytes[try #require(bytes.lastIndex(of: UInt8(ascii: "B")))] = UInt8(ascii: "X")  // a byte of the body: the checksum no longer matches
+        try Data(bytes).write(to: URL(fileURLWithPath: path))
+        let quarantined = "\(spoolPath)/quarantine/\(id).msg"
+        let deadline = ContinuousClock.now + .seconds(20)
+        while !FileManager.default.fileExists(atPath: quarantined) && ContinuousClock.now < deadline { try await Task.sleep(for: .milliseconds(50)) }
+        #expect(FileManager.default.fileExists(atPath: quarantined), "moved to quarantine/")
+        #expect(spool.ids().isEmpty)
+        let metrics = await Self.get("http://127.0.0.1:\(port)/metrics").body
+        #expect(Self.value(metrics, "lmtphook_dead_letters_total{endpoint=\"-\",reason=\"damaged\"}") == 1, "\(metrics.split(separator: "\n").filter { $0.contains("dead_letters") })")
+        try await ServeProcess.stop(process)
+        let lines = String(decoding: readFile(logPath) ?? [], as: UTF8.self).split(separator: "\n")
+            .compactMap { try? JSONSerialization.jsonObject(with: Data($0.utf8)) as? [String: String] }
+        let damaged = lines.filter { $0["msg"] == "damaged spool entry moved to quarantine/; it will not be retried" }
+        #expect(damaged.count == 1 && damaged.first?["level"] == "error" && damaged.first?["spool_id"] == id, "\(lines)")
+        #expect(sink.requests.count == 1, "the damaged entry was never sent again")
         await sink.stop()
     }
 

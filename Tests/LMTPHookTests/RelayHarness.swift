@@ -48,7 +48,8 @@ struct RunningRelay {
 
     /// Runs `configuration` (from a config file, say) on a temp UNIX socket and a TCP port instead of its own listeners.
     static func start(
-        _ configuration: RelayConfiguration, directory: TemporaryDirectory = TemporaryDirectory(), keepListeners: Bool = false, socketPath: String? = nil
+        _ configuration: RelayConfiguration, directory: TemporaryDirectory = TemporaryDirectory(), keepListeners: Bool = false, socketPath: String? = nil,
+        log: CapturedLog? = nil
     ) async throws -> RunningRelay {
         var configuration = configuration
         let socketPath = socketPath ?? directory.file("lmtp.sock")
@@ -56,8 +57,8 @@ struct RunningRelay {
             configuration.server.listeners = [.unix(path: socketPath, mode: 0o660), .tcp(host: "127.0.0.1", port: 0)]
             configuration.server.shutdownGracePeriod = .seconds(5)
         }
-        var logger = Logger(label: "test")
-        logger.logLevel = .warning
+        var logger = log?.logger() ?? Logger(label: "test")
+        if log == nil { logger.logLevel = .warning }
         let relay = try await Relay(configuration: configuration, logger: logger) { _ in }
         let task = Task { try await relay.run() }
         let addresses = try await relay.waitUntilListening()

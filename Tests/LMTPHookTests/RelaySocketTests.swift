@@ -133,12 +133,19 @@ struct RelaySocketTests {
     @Test("webhook unreachable or hanging: 451 4.3.0 within the timeout")
     func webhookUnreachable() async throws {
         let hanging = try await HangingHTTPServer.start()
-        for url in ["http://127.0.0.1:\(unusedTCPPort())/", hanging.url] {
-            let relay = try await RunningRelay.start(webhookURL: url, webhookTimeoutMilliseconds: 800)
+        let timeout = 800  // ms, the webhook's total timeout
+        for (url, hangs) in [("http://127.0.0.1:\(unusedTCPPort())/", false), (hanging.url, true)] {
+            let relay = try await RunningRelay.start(webhookURL: url, webhookTimeoutMilliseconds: timeout)
+            let started = ContinuousClock.now
             let replies = try await blocking {
                 try LMTPClientConnection(unixPath: relay.socketPath).deliver(from: "a@example.org", to: ["b@example.test"], message: sampleMessage())
             }
+            let elapsed = ContinuousClock.now - started
             #expect(replies.map(\.code) == [451], "\(url)")
+            #expect(replies.first?.lines.last?.hasPrefix("4.3.0 <b@example.test>") == true, "\(replies)")
+            // Refused at once, or cut off by the timeout: never before it, and not long after it.
+            if hangs { #expect(elapsed >= .milliseconds(timeout), "answered after \(elapsed), before the \(timeout) ms timeout") }
+            #expect(elapsed < .milliseconds(timeout) + .seconds(4), "\(url): answered after \(elapsed)")
             try await relay.stop()
         }
         await hanging.stop()

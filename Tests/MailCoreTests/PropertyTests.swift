@@ -127,6 +127,18 @@ struct ParserBoundsTests {
         #expect(part.mediaType == "application/octet-stream")
     }
 
+    @Test("at most 10,000 header fields are split out; the rest are reported, the body is still found")
+    func headerFieldCount() {
+        var message = "Subject: many fields\r\n"
+        for index in 0..<12_000 { message += "X-Field-\(index): value \(index)\r\n" }
+        message += "\r\nthe body\r\n"
+        let parsed = ParsedMessage(parsing: Array(message.utf8))
+        #expect(parsed.headers.count == HeaderBlock.maximumFields)
+        #expect(parsed.headers.first?.name == "Subject" && parsed.headers.last?.name == "X-Field-9998", "the first fields, in order")
+        #expect(parsed.problems.contains { $0.contains("more than \(HeaderBlock.maximumFields) header fields") })
+        #expect(parsed.text?.contains("the body") == true, "the header section still ends where it ends")
+    }
+
     @Test("at most 1,000 parts are split out of one message; the rest is reported")
     func partCount() {
         var message = "Content-Type: multipart/mixed; boundary=\"x\"\r\n\r\n"
