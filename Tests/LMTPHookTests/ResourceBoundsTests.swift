@@ -364,6 +364,33 @@ struct ResourceBoundsTests {
         #expect(stoppedWhileConnecting > 0, "at least one stop came while a client was still connecting: \(stoppedWhileConnecting) of 40")
     }
 
+    @Test("TCP listen addresses: a missing host is 127.0.0.1", arguments: [
+        (":2424", "127.0.0.1", 2424), ("127.0.0.1:25", "127.0.0.1", 25), ("0.0.0.0:0", "0.0.0.0", 0), ("[::1]:2424", "::1", 2424),
+        ("2424", nil, 0), ("[::1]2424", nil, 0), ("::1:2424", nil, 0), (":70000", nil, 0), ("a.test:x", nil, 0),
+    ])
+    func listenAddresses(text: String, host: String?, port: Int) {
+        let parsed = LMTPListenAddress.parseTCP(text)
+        if let host { #expect(parsed == .tcp(host: host, port: port), "\(text)") } else { #expect(parsed == nil, "\(text)") }
+    }
+
+    @Test("a listener given without a host binds 127.0.0.1; a non-loopback one without an allow-list logs a warning at start")
+    func defaultBindAndExposureWarning() async throws {
+        for (listen, allowList, warns) in [(":0", nil, false), ("0.0.0.0:0", nil, true), ("0.0.0.0:0", ["127.0.0.1"], false)] as [(String, [String]?, Bool)] {
+            let log = CapturedLog()
+            let address = try #require(LMTPListenAddress.parseTCP(listen))
+            var configuration = LMTPServerConfiguration(listeners: [address], shutdownGracePeriod: .seconds(1))
+            configuration.allowedClients = allowList?.compactMap(LMTPClientNetwork.init)
+            let server = LMTPServer(configuration: configuration, logger: log.logger()) { message in message.recipients.map { _ in .delivered() } }
+            let task = Task { try await server.run() }
+            let bound = try await server.waitUntilListening()
+            if listen == ":0" { #expect(bound.count == 1 && bound[0].hasPrefix("127.0.0.1:"), "bound \(bound)") }
+            let warnings = log.lines(.warning, containing: "non-loopback address without an allow-list")
+            #expect(warnings.count == (warns ? 1 : 0), "\(listen), allow-list \(String(describing: allowList)): \(log.lines)")
+            server.stop()
+            try await task.value
+        }
+    }
+
     @Test("invalid server bounds are refused at start with a message naming them")
     func invalidBounds() async throws {
         let cases: [(LMTPServerConfiguration, String)] = [
