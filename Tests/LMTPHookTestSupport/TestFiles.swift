@@ -1,3 +1,4 @@
+import Foundation
 import NIOPosix
 #if canImport(Glibc)
 import Glibc
@@ -17,8 +18,10 @@ public struct TemporaryDirectory: Sendable {
 
     public func file(_ name: String) -> String { "\(path)/\(name)" }
 
+    /// Removes the directory and everything in it (system calls only: no child process, so it is
+    /// fine on the cooperative pool and in a `defer`).
     public func remove() {
-        _ = run("/bin/rm", ["-rf", path])
+        try? FileManager.default.removeItem(atPath: path)
     }
 }
 

@@ -66,8 +66,9 @@ struct Tmpfs {
         try #require(result.status == 0, "\(result.output)")
     }
 
+    /// umount(2) directly (no child process: fine in a `defer` on the cooperative pool).
     func unmount() {
-        run("/bin/umount", [path])
+        _ = Glibc.umount(path)
         directory.remove()
     }
 }

@@ -126,9 +126,19 @@ struct PostfixEndToEndTests {
         "Postfix delivers 10 messages × 2 recipients through lmtphook; every recipient is status=sent",
         .requires(.root, .program("/usr/sbin/postfix")))
     func tenMessagesTwoRecipients() async throws {
+        // Setting up, checking, starting and stopping Postfix run child processes: off the cooperative pool.
+        let postfix = try await blocking { try PostfixInstance() }
+        do {
+            try await deliverTenMessages(through: postfix)
+        } catch {
+            _ = try? await blocking { postfix.stop() }
+            throw error
+        }
+        try await blocking { postfix.stop() }
+    }
+
+    private func deliverTenMessages(through postfix: PostfixInstance) async throws {
         let sink = try await RecordingSink.start()
-        let postfix = try PostfixInstance()
-        defer { postfix.stop() }
         let check = try await blocking { postfix.check() }
         #expect(check.status == 0, "postfix check with deploy/postfix/ snippets: \(check.output)")
         // The socket where deploy/postfix/main.cf says (relative to the queue directory), mode 0660,
