@@ -27,7 +27,11 @@ let package = Package(
         .systemLibrary(name: "CCurl", pkgConfig: "libcurl", providers: [.apt(["libcurl4-openssl-dev"])]),
         // Pure cores: no sockets, no curl, no clocks.
         .target(name: "LMTPCore", swiftSettings: strict),
-        .target(name: "MailCore", dependencies: [.product(name: "Crypto", package: "swift-crypto")], swiftSettings: strict),
+        .target(
+            name: "MailCore",
+            dependencies: [.product(name: "Crypto", package: "swift-crypto")],
+            swiftSettings: strict
+        ),
         // Where mail goes and what it looks like there: routes, target formats (Slack, Discord, …,
         // Mustache templates), truncation, rate limits. Pure: no sockets, no curl, no clocks.
         .target(
@@ -36,12 +40,17 @@ let package = Package(
             swiftSettings: strict
         ),
         // The durable spool and the retry policy: blocking POSIX file I/O, no NIO.
-        .target(name: "Spool", dependencies: [.product(name: "Crypto", package: "swift-crypto")], swiftSettings: strict),
+        .target(
+            name: "Spool",
+            dependencies: [.product(name: "Crypto", package: "swift-crypto")],
+            swiftSettings: strict
+        ),
         // Only this target knows curl.
         .target(
             name: "WebhookClient",
             dependencies: [
-                "CCurl", .product(name: "NIOCore", package: "swift-nio"), .product(name: "NIOPosix", package: "swift-nio"),
+                "CCurl", .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOPosix", package: "swift-nio"),
                 .product(name: "Crypto", package: "swift-crypto"),
             ],
             swiftSettings: strict
@@ -101,8 +110,10 @@ let package = Package(
         .target(
             name: "LMTPHookTestSupport",
             dependencies: [
-                "LMTPHook", "Spool", .product(name: "NIOCore", package: "swift-nio"), .product(name: "NIOPosix", package: "swift-nio"),
-                .product(name: "NIOConcurrencyHelpers", package: "swift-nio"), .product(name: "Logging", package: "swift-log"),
+                "LMTPHook", "Spool", .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOPosix", package: "swift-nio"),
+                .product(name: "NIOConcurrencyHelpers", package: "swift-nio"),
+                .product(name: "Logging", package: "swift-log"),
             ],
             path: "Tests/LMTPHookTestSupport"
         ),
@@ -121,7 +132,8 @@ let package = Package(
         .testTarget(
             name: "LMTPHookTests",
             dependencies: [
-                "LMTPHook", "LMTPServer", "LMTPCore", "MailCore", "WebhookClient", "LMTPHookCLI", "LMTPHookTestSupport", "Spool", "Targets",
+                "LMTPHook", "LMTPServer", "LMTPCore", "MailCore", "WebhookClient", "LMTPHookCLI", "LMTPHookTestSupport",
+                "Spool", "Targets",
                 .product(name: "NIOPosix", package: "swift-nio"),
                 .product(name: "NIOConcurrencyHelpers", package: "swift-nio"),
                 .product(name: "Logging", package: "swift-log"),

@@ -23,7 +23,9 @@ public struct JSONValidator {
 
     private mutating func literal(_ text: String) -> Bool {
         let expected = Array(text.utf8)
-        guard bytes.count - index >= expected.count, Array(bytes[index..<index + expected.count]) == expected else { return false }
+        guard bytes.count - index >= expected.count, Array(bytes[index..<index + expected.count]) == expected else {
+            return false
+        }
         index += expected.count
         return true
     }
@@ -34,7 +36,10 @@ public struct JSONValidator {
         case UInt8(ascii: "{"):
             index += 1
             skipSpace()
-            if current == UInt8(ascii: "}") { index += 1; return true }
+            if current == UInt8(ascii: "}") {
+                index += 1
+                return true
+            }
             while true {
                 skipSpace()
                 guard current == UInt8(ascii: "\""), string() else { return false }
@@ -44,7 +49,10 @@ public struct JSONValidator {
                 skipSpace()
                 guard value(depth: depth + 1) else { return false }
                 skipSpace()
-                if current == UInt8(ascii: ",") { index += 1; continue }
+                if current == UInt8(ascii: ",") {
+                    index += 1
+                    continue
+                }
                 guard current == UInt8(ascii: "}") else { return false }
                 index += 1
                 return true
@@ -52,12 +60,18 @@ public struct JSONValidator {
         case UInt8(ascii: "["):
             index += 1
             skipSpace()
-            if current == UInt8(ascii: "]") { index += 1; return true }
+            if current == UInt8(ascii: "]") {
+                index += 1
+                return true
+            }
             while true {
                 skipSpace()
                 guard value(depth: depth + 1) else { return false }
                 skipSpace()
-                if current == UInt8(ascii: ",") { index += 1; continue }
+                if current == UInt8(ascii: ",") {
+                    index += 1
+                    continue
+                }
                 guard current == UInt8(ascii: "]") else { return false }
                 index += 1
                 return true
@@ -83,7 +97,9 @@ public struct JSONValidator {
                 guard let escaped = current else { return false }
                 if escaped == UInt8(ascii: "u") {
                     guard bytes.count - index > 4,
-                        bytes[(index + 1)...(index + 4)].allSatisfy({ ($0 >= 0x30 && $0 <= 0x39) || ($0 | 0x20 >= 0x61 && $0 | 0x20 <= 0x66) })
+                        bytes[(index + 1)...(index + 4)].allSatisfy({
+                            ($0 >= 0x30 && $0 <= 0x39) || ($0 | 0x20 >= 0x61 && $0 | 0x20 <= 0x66)
+                        })
                     else { return false }
                     index += 5
                 } else {

@@ -9,8 +9,14 @@ import LMTPCore
 public enum LMTPSessionFuzzer {
     /// Small limits so the fuzzer reaches every limit branch with short inputs.
     public static let configuration = LMTPConfiguration(
-        hostname: "fuzz.test", maxMessageSize: 8192, maxRecipients: 4, maxCommandLineLength: 512, maxErrors: 8,
-        maxHeaderBytes: 1024, maxHeaderFields: 16, spillThreshold: 4096
+        hostname: "fuzz.test",
+        maxMessageSize: 8192,
+        maxRecipients: 4,
+        maxCommandLineLength: 512,
+        maxErrors: 8,
+        maxHeaderBytes: 1024,
+        maxHeaderFields: 16,
+        spillThreshold: 4096
     )
 
     /// Runs one input; traps (a finding) when an invariant does not hold.
@@ -73,20 +79,32 @@ public enum LMTPSessionFuzzer {
                     session.resolveRecipient(.accept)
                 }
             case .spill(let bytes):
-                precondition(session.isReceivingData || bytes.count >= configuration.spillThreshold!, "a spill outside DATA")
+                precondition(
+                    session.isReceivingData || bytes.count >= configuration.spillThreshold!,
+                    "a spill outside DATA"
+                )
                 spilled += bytes
             case .deliver(let message):
-                precondition(message.spilledBytes == spilled.count, "spilled byte count does not match what was spilled")
+                precondition(
+                    message.spilledBytes == spilled.count,
+                    "spilled byte count does not match what was spilled"
+                )
                 let data = spilled + message.data
                 spilled = []
                 precondition(!message.recipients.isEmpty && message.recipients.count <= configuration.maxRecipients)
                 precondition(data.count <= configuration.maxMessageSize, "a message over the size limit was delivered")
-                result.messages.append(Array("\(message.sender)|\(message.recipients.map { $0.mailbox.address })|".utf8) + data)
+                result.messages.append(
+                    Array("\(message.sender)|\(message.recipients.map { $0.mailbox.address })|".utf8) + data
+                )
                 let before = replies.count
-                session.finishDelivery(message.recipients.map { $0.mailbox.localPart.hasPrefix("f") ? .temporaryFailure() : .delivered() })
+                session.finishDelivery(
+                    message.recipients.map { $0.mailbox.localPart.hasPrefix("f") ? .temporaryFailure() : .delivered() }
+                )
                 // One reply per recipient follows, before anything else.
                 for _ in message.recipients {
-                    guard case .send(let reply) = session.nextAction() else { preconditionFailure("a recipient got no reply") }
+                    guard case .send(let reply) = session.nextAction() else {
+                        preconditionFailure("a recipient got no reply")
+                    }
                     replies.append(reply)
                 }
                 precondition(replies.count == before + message.recipients.count)
@@ -116,11 +134,20 @@ public enum LMTPSessionFuzzer {
         let lines = wire.split(separator: UInt8(ascii: "\n"), omittingEmptySubsequences: false).dropLast()
         precondition(wire.last == UInt8(ascii: "\n") && !lines.isEmpty, "reply does not end with a line feed")
         for (index, line) in lines.enumerated() {
-            precondition(line.count >= 5 && line.count <= 512 && line.last == UInt8(ascii: "\r"), "malformed reply line")
+            precondition(
+                line.count >= 5 && line.count <= 512 && line.last == UInt8(ascii: "\r"),
+                "malformed reply line"
+            )
             let code = line.prefix(3)
-            precondition(code.allSatisfy { $0 >= 0x30 && $0 <= 0x39 } && (0x32...0x35).contains(code.first!), "bad reply code")
+            precondition(
+                code.allSatisfy { $0 >= 0x30 && $0 <= 0x39 } && (0x32...0x35).contains(code.first!),
+                "bad reply code"
+            )
             let separator = line[line.startIndex + 3]
-            precondition(separator == (index == lines.count - 1 ? UInt8(ascii: " ") : UInt8(ascii: "-")), "bad reply continuation")
+            precondition(
+                separator == (index == lines.count - 1 ? UInt8(ascii: " ") : UInt8(ascii: "-")),
+                "bad reply continuation"
+            )
             precondition(!line.dropLast().contains(UInt8(ascii: "\r")), "bare CR in a reply")
         }
     }

@@ -9,7 +9,13 @@ public enum MessageParserFuzzer {
         let raw = Array(input)
         let envelope = MailEnvelope(mailFrom: "a@fuzz.test", rcptTo: ["b@fuzz.test"], lhlo: "fuzz")
         let options = PayloadOptions(attachments: .inline(maxBytes: 256), includeRaw: true)
-        let (json, message) = MessagePayload.render(id: "fuzz", receivedAt: UnixTime(milliseconds: 0), envelope: envelope, raw: raw, options: options)
+        let (json, message) = MessagePayload.render(
+            id: "fuzz",
+            receivedAt: UnixTime(milliseconds: 0),
+            envelope: envelope,
+            raw: raw,
+            options: options
+        )
         var validator = JSONValidator(json)
         precondition(validator.validate(), "payload is not valid JSON at byte \(validator.index)")
         precondition(json.count >= raw.count * 4 / 3, "the raw message is missing from the payload")

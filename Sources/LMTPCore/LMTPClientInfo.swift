@@ -17,8 +17,13 @@ public struct LMTPClientInfo: Sendable, Hashable {
     public var source: String?
 
     public init(
-        name: String? = nil, address: String? = nil, port: String? = nil, proto: String? = nil,
-        helo: String? = nil, ident: String? = nil, source: String? = nil
+        name: String? = nil,
+        address: String? = nil,
+        port: String? = nil,
+        proto: String? = nil,
+        helo: String? = nil,
+        ident: String? = nil,
+        source: String? = nil
     ) {
         self.name = name
         self.address = address

@@ -47,17 +47,29 @@ public struct LMTPConfiguration: Sendable, Hashable {
         if hostname.isEmpty || hostname.utf8.count > 64
             || hostname.utf8.contains(where: { $0 <= 0x20 || $0 >= 0x7F })
         {
-            throw LMTPConfigurationError("hostname must be 1-64 printable ASCII characters without spaces, got \"\(hostname)\"")
+            throw LMTPConfigurationError(
+                "hostname must be 1-64 printable ASCII characters without spaces, got \"\(hostname)\""
+            )
         }
-        if maxMessageSize < 1024 { throw LMTPConfigurationError("max message size must be at least 1024 bytes, got \(maxMessageSize)") }
+        if maxMessageSize < 1024 {
+            throw LMTPConfigurationError("max message size must be at least 1024 bytes, got \(maxMessageSize)")
+        }
         if maxRecipients < 1 { throw LMTPConfigurationError("max recipients must be at least 1, got \(maxRecipients)") }
         if maxCommandLineLength < 512 {
-            throw LMTPConfigurationError("max command line length must be at least 512 (RFC 5321), got \(maxCommandLineLength)")
+            throw LMTPConfigurationError(
+                "max command line length must be at least 512 (RFC 5321), got \(maxCommandLineLength)"
+            )
         }
-        if maxHeaderBytes < 1024 { throw LMTPConfigurationError("max header bytes must be at least 1024, got \(maxHeaderBytes)") }
-        if maxHeaderFields < 16 { throw LMTPConfigurationError("max header fields must be at least 16, got \(maxHeaderFields)") }
+        if maxHeaderBytes < 1024 {
+            throw LMTPConfigurationError("max header bytes must be at least 1024, got \(maxHeaderBytes)")
+        }
+        if maxHeaderFields < 16 {
+            throw LMTPConfigurationError("max header fields must be at least 16, got \(maxHeaderFields)")
+        }
         if let spillThreshold, spillThreshold < 4096 {
-            throw LMTPConfigurationError("the in-memory limit per transaction must be at least 4096 bytes, got \(spillThreshold)")
+            throw LMTPConfigurationError(
+                "the in-memory limit per transaction must be at least 4096 bytes, got \(spillThreshold)"
+            )
         }
         if maxErrors < 1 { throw LMTPConfigurationError("max errors must be at least 1, got \(maxErrors)") }
     }

@@ -88,7 +88,8 @@ struct LMTPDataDecoder {
     private mutating func append(_ buffer: [UInt8], _ range: Range<Int>) {
         size += range.count
         if inHeader {
-            if headerLineLength == 0 && buffer[range.lowerBound] != UInt8(ascii: " ") && buffer[range.lowerBound] != UInt8(ascii: "\t")
+            if headerLineLength == 0 && buffer[range.lowerBound] != UInt8(ascii: " ")
+                && buffer[range.lowerBound] != UInt8(ascii: "\t")
                 && buffer[range.lowerBound] != UInt8(ascii: "\r") && buffer[range.lowerBound] != UInt8(ascii: "\n")
             {
                 fieldCount += 1

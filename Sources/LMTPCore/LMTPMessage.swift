@@ -41,8 +41,14 @@ public struct LMTPMessage: Sendable {
     public var spilledBytes: Int
 
     public init(
-        lhloName: String, sender: LMTPReversePath, declaredSize: Int? = nil, bodyType: LMTPBodyType? = nil,
-        smtpUTF8: Bool = false, recipients: [LMTPRecipient], client: LMTPClientInfo = LMTPClientInfo(), data: [UInt8],
+        lhloName: String,
+        sender: LMTPReversePath,
+        declaredSize: Int? = nil,
+        bodyType: LMTPBodyType? = nil,
+        smtpUTF8: Bool = false,
+        recipients: [LMTPRecipient],
+        client: LMTPClientInfo = LMTPClientInfo(),
+        data: [UInt8],
         spilledBytes: Int = 0
     ) {
         self.lhloName = lhloName
@@ -71,13 +77,17 @@ public struct LMTPRecipientResult: Sendable, Hashable {
     }
 
     /// `250 2.0.0 <rcpt> text`: the recipient is the server's responsibility now.
-    public static func delivered(_ text: String = "Delivered") -> Self { .init(code: 250, enhancedCode: "2.0.0", text: text) }
+    public static func delivered(_ text: String = "Delivered") -> Self {
+        .init(code: 250, enhancedCode: "2.0.0", text: text)
+    }
     /// `451 4.3.0 <rcpt> text`: the MTA keeps the message and retries.
     public static func temporaryFailure(_ text: String = "Temporary failure, try again later") -> Self {
         .init(code: 451, enhancedCode: "4.3.0", text: text)
     }
     /// `550 5.0.0 <rcpt> text`: the MTA bounces the message to its sender.
-    public static func permanentFailure(_ text: String = "Rejected") -> Self { .init(code: 550, enhancedCode: "5.0.0", text: text) }
+    public static func permanentFailure(_ text: String = "Rejected") -> Self {
+        .init(code: 550, enhancedCode: "5.0.0", text: text)
+    }
 }
 
 /// What the policy hook decides about a MAIL or RCPT.

@@ -65,7 +65,10 @@ enum LMTPPathParser {
     private static func stripSourceRoute(_ content: ArraySlice<UInt8>) throws(Failure) -> ArraySlice<UInt8> {
         guard content.first == UInt8(ascii: "@") else { return content }
         guard let colon = content.firstIndex(of: UInt8(ascii: ":")) else { throw .address }
-        for hop in content[content.startIndex..<colon].split(separator: UInt8(ascii: ","), omittingEmptySubsequences: false) {
+        for hop in content[content.startIndex..<colon].split(
+            separator: UInt8(ascii: ","),
+            omittingEmptySubsequences: false
+        ) {
             guard hop.first == UInt8(ascii: "@"), hop.count > 1, isValidDomain(hop.dropFirst()) else { throw .address }
         }
         return content[(colon + 1)...]
@@ -90,7 +93,8 @@ enum LMTPPathParser {
         if inQuotes { throw .address }
         guard let at else {
             // Only <Postmaster> may come without a domain (RFC 5321 §4.1.1.3).
-            guard isValidLocalPart(content), String(decoding: content, as: UTF8.self).lowercased() == "postmaster" else {
+            guard isValidLocalPart(content), String(decoding: content, as: UTF8.self).lowercased() == "postmaster"
+            else {
                 throw .address
             }
             return LMTPMailbox(localPart: String(decoding: content, as: UTF8.self), domain: nil)
@@ -132,11 +136,14 @@ enum LMTPPathParser {
         guard !bytes.isEmpty, bytes.count <= 255 else { return false }
         if bytes.first == UInt8(ascii: "[") {
             guard bytes.count > 2, bytes.last == UInt8(ascii: "]") else { return false }
-            return bytes.dropFirst().dropLast().allSatisfy { $0 > 0x20 && $0 < 0x7F && $0 != UInt8(ascii: "[") && $0 != UInt8(ascii: "]") && $0 != UInt8(ascii: "\\") }
+            return bytes.dropFirst().dropLast().allSatisfy {
+                $0 > 0x20 && $0 < 0x7F && $0 != UInt8(ascii: "[") && $0 != UInt8(ascii: "]") && $0 != UInt8(ascii: "\\")
+            }
         }
         for label in bytes.split(separator: UInt8(ascii: "."), omittingEmptySubsequences: false) {
             guard !label.isEmpty, label.count <= 63 else { return false }
-            for byte in label where !(isAlphaNumeric(byte) || byte == UInt8(ascii: "-") || byte == UInt8(ascii: "_") || byte >= 0x80) {
+            for byte in label
+            where !(isAlphaNumeric(byte) || byte == UInt8(ascii: "-") || byte == UInt8(ascii: "_") || byte >= 0x80) {
                 return false
             }
         }

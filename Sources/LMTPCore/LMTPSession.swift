@@ -74,7 +74,10 @@ public struct LMTPSession: Sendable {
 
     /// The LHLO reply; kept short for Exim's 256-byte reply buffer.
     public var lhloReply: LMTPReply {
-        var lines = [configuration.hostname, "PIPELINING", "ENHANCEDSTATUSCODES", "8BITMIME", "SMTPUTF8", "SIZE \(configuration.maxMessageSize)"]
+        var lines = [
+            configuration.hostname, "PIPELINING", "ENHANCEDSTATUSCODES", "8BITMIME", "SMTPUTF8",
+            "SIZE \(configuration.maxMessageSize)",
+        ]
         if configuration.xforward { lines.append("XFORWARD \(LMTPClientInfo.advertisedAttributes)") }
         return LMTPReply(code: 250, lines: lines)
     }
@@ -230,7 +233,9 @@ public struct LMTPSession: Sendable {
         }
         if enhanced.first != String(code / 100).first { enhanced = "\(code / 100).0.0" }
         // Reply text must not break the reply: CR, LF and other controls become spaces.
-        let text = String(String.UnicodeScalarView(result.text.unicodeScalars.map { $0.value < 0x20 || $0.value == 0x7F ? " " : $0 }))
+        let text = String(
+            String.UnicodeScalarView(result.text.unicodeScalars.map { $0.value < 0x20 || $0.value == 0x7F ? " " : $0 })
+        )
         return LMTPReply(code, enhanced, "<\(LMTPReply.quoting(recipient.mailbox.address, maxBytes: 256))> \(text)")
     }
 
@@ -354,7 +359,9 @@ public struct LMTPSession: Sendable {
     private mutating func mail(_ rest: ArraySlice<UInt8>) {
         guard case .ready = phase else { return syntaxError("Error: send LHLO first", code: 503, enhanced: "5.5.1") }
         guard envelope == nil else { return syntaxError("Error: nested MAIL command", code: 503, enhanced: "5.5.1") }
-        guard let pathText = afterKeyword(rest, "FROM:"), !pathText.isEmpty else { return syntaxError("Syntax: MAIL FROM:<address>") }
+        guard let pathText = afterKeyword(rest, "FROM:"), !pathText.isEmpty else {
+            return syntaxError("Syntax: MAIL FROM:<address>")
+        }
         let parsed: (path: LMTPPathParser.Path, parameters: ArraySlice<UInt8>)
         do {
             parsed = try LMTPPathParser.parse(pathText)
@@ -366,7 +373,9 @@ public struct LMTPSession: Sendable {
         guard case .mailbox(let mailboxOrPostmaster) = parsed.path else {
             return mailParameters(parsed.parameters, sender: .null)
         }
-        guard mailboxOrPostmaster.domain != nil else { return syntaxError("Bad sender address syntax", code: 501, enhanced: "5.1.7") }
+        guard mailboxOrPostmaster.domain != nil else {
+            return syntaxError("Bad sender address syntax", code: 501, enhanced: "5.1.7")
+        }
         mailParameters(parsed.parameters, sender: .mailbox(mailboxOrPostmaster))
     }
 
@@ -376,7 +385,9 @@ public struct LMTPSession: Sendable {
         for (keyword, value) in parameters.entries {
             switch keyword {
             case "SIZE":
-                guard let value, (1...20).contains(value.utf8.count), value.utf8.allSatisfy({ $0 >= 0x30 && $0 <= 0x39 }) else {
+                guard let value, (1...20).contains(value.utf8.count),
+                    value.utf8.allSatisfy({ $0 >= 0x30 && $0 <= 0x39 })
+                else {
                     return syntaxError("Bad SIZE parameter")
                 }
                 guard let size = Int(value), size <= configuration.maxMessageSize else {
@@ -401,7 +412,9 @@ public struct LMTPSession: Sendable {
     private mutating func rcpt(_ rest: ArraySlice<UInt8>) {
         guard case .ready = phase else { return syntaxError("Error: send LHLO first", code: 503, enhanced: "5.5.1") }
         guard envelope != nil else { return syntaxError("Error: need MAIL command", code: 503, enhanced: "5.5.1") }
-        guard let pathText = afterKeyword(rest, "TO:"), !pathText.isEmpty else { return syntaxError("Syntax: RCPT TO:<address>") }
+        guard let pathText = afterKeyword(rest, "TO:"), !pathText.isEmpty else {
+            return syntaxError("Syntax: RCPT TO:<address>")
+        }
         let parsed: (path: LMTPPathParser.Path, parameters: ArraySlice<UInt8>)
         do {
             parsed = try LMTPPathParser.parse(pathText)
@@ -413,7 +426,9 @@ public struct LMTPSession: Sendable {
         guard case .mailbox(let mailbox) = parsed.path else {
             return syntaxError("Bad recipient address syntax", code: 501, enhanced: "5.1.3")
         }
-        guard let parameters = try? ESMTPParameters(parsing: parsed.parameters) else { return syntaxError("Bad parameter syntax") }
+        guard let parameters = try? ESMTPParameters(parsing: parsed.parameters) else {
+            return syntaxError("Bad parameter syntax")
+        }
         var recipient = LMTPRecipient(mailbox: mailbox)
         for (keyword, value) in parameters.entries {
             switch keyword {
@@ -436,15 +451,25 @@ public struct LMTPSession: Sendable {
         guard argument.isEmpty else { return syntaxError("Syntax: DATA") }
         guard case .ready = phase else { return syntaxError("Error: send LHLO first", code: 503, enhanced: "5.5.1") }
         guard let envelope else { return syntaxError("Error: need MAIL command", code: 503, enhanced: "5.5.1") }
-        guard !envelope.recipients.isEmpty else { return syntaxError("Error: no valid recipients", code: 503, enhanced: "5.5.1") }
+        guard !envelope.recipients.isEmpty else {
+            return syntaxError("Error: no valid recipients", code: 503, enhanced: "5.5.1")
+        }
         reply(LMTPReply(354, nil, "End data with <CR><LF>.<CR><LF>"))
         spilledBytes = 0
-        phase = .data(LMTPDataDecoder(limit: configuration.maxMessageSize, headerBytes: configuration.maxHeaderBytes, headerFields: configuration.maxHeaderFields))
+        phase = .data(
+            LMTPDataDecoder(
+                limit: configuration.maxMessageSize,
+                headerBytes: configuration.maxHeaderBytes,
+                headerFields: configuration.maxHeaderFields
+            )
+        )
     }
 
     private mutating func xforward(_ argument: ArraySlice<UInt8>) {
         guard case .ready = phase else { return syntaxError("Error: send LHLO first", code: 503, enhanced: "5.5.1") }
-        guard envelope == nil else { return syntaxError("Error: MAIL transaction in progress", code: 503, enhanced: "5.5.1") }
+        guard envelope == nil else {
+            return syntaxError("Error: MAIL transaction in progress", code: 503, enhanced: "5.5.1")
+        }
         guard !argument.isEmpty else { return syntaxError("Syntax: XFORWARD attribute=value...") }
         var info = client ?? LMTPClientInfo()
         for item in argument.split(separator: UInt8(ascii: " ")) {
@@ -456,7 +481,9 @@ public struct LMTPSession: Sendable {
                 let text = String(validating: decoded, as: UTF8.self)
             else { return syntaxError("Bad XFORWARD attribute value") }
             let value: String? = text.uppercased() == "[UNAVAILABLE]" || text.isEmpty ? nil : text
-            guard info.set(name, to: value) else { return syntaxError("Bad XFORWARD attribute name: \(LMTPReply.quoting(name))") }
+            guard info.set(name, to: value) else {
+                return syntaxError("Bad XFORWARD attribute name: \(LMTPReply.quoting(name))")
+            }
         }
         client = info
         reply(LMTPReply(250, "2.0.0", "Ok"))
@@ -474,7 +501,11 @@ public struct LMTPSession: Sendable {
             : decoder.exceededLimit ? "Message size exceeds fixed limit" : nil
         if let refusal {
             for recipient in recipients {
-                outbox.append(.send(recipientReply(recipient, LMTPRecipientResult(code: 552, enhancedCode: "5.3.4", text: refusal))))
+                outbox.append(
+                    .send(
+                        recipientReply(recipient, LMTPRecipientResult(code: 552, enhancedCode: "5.3.4", text: refusal))
+                    )
+                )
             }
             resetTransaction()
             phase = .ready
@@ -482,8 +513,14 @@ public struct LMTPSession: Sendable {
             return
         }
         let message = LMTPMessage(
-            lhloName: lhloName, sender: envelope.sender, declaredSize: envelope.declaredSize, bodyType: envelope.bodyType,
-            smtpUTF8: envelope.smtpUTF8, recipients: recipients, client: client ?? LMTPClientInfo(), data: decoder.content,
+            lhloName: lhloName,
+            sender: envelope.sender,
+            declaredSize: envelope.declaredSize,
+            bodyType: envelope.bodyType,
+            smtpUTF8: envelope.smtpUTF8,
+            recipients: recipients,
+            client: client ?? LMTPClientInfo(),
+            data: decoder.content,
             spilledBytes: spilledBytes
         )
         resetTransaction()

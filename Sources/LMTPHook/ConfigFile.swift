@@ -18,9 +18,17 @@ public struct ConfigFile: Sendable {
     public var summary: String
 
     /// Reads and validates `path`; `environment` supplies `{env: NAME}` secrets.
-    public static func load(path: String, environment: [String: String] = ProcessInfo.processInfo.environment) throws(ConfigError) -> ConfigFile {
+    public static func load(
+        path: String,
+        environment: [String: String] = ProcessInfo.processInfo.environment
+    ) throws(ConfigError) -> ConfigFile {
         guard let bytes = FileContents.read(path: path) else {
-            throw ConfigError(file: path, line: nil, key: "", message: "cannot read the file: \(String(cString: strerror(errno)))")
+            throw ConfigError(
+                file: path,
+                line: nil,
+                key: "",
+                message: "cannot read the file: \(String(cString: strerror(errno)))"
+            )
         }
         let directory = (path as NSString).deletingLastPathComponent
         var config = try parse(String(decoding: bytes, as: UTF8.self), file: path, environment: environment) { name in
@@ -29,23 +37,35 @@ public struct ConfigFile: Sendable {
         }
         var info = stat()
         if stat(path, &info) == 0, info.st_mode & 0o004 != 0 {
-            config.warnings.append("\(path) is world-readable; if it holds secrets, chmod 640 it (owner root, group lmtphook)")
+            config.warnings.append(
+                "\(path) is world-readable; if it holds secrets, chmod 640 it (owner root, group lmtphook)"
+            )
         }
         return config
     }
 
     /// Parses configuration text; `readFile` resolves `…_file` paths (relative to the config file).
     public static func parse(
-        _ text: String, file: String = "config", environment: [String: String] = [:], readFile: @escaping (String) -> String? = { _ in nil }
+        _ text: String,
+        file: String = "config",
+        environment: [String: String] = [:],
+        readFile: @escaping (String) -> String? = { _ in nil }
     ) throws(ConfigError) -> ConfigFile {
         let root: Node
         do {
-            guard let node = try Yams.compose(yaml: text) else { throw ConfigError(file: file, line: nil, key: "", message: "the file is empty") }
+            guard let node = try Yams.compose(yaml: text) else {
+                throw ConfigError(file: file, line: nil, key: "", message: "the file is empty")
+            }
             root = node
         } catch let error as ConfigError {
             throw error
         } catch let error as YamlError {
-            throw ConfigError(file: file, line: Self.line(of: error), key: "", message: "not valid YAML: \(Self.problem(of: error))")
+            throw ConfigError(
+                file: file,
+                line: Self.line(of: error),
+                key: "",
+                message: "not valid YAML: \(Self.problem(of: error))"
+            )
         } catch {
             throw ConfigError(file: file, line: nil, key: "", message: "not valid YAML: \(error)")
         }
@@ -70,7 +90,8 @@ public struct ConfigFile: Sendable {
 
     private static func problem(of error: YamlError) -> String {
         switch error {
-        case .scanner(let context, let problem, _, _), .parser(let context, let problem, _, _), .composer(let context, let problem, _, _):
+        case .scanner(let context, let problem, _, _), .parser(let context, let problem, _, _),
+            .composer(let context, let problem, _, _):
             return [context?.text, problem].compactMap { $0 }.filter { !$0.isEmpty }.joined(separator: ": ")
         case .duplicatedKeysInMapping(let duplicates, _): return "duplicate keys \(duplicates.joined(separator: ", "))"
         default: return "\(error)"
@@ -96,7 +117,8 @@ struct ConfigParser {
 
     mutating func parse(_ root: ConfigNode) throws(ConfigError) -> ConfigFile {
         let top = try root.mapping(allowed: [
-            "listen", "hostname", "limits", "access", "spool", "delivery", "recipient_delimiter", "endpoints", "routes", "metrics",
+            "listen", "hostname", "limits", "access", "spool", "delivery", "recipient_delimiter", "endpoints", "routes",
+            "metrics",
         ])
         // LMTP side
         var listeners: [LMTPListenAddress] = []
@@ -106,8 +128,10 @@ struct ConfigParser {
         var shutdownGrace: Int64 = 30_000
         var memoryNode: ConfigNode?
         if let limits = try top["limits"]?.mapping(allowed: [
-            "max_message_size", "max_recipients", "idle_timeout", "command_timeout", "data_timeout", "min_data_rate", "max_connections",
-            "max_connections_per_peer", "max_header_size", "max_header_fields", "memory_per_transaction", "max_deliveries", "max_delivery_memory",
+            "max_message_size", "max_recipients", "idle_timeout", "command_timeout", "data_timeout", "min_data_rate",
+            "max_connections",
+            "max_connections_per_peer", "max_header_size", "max_header_fields", "memory_per_transaction",
+            "max_deliveries", "max_delivery_memory",
             "max_queued_deliveries",
         ]) {
             if let size = limits["max_message_size"] { session.maxMessageSize = try size.byteCount() }
@@ -116,11 +140,17 @@ struct ConfigParser {
                 guard let node = limits[key] else { continue }
                 let value = try node.milliseconds()
                 guard value >= 1_000 else { throw node.error("must be at least 1s") }
-                if key == "data_timeout" { server.dataTimeout = .milliseconds(value) } else { server.idleTimeout = .milliseconds(value) }
+                if key == "data_timeout" {
+                    server.dataTimeout = .milliseconds(value)
+                } else {
+                    server.idleTimeout = .milliseconds(value)
+                }
             }
             if let rate = limits["min_data_rate"] { server.minimumDataRate = try rate.byteCount() }
             if let value = limits["max_connections"] { server.maxConnections = try value.int(in: 1...1_000_000) }
-            if let value = limits["max_connections_per_peer"] { server.maxConnectionsPerPeer = try value.int(in: 0...1_000_000) }
+            if let value = limits["max_connections_per_peer"] {
+                server.maxConnectionsPerPeer = try value.int(in: 0...1_000_000)
+            }
             if let value = limits["max_header_size"] { session.maxHeaderBytes = try value.byteCount() }
             if let value = limits["max_header_fields"] { session.maxHeaderFields = try value.int(in: 16...1_000_000) }
             if let value = limits["memory_per_transaction"] {
@@ -129,9 +159,13 @@ struct ConfigParser {
             }
             if let value = limits["max_deliveries"] { server.maxConcurrentDeliveries = try value.int(in: 1...100_000) }
             if let value = limits["max_delivery_memory"] { server.maxDeliveryBytes = try value.byteCount() }
-            if let value = limits["max_queued_deliveries"] { server.maxQueuedDeliveries = try value.int(in: 0...1_000_000) }
+            if let value = limits["max_queued_deliveries"] {
+                server.maxQueuedDeliveries = try value.int(in: 0...1_000_000)
+            }
         }
-        do { try session.validate() } catch { throw ConfigError(file: file, line: top["limits"]?.line, key: "limits", message: "\(error)") }
+        do { try session.validate() } catch {
+            throw ConfigError(file: file, line: top["limits"]?.line, key: "limits", message: "\(error)")
+        }
         server.session = session
         var privateWebhooks = true
         if let access = try top["access"]?.mapping(allowed: ["clients", "private_webhooks"]) {
@@ -139,7 +173,11 @@ struct ConfigParser {
                 var networks: [LMTPClientNetwork] = []
                 for item in try list.list() {
                     let text = try item.nonEmptyString()
-                    guard let network = LMTPClientNetwork(text) else { throw item.error("must be an IP address or network like 10.0.0.0/8 or 2001:db8::/32, got '\(text)'") }
+                    guard let network = LMTPClientNetwork(text) else {
+                        throw item.error(
+                            "must be an IP address or network like 10.0.0.0/8 or 2001:db8::/32, got '\(text)'"
+                        )
+                    }
                     networks.append(network)
                 }
                 server.allowedClients = networks
@@ -168,7 +206,9 @@ struct ConfigParser {
             settings.retry = RetryPolicy(scheduleMilliseconds: schedule, maxAgeMilliseconds: maxAge)
         }
         var threads = 16
-        if let delivery = try top["delivery"]?.mapping(allowed: ["threads", "sync_budget", "shutdown_grace", "retry_concurrency"]) {
+        if let delivery = try top["delivery"]?.mapping(allowed: [
+            "threads", "sync_budget", "shutdown_grace", "retry_concurrency",
+        ]) {
             if let value = delivery["threads"] { threads = try value.int(in: 1...1024) }
             if let value = delivery["sync_budget"] { settings.syncBudget = .milliseconds(try value.milliseconds()) }
             if let value = delivery["shutdown_grace"] { shutdownGrace = try value.milliseconds() }
@@ -181,7 +221,9 @@ struct ConfigParser {
         var endpointLines: [String: Int?] = [:]
         for item in try top["endpoints"]?.sequence() ?? [] {
             let endpoint = try self.endpoint(item)
-            if endpointLines[endpoint.name] != nil { throw item.error("endpoint name '\(endpoint.name)' is used twice") }
+            if endpointLines[endpoint.name] != nil {
+                throw item.error("endpoint name '\(endpoint.name)' is used twice")
+            }
             endpointLines[endpoint.name] = item.line
             endpoints.append(endpoint)
         }
@@ -193,23 +235,34 @@ struct ConfigParser {
             if parsed.isEmpty { throw list.error("must list at least one route") }
             routes = RouteTable(routes: parsed, delimiters: delimiters)
             let used = Set(parsed.flatMap(\.endpoints))
-            for endpoint in endpoints where !used.contains(endpoint.name) { warnings.append("endpoint '\(endpoint.name)' is not used by any route") }
-            if !routes!.hasCatchAll { warnings.append("no catch-all route: recipients that match no route get 550 5.1.1 at RCPT") }
+            for endpoint in endpoints where !used.contains(endpoint.name) {
+                warnings.append("endpoint '\(endpoint.name)' is not used by any route")
+            }
+            if !routes!.hasCatchAll {
+                warnings.append("no catch-all route: recipients that match no route get 550 5.1.1 at RCPT")
+            }
         } else if endpoints.count > 1 {
             throw root.error("with more than one endpoint, 'routes' must say which recipients go where")
         } else if !endpoints.isEmpty {
-            routes = RouteTable(routes: [Route(name: "default", conditions: [RouteCondition()], endpoints: [endpoints[0].name])], delimiters: delimiters)
+            routes = RouteTable(
+                routes: [Route(name: "default", conditions: [RouteCondition()], endpoints: [endpoints[0].name])],
+                delimiters: delimiters
+            )
         }
         if listeners.isEmpty { warnings.append("no listen entries: give --socket or --listen to serve") }
         var metricsListen: String?
         if let metrics = try top["metrics"]?.mapping(allowed: ["listen"]), let listen = metrics["listen"] {
             let text = try listen.nonEmptyString()
-            guard case .tcp = LMTPListenAddress.parseTCP(text) else { throw listen.error("must be HOST:PORT, e.g. 127.0.0.1:9464, got '\(text)'") }
+            guard case .tcp = LMTPListenAddress.parseTCP(text) else {
+                throw listen.error("must be HOST:PORT, e.g. 127.0.0.1:9464, got '\(text)'")
+            }
             metricsListen = text
         }
         server.shutdownGracePeriod = .milliseconds(shutdownGrace)
         if spoolDirectory == nil, let node = memoryNode {
-            throw node.error("needs a spool: message bytes beyond this limit are written to the spool directory while they arrive")
+            throw node.error(
+                "needs a spool: message bytes beyond this limit are written to the spool directory while they arrive"
+            )
         }
         server.unixSocketOwner = socketOwner
         server.unixSocketGroup = socketGroup
@@ -217,13 +270,24 @@ struct ConfigParser {
             for index in endpoints.indices { endpoints[index].denyPrivateAddresses = true }
             for endpoint in endpoints {
                 if let host = WebhookAddressGuard.literalHost(of: endpoint.url), WebhookAddressGuard.isPrivate(host) {
-                    throw ConfigError(file: file, line: endpointLines[endpoint.name] ?? nil, key: "endpoints",
-                                      message: "endpoint '\(endpoint.name)': \(host) is a private, loopback or link-local address and access.private_webhooks is deny")
+                    throw ConfigError(
+                        file: file,
+                        line: endpointLines[endpoint.name] ?? nil,
+                        key: "endpoints",
+                        message:
+                            "endpoint '\(endpoint.name)': \(host) is a private, loopback or link-local address and access.private_webhooks is deny"
+                    )
                 }
             }
         }
         var relay = RelayConfiguration(
-            server: server, endpoints: endpoints, routes: routes, spoolDirectory: spoolDirectory, delivery: settings, deliveryThreads: threads)
+            server: server,
+            endpoints: endpoints,
+            routes: routes,
+            spoolDirectory: spoolDirectory,
+            delivery: settings,
+            deliveryThreads: threads
+        )
         relay.metricsListen = metricsListen
         relay.denyPrivateWebhookAddresses = !privateWebhooks
         return ConfigFile(relay: relay, warnings: warnings, summary: summary(relay, routes: routes))
@@ -233,13 +297,17 @@ struct ConfigParser {
         if case .scalar = item.node {
             let text = try item.nonEmptyString()
             if text.hasPrefix("/") { return .unix(path: text, mode: 0o660) }
-            guard let address = LMTPListenAddress.parseTCP(text) else { throw item.error("must be HOST:PORT, [IPv6]:PORT or an absolute socket path, got '\(text)'") }
+            guard let address = LMTPListenAddress.parseTCP(text) else {
+                throw item.error("must be HOST:PORT, [IPv6]:PORT or an absolute socket path, got '\(text)'")
+            }
             return address
         }
         let fields = try item.mapping(allowed: ["socket", "mode", "owner", "group", "tcp"])
         if let tcp = fields["tcp"] {
             let text = try tcp.nonEmptyString()
-            guard let address = LMTPListenAddress.parseTCP(text) else { throw tcp.error("must be HOST:PORT or [IPv6]:PORT, got '\(text)'") }
+            guard let address = LMTPListenAddress.parseTCP(text) else {
+                throw tcp.error("must be HOST:PORT or [IPv6]:PORT, got '\(text)'")
+            }
             if fields["socket"] != nil { throw item.error("give socket or tcp, not both") }
             return address
         }
@@ -249,7 +317,9 @@ struct ConfigParser {
         var mode: UInt32 = 0o660
         if let value = fields["mode"] {
             let text = try value.string()
-            guard let parsed = UInt32(text, radix: 8), parsed <= 0o777 else { throw value.error("must be an octal mode like \"0660\" (quoted), got '\(text)'") }
+            guard let parsed = UInt32(text, radix: 8), parsed <= 0o777 else {
+                throw value.error("must be an octal mode like \"0660\" (quoted), got '\(text)'")
+            }
             mode = parsed
         }
         if let owner = fields["owner"] { socketOwner = try owner.nonEmptyString() }
@@ -258,8 +328,10 @@ struct ConfigParser {
     }
 
     static let endpointKeys = [
-        "name", "url", "format", "method", "headers", "secret", "secret_file", "secret_env", "timeout", "connect_timeout", "sync_budget",
-        "attachments", "inline_limit", "include_raw", "rate_limit", "success", "template", "template_file", "content_type", "username", "channel",
+        "name", "url", "format", "method", "headers", "secret", "secret_file", "secret_env", "timeout",
+        "connect_timeout", "sync_budget",
+        "attachments", "inline_limit", "include_raw", "rate_limit", "success", "template", "template_file",
+        "content_type", "username", "channel",
         "stream", "topic", "priority", "max_in_flight",
     ]
 
@@ -273,36 +345,54 @@ struct ConfigParser {
         guard let urlNode = fields["url"] else { throw item.error("needs a url") }
         var url = try urlNode.secret(environment: environment, readFile: readFile).value  // chat URLs carry their token
         let lower = url.lowercased()
-        guard (lower.hasPrefix("http://") || lower.hasPrefix("https://")), URLComponents(string: url)?.host?.isEmpty == false else {
+        guard lower.hasPrefix("http://") || lower.hasPrefix("https://"),
+            URLComponents(string: url)?.host?.isEmpty == false
+        else {
             throw urlNode.error("must be an http:// or https:// URL with a host, got '\(url)'")
         }
-        let format = TargetFormat(rawValue: try fields["format"]?.oneOf(TargetFormat.allCases.map(\.rawValue)) ?? "json") ?? .json
+        let format =
+            TargetFormat(rawValue: try fields["format"]?.oneOf(TargetFormat.allCases.map(\.rawValue)) ?? "json")
+            ?? .json
         if format == .discord { url = DiscordFormat.waitingURL(url) }
         let method = try fields["method"]?.oneOf(["POST", "PUT", "PATCH"]) ?? "POST"
         // Headers: name → value or {env}/{file}.
         var headers: [WebhookHeader] = []
         if let headerNode = fields["headers"] {
-            guard case .mapping(let mapping) = headerNode.node else { throw headerNode.error("must be a mapping of header name to value") }
+            guard case .mapping(let mapping) = headerNode.node else {
+                throw headerNode.error("must be a mapping of header name to value")
+            }
             for (key, value) in mapping {
                 let headerName = key.string ?? ""
                 let child = headerNode.child(headerName, value)
-                guard !headerName.isEmpty, headerName.utf8.allSatisfy({ $0 > 0x20 && $0 < 0x7F && $0 != UInt8(ascii: ":") }) else {
+                guard !headerName.isEmpty,
+                    headerName.utf8.allSatisfy({ $0 > 0x20 && $0 < 0x7F && $0 != UInt8(ascii: ":") })
+                else {
                     throw child.error("is not a valid header name")
                 }
                 let secret = try child.secret(environment: environment, readFile: readFile)
-                guard !secret.value.contains("\r") && !secret.value.contains("\n") else { throw child.error("a header value cannot contain a line break") }
+                guard !secret.value.contains("\r") && !secret.value.contains("\n") else {
+                    throw child.error("a header value cannot contain a line break")
+                }
                 headers.append(WebhookHeader(headerName, secret.value))
             }
         }
         // Signing secrets.
         var secrets: [String] = []
         if let node = fields["secret"] {
-            for entry in try node.list() { secrets.append(try entry.secret(environment: environment, readFile: readFile).value) }
+            for entry in try node.list() {
+                secrets.append(try entry.secret(environment: environment, readFile: readFile).value)
+            }
         }
-        if let node = fields["secret_file"] { secrets += try node.secretFile(readFile: readFile).value.split(whereSeparator: \.isWhitespace).map(String.init) }
+        if let node = fields["secret_file"] {
+            secrets += try node.secretFile(readFile: readFile).value.split(whereSeparator: \.isWhitespace).map(
+                String.init
+            )
+        }
         if let node = fields["secret_env"] {
             let variable = try node.nonEmptyString()
-            guard let value = environment[variable] else { throw node.error("environment variable \(variable) is not set") }
+            guard let value = environment[variable] else {
+                throw node.error("environment variable \(variable) is not set")
+            }
             secrets += value.split(whereSeparator: \.isWhitespace).map(String.init)
         }
         let signer: WebhookSigner
@@ -317,16 +407,26 @@ struct ConfigParser {
         case "omit": payload.attachments = .omit
         default: payload.attachments = .metadata
         }
-        if let raw = fields["include_raw"] { payload.includeRaw = try raw.bool() } else { payload.includeRaw = format == .json || format == .template }
+        if let raw = fields["include_raw"] {
+            payload.includeRaw = try raw.bool()
+        } else {
+            payload.includeRaw = format == .json || format == .template
+        }
         // Format options.
         var options = FormatOptions()
         options.username = try fields["username"]?.nonEmptyString()
         options.channel = try fields["channel"]?.nonEmptyString()
         options.stream = try fields["stream"]?.nonEmptyString()
         options.topic = try fields["topic"]?.nonEmptyString()
-        if let priority = fields["priority"] { options.priority = try priority.int(in: format == .ntfy ? 1...5 : 0...10) }
+        if let priority = fields["priority"] {
+            options.priority = try priority.int(in: format == .ntfy ? 1...5 : 0...10)
+        }
         if format == .zulip && options.stream == nil { throw item.error("format zulip needs stream: NAME") }
-        if format == .ntfy && options.topic == nil { throw item.error("format ntfy needs topic: NAME (lmtphook uses ntfy's JSON publish to the server's root URL)") }
+        if format == .ntfy && options.topic == nil {
+            throw item.error(
+                "format ntfy needs topic: NAME (lmtphook uses ntfy's JSON publish to the server's root URL)"
+            )
+        }
         if format == .template {
             let contentType = try fields["content_type"]?.nonEmptyString() ?? "application/json"
             let source: String
@@ -363,7 +463,9 @@ struct ConfigParser {
         var rateLimit: RateLimit?
         if let node = fields["rate_limit"] {
             let text = try node.string()
-            guard let parsed = RateLimit.parse(text) else { throw node.error("must look like 1/s, 5/2s or 30/m, got '\(text)'") }
+            guard let parsed = RateLimit.parse(text) else {
+                throw node.error("must look like 1/s, 5/2s or 30/m, got '\(text)'")
+            }
             rateLimit = parsed
         }
         var rule = format.defaultSuccessRule
@@ -379,9 +481,20 @@ struct ConfigParser {
             rule.jsonField = try success["json_field"]?.nonEmptyString()
         }
         var endpoint = WebhookEndpoint(
-            name: name, url: url, method: method, connectTimeoutMilliseconds: Int(connectTimeout), totalTimeoutMilliseconds: Int(timeout), headers: headers,
-            payload: payload, signer: signer, format: format, formatOptions: options, successRule: rule, rateLimit: rateLimit,
-            syncBudget: syncBudget.map { .milliseconds($0) })
+            name: name,
+            url: url,
+            method: method,
+            connectTimeoutMilliseconds: Int(connectTimeout),
+            totalTimeoutMilliseconds: Int(timeout),
+            headers: headers,
+            payload: payload,
+            signer: signer,
+            format: format,
+            formatOptions: options,
+            successRule: rule,
+            rateLimit: rateLimit,
+            syncBudget: syncBudget.map { .milliseconds($0) }
+        )
         endpoint.maxInFlight = try fields["max_in_flight"]?.int(in: 1...1024)
         return endpoint
     }
@@ -390,13 +503,17 @@ struct ConfigParser {
         let fields = try item.mapping(allowed: ["name", "match", "endpoint", "endpoints"])
         let index = item.path.split(separator: "[").last.map { String($0.dropLast()) } ?? "?"
         let name = try fields["name"]?.nonEmptyString() ?? "route-\(index)"
-        guard let match = fields["match"] else { throw item.error("needs match: (an address, a condition, a list of them, or \"*\")") }
+        guard let match = fields["match"] else {
+            throw item.error("needs match: (an address, a condition, a list of them, or \"*\")")
+        }
         var conditions: [RouteCondition] = []
         for entry in try match.list() { conditions.append(try condition(entry)) }
         if conditions.isEmpty { throw match.error("must not be an empty list") }
         var targets: [String] = []
         if let one = fields["endpoint"] { targets.append(try one.nonEmptyString()) }
-        if let many = fields["endpoints"] { for entry in try many.list() { targets.append(try entry.nonEmptyString()) } }
+        if let many = fields["endpoints"] {
+            for entry in try many.list() { targets.append(try entry.nonEmptyString()) }
+        }
         if targets.isEmpty { throw item.error("needs endpoint: NAME or endpoints: [NAME, …]") }
         for target in targets where !known.contains(target) {
             let node = fields["endpoint"] ?? fields["endpoints"] ?? item
@@ -411,7 +528,11 @@ struct ConfigParser {
             let text = try entry.nonEmptyString()
             if text == "*" { return RouteCondition() }
             if text.hasPrefix("@") { return RouteCondition(domain: String(text.dropFirst())) }
-            guard text.contains("@") else { throw entry.error("must be an address (user@example.com), a domain (@example.com), \"*\" or a mapping, got '\(text)'") }
+            guard text.contains("@") else {
+                throw entry.error(
+                    "must be an address (user@example.com), a domain (@example.com), \"*\" or a mapping, got '\(text)'"
+                )
+            }
             return RouteCondition(address: text)
         }
         let fields = try entry.mapping(allowed: ["address", "domain", "local", "tag", "regex"])
@@ -419,11 +540,17 @@ struct ConfigParser {
         var regex: AddressPattern?
         if let node = fields["regex"] {
             let pattern = try node.nonEmptyString()
-            do { regex = try AddressPattern(pattern) } catch { throw node.error("not a valid regular expression: \(error)") }
+            do { regex = try AddressPattern(pattern) } catch {
+                throw node.error("not a valid regular expression: \(error)")
+            }
         }
         return RouteCondition(
-            address: try fields["address"]?.nonEmptyString(), domain: try fields["domain"]?.nonEmptyString(), localPart: try fields["local"]?.nonEmptyString(),
-            tag: try fields["tag"]?.nonEmptyString(), regex: regex)
+            address: try fields["address"]?.nonEmptyString(),
+            domain: try fields["domain"]?.nonEmptyString(),
+            localPart: try fields["local"]?.nonEmptyString(),
+            tag: try fields["tag"]?.nonEmptyString(),
+            regex: regex
+        )
     }
 
     // MARK: - check-config output
@@ -440,25 +567,42 @@ struct ConfigParser {
         }
         out.append("hostname: \(session.hostname)")
         let server = relay.server
-        out.append("limits: max_message_size \(session.maxMessageSize), max_recipients \(session.maxRecipients), command_timeout \(server.idleTimeout), data_timeout \(server.dataTimeout), min_data_rate \(server.minimumDataRate) B/s")
-        out.append("        max_connections \(server.maxConnections), per_peer \(server.maxConnectionsPerPeer), max_header_size \(session.maxHeaderBytes), max_header_fields \(session.maxHeaderFields), memory_per_transaction \(relay.spoolDirectory == nil ? "unbounded (no spool)" : String(session.spillThreshold ?? 1_048_576)), max_deliveries \(server.maxConcurrentDeliveries), max_delivery_memory \(server.maxDeliveryBytes), max_queued_deliveries \(server.maxQueuedDeliveries)")
-        out.append("access: clients \(server.allowedClients.map { $0.map(\.description).joined(separator: " ") } ?? "any"), private_webhooks \(relay.denyPrivateWebhookAddresses ? "deny" : "allow")")
+        out.append(
+            "limits: max_message_size \(session.maxMessageSize), max_recipients \(session.maxRecipients), command_timeout \(server.idleTimeout), data_timeout \(server.dataTimeout), min_data_rate \(server.minimumDataRate) B/s"
+        )
+        out.append(
+            "        max_connections \(server.maxConnections), per_peer \(server.maxConnectionsPerPeer), max_header_size \(session.maxHeaderBytes), max_header_fields \(session.maxHeaderFields), memory_per_transaction \(relay.spoolDirectory == nil ? "unbounded (no spool)" : String(session.spillThreshold ?? 1_048_576)), max_deliveries \(server.maxConcurrentDeliveries), max_delivery_memory \(server.maxDeliveryBytes), max_queued_deliveries \(server.maxQueuedDeliveries)"
+        )
+        out.append(
+            "access: clients \(server.allowedClients.map { $0.map(\.description).joined(separator: " ") } ?? "any"), private_webhooks \(relay.denyPrivateWebhookAddresses ? "deny" : "allow")"
+        )
         if let spool = relay.spoolDirectory {
-            out.append("spool: \(spool), retry_schedule \(relay.delivery.retry.scheduleMilliseconds.map { "\($0 / 1000)s" }.joined(separator: ",")), max_age \(relay.delivery.retry.maxAgeMilliseconds / 1000)s")
+            out.append(
+                "spool: \(spool), retry_schedule \(relay.delivery.retry.scheduleMilliseconds.map { "\($0 / 1000)s" }.joined(separator: ",")), max_age \(relay.delivery.retry.maxAgeMilliseconds / 1000)s"
+            )
         } else {
             out.append("spool: none (transient failures get 451 and the MTA retries)")
         }
         out.append("delivery: threads \(relay.deliveryThreads), sync_budget \(relay.delivery.syncBudget)")
         out.append("metrics: \(relay.metricsListen.map { "http://\($0)/metrics and /healthz" } ?? "off")")
         out.append("endpoints:")
-        if relay.endpoints.isEmpty { out.append("  (none: the built-in local receiver prints each document on stdout)") }
+        if relay.endpoints.isEmpty {
+            out.append("  (none: the built-in local receiver prints each document on stdout)")
+        }
         for endpoint in relay.endpoints {
-            out.append("  \(endpoint.name): \(endpoint.method) \(Self.maskURL(endpoint.url)) format \(endpoint.format.rawValue)")
+            out.append(
+                "  \(endpoint.name): \(endpoint.method) \(Self.maskURL(endpoint.url)) format \(endpoint.format.rawValue)"
+            )
             for header in endpoint.headers { out.append("    header \(header.name): \(Self.maskHeader(header))") }
-            if endpoint.signer.isEnabled { out.append("    signed (Standard Webhooks), \(endpoint.signer.secretCount) secret(s) ****") }
-            var details = "    timeout \(endpoint.totalTimeoutMilliseconds) ms, connect \(endpoint.connectTimeoutMilliseconds) ms"
+            if endpoint.signer.isEnabled {
+                out.append("    signed (Standard Webhooks), \(endpoint.signer.secretCount) secret(s) ****")
+            }
+            var details =
+                "    timeout \(endpoint.totalTimeoutMilliseconds) ms, connect \(endpoint.connectTimeoutMilliseconds) ms"
             if let budget = endpoint.syncBudget { details += ", sync_budget \(budget)" }
-            if let rate = endpoint.rateLimit { details += ", rate \(rate.requests) per \(Double(rate.periodMilliseconds) / 1000) s" }
+            if let rate = endpoint.rateLimit {
+                details += ", rate \(rate.requests) per \(Double(rate.periodMilliseconds) / 1000) s"
+            }
             out.append(details)
             let attachments: String
             switch endpoint.payload.attachments {
@@ -466,12 +610,16 @@ struct ConfigParser {
             case .inline(let limit): attachments = "inline up to \(limit) bytes"
             case .omit: attachments = "omit"
             }
-            out.append("    attachments \(attachments), raw \(endpoint.payload.includeRaw ? "included" : "omitted"), success: \(endpoint.successRule.summary)")
+            out.append(
+                "    attachments \(attachments), raw \(endpoint.payload.includeRaw ? "included" : "omitted"), success: \(endpoint.successRule.summary)"
+            )
         }
         out.append("routes (first match wins):")
         if let routes {
             for route in routes.routes {
-                out.append("  \(route.name): \(route.conditions.map(\.summary).joined(separator: " | ")) -> \(route.endpoints.joined(separator: ", "))")
+                out.append(
+                    "  \(route.name): \(route.conditions.map(\.summary).joined(separator: " | ")) -> \(route.endpoints.joined(separator: ", "))"
+                )
             }
             if !routes.hasCatchAll { out.append("  (anything else: 550 5.1.1 at RCPT)") }
             out.append("recipient_delimiter: \(String(routes.delimiters.sorted()))")
@@ -488,16 +636,21 @@ struct ConfigParser {
         func secretLike(_ text: String) -> Bool {
             text.count >= 16 && text.contains(where: \.isLetter) && text.contains(where: \.isNumber) || text.count >= 24
         }
-        components.percentEncodedPath = components.percentEncodedPath.split(separator: "/", omittingEmptySubsequences: false)
-            .map { secretLike(String($0)) ? "****" : String($0) }.joined(separator: "/")
+        components.percentEncodedPath = components.percentEncodedPath.split(
+            separator: "/",
+            omittingEmptySubsequences: false
+        )
+        .map { secretLike(String($0)) ? "****" : String($0) }.joined(separator: "/")
         components.queryItems = components.queryItems?.map {
-            ["wait", "thread_id"].contains($0.name) ? $0 : URLQueryItem(name: $0.name, value: $0.value == nil ? nil : "****")
+            ["wait", "thread_id"].contains($0.name)
+                ? $0 : URLQueryItem(name: $0.name, value: $0.value == nil ? nil : "****")
         }
         if components.password != nil { components.password = "****" }
         return components.string ?? "****"
     }
 
     static func maskHeader(_ header: WebhookHeader) -> String {
-        ["content-type", "accept", "user-agent", "x-atlassian-token"].contains(header.name.lowercased()) ? header.value : "****"
+        ["content-type", "accept", "user-agent", "x-atlassian-token"].contains(header.name.lowercased())
+            ? header.value : "****"
     }
 }

@@ -45,7 +45,12 @@ struct ConfigNode {
             let name = key.string ?? ""
             guard allowed.contains(name) else {
                 let suggestion = ConfigNode.closest(to: name, in: allowed).map { " (did you mean '\($0)'?)" } ?? ""
-                throw ConfigError(file: file, line: key.mark?.line, key: path, message: "unknown key '\(name)'\(suggestion)")
+                throw ConfigError(
+                    file: file,
+                    line: key.mark?.line,
+                    key: path,
+                    message: "unknown key '\(name)'\(suggestion)"
+                )
             }
             result[name] = child(name, value)
         }
@@ -76,7 +81,9 @@ struct ConfigNode {
 
     func int(in range: ClosedRange<Int>) throws(ConfigError) -> Int {
         guard let value = node.int else { throw error("must be a whole number, got '\((try? string()) ?? "")'") }
-        guard range.contains(value) else { throw error("must be between \(range.lowerBound) and \(range.upperBound), got \(value)") }
+        guard range.contains(value) else {
+            throw error("must be between \(range.lowerBound) and \(range.upperBound), got \(value)")
+        }
         return value
     }
 
@@ -89,19 +96,25 @@ struct ConfigNode {
     func milliseconds() throws(ConfigError) -> Int64 {
         let text = try string()
         if let seconds = Double(text), seconds >= 0 { return Int64(seconds * 1000) }
-        guard let value = RetryPolicy.parseDuration(text) else { throw error("must be a duration like 300ms, 5s, 2m, 1h or 5d, got '\(text)'") }
+        guard let value = RetryPolicy.parseDuration(text) else {
+            throw error("must be a duration like 300ms, 5s, 2m, 1h or 5d, got '\(text)'")
+        }
         return value
     }
 
     func byteCount() throws(ConfigError) -> Int {
         let text = try string()
-        guard let value = ByteSize.parse(text) else { throw error("must be a byte count like 1048576, 512K, 50M or 1G, got '\(text)'") }
+        guard let value = ByteSize.parse(text) else {
+            throw error("must be a byte count like 1048576, 512K, 50M or 1G, got '\(text)'")
+        }
         return value
     }
 
     func oneOf(_ choices: [String]) throws(ConfigError) -> String {
         let value = try string()
-        guard choices.contains(value) else { throw error("must be one of \(choices.joined(separator: ", ")), got '\(value)'") }
+        guard choices.contains(value) else {
+            throw error("must be one of \(choices.joined(separator: ", ")), got '\(value)'")
+        }
         return value
     }
 
@@ -134,7 +147,9 @@ struct ConfigNode {
             var previous = Array(0...b.count)
             for (i, x) in a.enumerated() {
                 var current = [i + 1]
-                for (j, y) in b.enumerated() { current.append(min(previous[j + 1] + 1, current[j] + 1, previous[j] + (x == y ? 0 : 1))) }
+                for (j, y) in b.enumerated() {
+                    current.append(min(previous[j + 1] + 1, current[j] + 1, previous[j] + (x == y ? 0 : 1)))
+                }
                 previous = current
             }
             return previous[b.count]

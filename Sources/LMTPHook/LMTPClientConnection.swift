@@ -1,9 +1,10 @@
+import LMTPServer
+
 #if canImport(Glibc)
 import Glibc
 #elseif canImport(Darwin)
 import Darwin
 #endif
-import LMTPServer
 
 /// A small blocking LMTP client over a UNIX socket or TCP: used by `lmtphook demo` and
 /// `lmtphook send`, and by the tests. It blocks its thread; call it from a thread pool, not from
@@ -144,7 +145,12 @@ public final class LMTPClientConnection: @unchecked Sendable {
 
     /// A whole pipelined transaction: LHLO (when `lhlo` is set, after reading the greeting), MAIL,
     /// RCPTs, DATA, the dot-stuffed message. Returns one reply per accepted recipient.
-    public func deliver(lhlo: String? = "client.local", from sender: String, to recipients: [String], message: [UInt8]) throws -> [Reply] {
+    public func deliver(
+        lhlo: String? = "client.local",
+        from sender: String,
+        to recipients: [String],
+        message: [UInt8]
+    ) throws -> [Reply] {
         let (rcptReplies, data) = try begin(lhlo: lhlo, from: sender, to: recipients)
         guard data.code == 354 else { throw Failure("DATA: \(data) (RCPT: \(rcptReplies))") }
         try send(Self.dotStuff(message))
@@ -153,10 +159,17 @@ public final class LMTPClientConnection: @unchecked Sendable {
 
     /// Like ``deliver(lhlo:from:to:message:)``, but with one reply per recipient in RCPT order:
     /// the RCPT reply for a refused recipient, the final reply after the data for an accepted one.
-    public func deliverEach(lhlo: String? = "client.local", from sender: String, to recipients: [String], message: [UInt8]) throws -> [Reply] {
+    public func deliverEach(
+        lhlo: String? = "client.local",
+        from sender: String,
+        to recipients: [String],
+        message: [UInt8]
+    ) throws -> [Reply] {
         let (rcptReplies, data) = try begin(lhlo: lhlo, from: sender, to: recipients)
         guard data.code == 354 else {
-            guard rcptReplies.allSatisfy({ $0.code / 100 != 2 }) else { throw Failure("DATA: \(data) (RCPT: \(rcptReplies))") }
+            guard rcptReplies.allSatisfy({ $0.code / 100 != 2 }) else {
+                throw Failure("DATA: \(data) (RCPT: \(rcptReplies))")
+            }
             return rcptReplies
         }
         try send(Self.dotStuff(message))

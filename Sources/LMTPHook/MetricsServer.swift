@@ -17,7 +17,10 @@ public final class MetricsServer: Sendable {
 
     /// Starts serving on `host:port` (port 0 picks a free one).
     public static func start(
-        host: String, port: Int, render: @escaping @Sendable () -> [UInt8], health: @escaping @Sendable () -> (ready: Bool, detail: String),
+        host: String,
+        port: Int,
+        render: @escaping @Sendable () -> [UInt8],
+        health: @escaping @Sendable () -> (ready: Bool, detail: String),
         group: any EventLoopGroup = MultiThreadedEventLoopGroup.singleton
     ) async throws -> MetricsServer {
         let channel = try await ServerBootstrap(group: group)
@@ -64,7 +67,10 @@ private final class MetricsHandler: ChannelInboundHandler {
                 (status, type, body) = (.ok, "text/plain; version=0.0.4; charset=utf-8", render())
             case (.GET, "/healthz"), (.HEAD, "/healthz"):
                 let state = health()
-                (status, type, body) = state.ready ? (.ok, "text/plain", Array("ok\n".utf8)) : (.serviceUnavailable, "text/plain", Array("not ready: \(state.detail)\n".utf8))
+                (status, type, body) =
+                    state.ready
+                    ? (.ok, "text/plain", Array("ok\n".utf8))
+                    : (.serviceUnavailable, "text/plain", Array("not ready: \(state.detail)\n".utf8))
             case (_, "/metrics"), (_, "/healthz"):
                 (status, type, body) = (.methodNotAllowed, "text/plain", Array("GET only\n".utf8))
             default:
@@ -74,9 +80,15 @@ private final class MetricsHandler: ChannelInboundHandler {
             headers.add(name: "Content-Type", value: type)
             headers.add(name: "Content-Length", value: String(body.count))
             if !head.isKeepAlive { headers.add(name: "Connection", value: "close") }
-            context.write(wrapOutboundOut(.head(HTTPResponseHead(version: head.version, status: status, headers: headers))), promise: nil)
+            context.write(
+                wrapOutboundOut(.head(HTTPResponseHead(version: head.version, status: status, headers: headers))),
+                promise: nil
+            )
             if head.method != .HEAD {
-                context.write(wrapOutboundOut(.body(.byteBuffer(context.channel.allocator.buffer(bytes: body)))), promise: nil)
+                context.write(
+                    wrapOutboundOut(.body(.byteBuffer(context.channel.allocator.buffer(bytes: body)))),
+                    promise: nil
+                )
             }
             let done = context.writeAndFlush(wrapOutboundOut(.end(nil)))
             if !head.isKeepAlive {

@@ -2,10 +2,10 @@ import LMTPCore
 import LMTPServer
 import Logging
 import MailCore
+import NIOConcurrencyHelpers
 import NIOPosix
 import ServiceLifecycle
 import Spool
-import NIOConcurrencyHelpers
 import Targets
 import WebhookClient
 
@@ -30,7 +30,8 @@ public final class Relay: Service, Sendable {
 
     /// Prepares the relay; `localRecord` receives what the built-in receiver gets (default: stdout).
     public init(
-        configuration: RelayConfiguration, logger: Logger,
+        configuration: RelayConfiguration,
+        logger: Logger,
         localRecord: (@Sendable (WebhookSink.Request) -> Void)? = nil
     ) async throws {
         self.configuration = configuration
@@ -41,7 +42,10 @@ public final class Relay: Service, Sendable {
             configuration.endpoints = [Self.localEndpoint(sink, payload: configuration.payload)]
             configuration.routes = nil
             localSink = sink
-            logger.notice("no webhook configured: delivering to the built-in local receiver, documents go to stdout", metadata: ["url": "\(sink.url)"])
+            logger.notice(
+                "no webhook configured: delivering to the built-in local receiver, documents go to stdout",
+                metadata: ["url": "\(sink.url)"]
+            )
         } else {
             localSink = nil
         }
@@ -66,8 +70,14 @@ public final class Relay: Service, Sendable {
             throw error
         }
         let delivery = WebhookDelivery(
-            endpoints: configuration.endpoints, delimiters: routeTable.delimiters, client: client, spool: spool, spoolThreads: spoolThreads,
-            settings: configuration.delivery, logger: logger)
+            endpoints: configuration.endpoints,
+            delimiters: routeTable.delimiters,
+            client: client,
+            spool: spool,
+            spoolThreads: spoolThreads,
+            settings: configuration.delivery,
+            logger: logger
+        )
         self.delivery = delivery
         let routes = self.routes
         let policy = LMTPPolicy(recipient: { recipient in
@@ -90,14 +100,20 @@ public final class Relay: Service, Sendable {
     /// Routes each recipient, delivers once per endpoint (concurrently), and gives each recipient
     /// the combined result of its endpoints: any 4xx wins (the MTA retries; endpoints that already
     /// have the message get the same webhook id again), then any 5xx, else 250.
-    static func deliver(_ message: LMTPMessage, routes: RouteTable, delivery: WebhookDelivery) async -> [LMTPRecipientResult] {
+    static func deliver(
+        _ message: LMTPMessage,
+        routes: RouteTable,
+        delivery: WebhookDelivery
+    ) async -> [LMTPRecipientResult] {
         var results = [[LMTPRecipientResult]](repeating: [], count: message.recipients.count)
         var groups: [String: (indices: [Int], route: String)] = [:]
         var order: [String] = []
         for (index, recipient) in message.recipients.enumerated() {
             guard let match = routes.resolve(recipient.mailbox.address) else {
                 // The route went away in a reload between RCPT and the final dot.
-                results[index] = [LMTPRecipientResult(code: 550, enhancedCode: "5.1.1", text: "no route for this recipient")]
+                results[index] = [
+                    LMTPRecipientResult(code: 550, enhancedCode: "5.1.1", text: "no route for this recipient")
+                ]
                 continue
             }
             for name in match.endpoints {
@@ -114,7 +130,10 @@ public final class Relay: Service, Sendable {
                     }
                     let recipients = indices.map { message.recipients[$0] }
                     let tags = WebhookDelivery.tags(recipients.map(\.mailbox.address), delimiters: routes.delimiters)
-                    return (name, await delivery.deliver(message, recipients: recipients, to: endpoint, tags: tags, route: route))
+                    return (
+                        name,
+                        await delivery.deliver(message, recipients: recipients, to: endpoint, tags: tags, route: route)
+                    )
                 }
             }
             var outcomes: [String: LMTPRecipientResult] = [:]
@@ -134,7 +153,11 @@ public final class Relay: Service, Sendable {
         guard let first = results.first else { return .temporaryFailure("no endpoint") }
         if results.count == 1 { return first }
         let text = results.map(\.text).joined(separator: "; ")
-        return LMTPRecipientResult(code: first.code, enhancedCode: first.enhancedCode, text: WebhookDelivery.shorten(text, to: 400))
+        return LMTPRecipientResult(
+            code: first.code,
+            enhancedCode: first.enhancedCode,
+            text: WebhookDelivery.shorten(text, to: 400)
+        )
     }
 
     /// Applies a new configuration's routes and endpoints without dropping connections; mail in
@@ -142,8 +165,12 @@ public final class Relay: Service, Sendable {
     /// were started (the returned notes say which of those changed and need a restart).
     public func reload(_ new: RelayConfiguration) -> [String] {
         var notes: [String] = []
-        if new.server != configuration.server { notes.append("listeners, limits or timeouts changed: they take effect after a restart") }
-        if new.spoolDirectory != configuration.spoolDirectory { notes.append("the spool directory changed: it takes effect after a restart") }
+        if new.server != configuration.server {
+            notes.append("listeners, limits or timeouts changed: they take effect after a restart")
+        }
+        if new.spoolDirectory != configuration.spoolDirectory {
+            notes.append("the spool directory changed: it takes effect after a restart")
+        }
         var endpoints = new.endpoints
         var table = new.effectiveRoutes
         if endpoints.isEmpty, let localSink {
@@ -178,7 +205,8 @@ public final class Relay: Service, Sendable {
             var detail = "ok"
             var ready = true
             if let spool = delivery.queue {
-                let snapshot = try? await spoolThreads.runIfActive { () -> (Bool, (live: Int, liveBytes: Int, dead: Int, deadBytes: Int), Int64?) in
+                let snapshot = try? await spoolThreads.runIfActive {
+                    () -> (Bool, (live: Int, liveBytes: Int, dead: Int, deadBytes: Int), Int64?) in
                     (spool.isWritable(), spool.statistics(), spool.ids().first.flatMap(SpoolID.milliseconds(of:)))
                 }
                 if let (writable, statistics, oldest) = snapshot {
@@ -187,7 +215,9 @@ public final class Relay: Service, Sendable {
                     metrics.spoolBytes.record(statistics.liveBytes)
                     metrics.deadLetters.record(statistics.dead)
                     metrics.deadLetterBytes.record(statistics.deadBytes)
-                    metrics.spoolOldestAge.record(oldest.map { Double(max(0, UnixTime.now().milliseconds - $0)) / 1000 } ?? 0)
+                    metrics.spoolOldestAge.record(
+                        oldest.map { Double(max(0, UnixTime.now().milliseconds - $0)) / 1000 } ?? 0
+                    )
                     if !writable {
                         ready = false
                         detail = "spool \(spool.path) is not writable"

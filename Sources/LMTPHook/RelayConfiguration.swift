@@ -28,8 +28,13 @@ public struct RelayConfiguration: Sendable {
     public var spoolFaults: SpoolFaultInjection?
 
     public init(
-        server: LMTPServerConfiguration, webhook: WebhookEndpoint? = nil, endpoints: [WebhookEndpoint] = [], routes: RouteTable? = nil,
-        payload: PayloadOptions = PayloadOptions(), spoolDirectory: String? = nil, delivery: WebhookDelivery.Settings = WebhookDelivery.Settings(),
+        server: LMTPServerConfiguration,
+        webhook: WebhookEndpoint? = nil,
+        endpoints: [WebhookEndpoint] = [],
+        routes: RouteTable? = nil,
+        payload: PayloadOptions = PayloadOptions(),
+        spoolDirectory: String? = nil,
+        delivery: WebhookDelivery.Settings = WebhookDelivery.Settings(),
         deliveryThreads: Int = 16
     ) {
         self.server = server
@@ -43,7 +48,10 @@ public struct RelayConfiguration: Sendable {
 
     /// The route table in force: the configured one, or one catch-all route to every endpoint.
     var effectiveRoutes: RouteTable {
-        routes ?? RouteTable(routes: [Route(name: "default", conditions: [RouteCondition()], endpoints: endpoints.map(\.name))])
+        routes
+            ?? RouteTable(routes: [
+                Route(name: "default", conditions: [RouteCondition()], endpoints: endpoints.map(\.name))
+            ])
     }
 }
 

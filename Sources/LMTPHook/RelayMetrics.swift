@@ -24,12 +24,21 @@ final class RelayMetrics: Sendable {
     /// Creates every labelled series at zero for these endpoints, so rates and alerts work from
     /// the start (a series appears in Prometheus only once it exists).
     func prime(endpoints: [String]) {
-        for status in ["delivered", "queued", "bounced", "deferred", "rejected"] { _ = counter("lmtphook_recipients_total", [("status", status)]) }
+        for status in ["delivered", "queued", "bounced", "deferred", "rejected"] {
+            _ = counter("lmtphook_recipients_total", [("status", status)])
+        }
         for endpoint in endpoints {
             for outcome in ["delivered", "transient", "permanent"] {
-                for kind in ["sync", "retry"] { _ = counter("lmtphook_webhook_requests_total", [("endpoint", endpoint), ("outcome", outcome), ("kind", kind)]) }
+                for kind in ["sync", "retry"] {
+                    _ = counter(
+                        "lmtphook_webhook_requests_total",
+                        [("endpoint", endpoint), ("outcome", outcome), ("kind", kind)]
+                    )
+                }
             }
-            for reason in ["refused", "expired"] { _ = counter("lmtphook_dead_letters_total", [("endpoint", endpoint), ("reason", reason)]) }
+            for reason in ["refused", "expired"] {
+                _ = counter("lmtphook_dead_letters_total", [("endpoint", endpoint), ("reason", reason)])
+            }
         }
     }
 
@@ -46,10 +55,15 @@ final class RelayMetrics: Sendable {
         case .transient: label = "transient"
         case .permanent: label = "permanent"
         }
-        counter("lmtphook_webhook_requests_total", [("endpoint", endpoint), ("outcome", label), ("kind", kind)]).increment()
+        counter("lmtphook_webhook_requests_total", [("endpoint", endpoint), ("outcome", label), ("kind", kind)])
+            .increment()
         let timer = timers.withLockedValue { timers in
             if let timer = timers[endpoint] { return timer }
-            let timer = Timer(label: "lmtphook_webhook_request_duration_seconds", dimensions: [("endpoint", endpoint)], preferredDisplayUnit: .seconds)
+            let timer = Timer(
+                label: "lmtphook_webhook_request_duration_seconds",
+                dimensions: [("endpoint", endpoint)],
+                preferredDisplayUnit: .seconds
+            )
             timers[endpoint] = timer
             return timer
         }

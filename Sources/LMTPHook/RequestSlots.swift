@@ -67,7 +67,9 @@ final class RequestSlots: Sendable {
 
     private func giveUp(_ name: String, _ id: UInt64) {
         let waiter: Waiter? = state.withLockedValue { state in
-            guard var line = state.waiters[name], let index = line.firstIndex(where: { $0.id == id }) else { return nil }
+            guard var line = state.waiters[name], let index = line.firstIndex(where: { $0.id == id }) else {
+                return nil
+            }
             let waiter = line.remove(at: index)
             state.waiters[name] = line.isEmpty ? nil : line
             return waiter

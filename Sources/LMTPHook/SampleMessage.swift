@@ -6,7 +6,12 @@ import Targets
 /// `lmtphook send-test` and to check templates when a configuration is loaded.
 public enum SampleMessage {
     /// The message in RFC 5322 form with CRLF line endings.
-    public static func raw(from: String = "alice@example.org", to recipients: [String] = ["support@example.test"], date: String = "Tue, 01 Dec 2026 12:00:00 +0000", messageID: String = "<sample-1@example.org>") -> [UInt8] {
+    public static func raw(
+        from: String = "alice@example.org",
+        to recipients: [String] = ["support@example.test"],
+        date: String = "Tue, 01 Dec 2026 12:00:00 +0000",
+        messageID: String = "<sample-1@example.org>"
+    ) -> [UInt8] {
         let boundary = "=_lmtphook_sample_7c1f"
         let alternative = "=_lmtphook_alt_93ab"
         let text = """
@@ -22,7 +27,8 @@ public enum SampleMessage {
             -- 
             Alice Example · Example Org · +49 221 000000
             """
-        let html = "<p>Hello,</p><p>the invoice for order #4711 is attached. Could you check the <b>VAT</b> line?</p><p>Thanks,<br>Alice</p>"
+        let html =
+            "<p>Hello,</p><p>the invoice for order #4711 is attached. Could you check the <b>VAT</b> line?</p><p>Thanks,<br>Alice</p>"
         let lines = [
             "From: =?UTF-8?Q?Al=C3=AFce_Example?= <\(from)>",
             "To: \(recipients.joined(separator: ", "))",
@@ -52,7 +58,11 @@ public enum SampleMessage {
             "Content-Disposition: attachment; filename=\"invoice-4711.pdf\"",
             "Content-Transfer-Encoding: base64",
             "",
-            wrap(base64("%PDF-1.4\n% lmtphook sample attachment\n1 0 obj << /Type /Catalog >> endobj\ntrailer << /Root 1 0 R >>\n%%EOF\n")),
+            wrap(
+                base64(
+                    "%PDF-1.4\n% lmtphook sample attachment\n1 0 obj << /Type /Catalog >> endobj\ntrailer << /Root 1 0 R >>\n%%EOF\n"
+                )
+            ),
             "--\(boundary)--",
             "",
         ]
@@ -62,11 +72,27 @@ public enum SampleMessage {
     /// What a format or template sees for the sample message.
     public static func renderInput(id: String = "SAMPLE0000000000000000000A") -> RenderInput {
         let raw = raw()
-        let envelope = MailEnvelope(mailFrom: "alice@example.org", rcptTo: ["support+billing@example.test"], lhlo: "mx.example.test")
+        let envelope = MailEnvelope(
+            mailFrom: "alice@example.org",
+            rcptTo: ["support+billing@example.test"],
+            lhlo: "mx.example.test"
+        )
         let receivedAt = UnixTime(milliseconds: 1_796_126_400_000)
         let rendered = MessagePayload.render(id: id, receivedAt: receivedAt, envelope: envelope, raw: raw)
-        let summary = MailSummary(id: id, message: rendered.message, envelope: envelope, tags: ["billing"], route: "sample")
-        return RenderInput(summary: summary, message: rendered.message, envelope: envelope, payloadJSON: rendered.json, receivedAt: receivedAt)
+        let summary = MailSummary(
+            id: id,
+            message: rendered.message,
+            envelope: envelope,
+            tags: ["billing"],
+            route: "sample"
+        )
+        return RenderInput(
+            summary: summary,
+            message: rendered.message,
+            envelope: envelope,
+            payloadJSON: rendered.json,
+            receivedAt: receivedAt
+        )
     }
 
     private static func base64(_ text: String) -> String {

@@ -29,8 +29,13 @@ public final class WebhookDelivery: Sendable {
         /// quarters of the delivery threads, so one endpoint that hangs cannot take every thread.
         public var maxInFlightPerEndpoint: Int?
 
-        public init(syncBudget: Duration = .seconds(5), retry: RetryPolicy = RetryPolicy(), breakerThreshold: Int = 5,
-                    breakerCooldown: Duration = .seconds(30), retryConcurrency: Int = 8) {
+        public init(
+            syncBudget: Duration = .seconds(5),
+            retry: RetryPolicy = RetryPolicy(),
+            breakerThreshold: Int = 5,
+            breakerCooldown: Duration = .seconds(30),
+            retryConcurrency: Int = 8
+        ) {
             self.syncBudget = syncBudget
             self.retry = retry
             self.breakerThreshold = breakerThreshold
@@ -66,8 +71,13 @@ public final class WebhookDelivery: Sendable {
     private let slots = RequestSlots()
 
     public init(
-        endpoints: [WebhookEndpoint], delimiters: Set<Character> = ["+"], client: WebhookClient, spool: Spool?, spoolThreads: NIOThreadPool,
-        settings: Settings = Settings(), logger: Logger
+        endpoints: [WebhookEndpoint],
+        delimiters: Set<Character> = ["+"],
+        client: WebhookClient,
+        spool: Spool?,
+        spoolThreads: NIOThreadPool,
+        settings: Settings = Settings(),
+        logger: Logger
     ) {
         self.client = client
         self.spool = spool
@@ -98,7 +108,8 @@ public final class WebhookDelivery: Sendable {
     var queue: Spool? { spool }
 
     /// Counts a webhook answer and warns (at most once a minute per endpoint) when it was slow.
-    private func observe(_ response: WebhookResponse, outcome: DeliveryOutcome, endpoint: WebhookEndpoint, kind: String) {
+    private func observe(_ response: WebhookResponse, outcome: DeliveryOutcome, endpoint: WebhookEndpoint, kind: String)
+    {
         metrics.request(endpoint: endpoint.name, outcome: outcome, kind: kind, seconds: response.seconds)
         guard response.seconds >= Self.slowSeconds else { return }
         let now = UnixTime.now().milliseconds
@@ -108,7 +119,12 @@ public final class WebhookDelivery: Sendable {
             return true
         }
         if warn {
-            logger.warning("slow endpoint", metadata: ["endpoint": "\(endpoint.name)", "seconds": "\(response.seconds)", "http": "\(response.status)"])
+            logger.warning(
+                "slow endpoint",
+                metadata: [
+                    "endpoint": "\(endpoint.name)", "seconds": "\(response.seconds)", "http": "\(response.status)",
+                ]
+            )
         }
     }
 
@@ -132,9 +148,20 @@ public final class WebhookDelivery: Sendable {
         let recipients = (recipients ?? message.recipients).map(\.mailbox.address).filter { seen.insert($0).inserted }
         let client = message.client
         return MailEnvelope(
-            mailFrom: message.sender.address, rcptTo: recipients, lhlo: message.lhloName, smtpUTF8: message.smtpUTF8,
+            mailFrom: message.sender.address,
+            rcptTo: recipients,
+            lhlo: message.lhloName,
+            smtpUTF8: message.smtpUTF8,
             body: message.bodyType?.rawValue,
-            client: .init(name: client.name, addr: client.address, port: client.port, proto: client.proto, helo: client.helo, ident: client.ident, source: client.source)
+            client: .init(
+                name: client.name,
+                addr: client.address,
+                port: client.port,
+                proto: client.proto,
+                helo: client.helo,
+                ident: client.ident,
+                source: client.source
+            )
         )
     }
 
@@ -167,7 +194,10 @@ public final class WebhookDelivery: Sendable {
             return false
         }
         if opened {
-            logger.warning("endpoint keeps failing: circuit open, new mail goes straight to the spool", metadata: ["endpoint": "\(endpoint.name)"])
+            logger.warning(
+                "endpoint keeps failing: circuit open, new mail goes straight to the spool",
+                metadata: ["endpoint": "\(endpoint.name)"]
+            )
         }
     }
 
@@ -178,7 +208,8 @@ public final class WebhookDelivery: Sendable {
             let open = state.health[endpoint.name]?.openUntilMilliseconds ?? 0
             if open == 0 { return true }
             if open > now { return false }
-            state.health[endpoint.name, default: EndpointHealth()].openUntilMilliseconds = now + Self.milliseconds(settings.breakerCooldown)  // half-open: one probe
+            state.health[endpoint.name, default: EndpointHealth()].openUntilMilliseconds =
+                now + Self.milliseconds(settings.breakerCooldown)  // half-open: one probe
             return true
         }
     }
@@ -212,7 +243,9 @@ public final class WebhookDelivery: Sendable {
     /// Tags of the envelope recipients (plus-addressing), in order, unique.
     public static func tags(_ recipients: [String], delimiters: Set<Character>) -> [String] {
         var seen = Set<String>()
-        return recipients.compactMap { RouteTable.tag(of: $0, delimiters: delimiters) }.filter { seen.insert($0).inserted }
+        return recipients.compactMap { RouteTable.tag(of: $0, delimiters: delimiters) }.filter {
+            seen.insert($0).inserted
+        }
     }
 
     // MARK: - After the final dot
@@ -220,63 +253,130 @@ public final class WebhookDelivery: Sendable {
     /// Delivers or queues the message for `recipients` (those of the transaction routed to
     /// `endpoint`); one result that applies to each of them.
     public func deliver(
-        _ message: LMTPMessage, recipients: [LMTPRecipient], to endpoint: WebhookEndpoint, tags: [String] = [], route: String? = nil
+        _ message: LMTPMessage,
+        recipients: [LMTPRecipient],
+        to endpoint: WebhookEndpoint,
+        tags: [String] = [],
+        route: String? = nil
     ) async -> LMTPRecipientResult {
         let started = ContinuousClock.now
         let envelope = Self.envelope(of: message, recipients: recipients)
         let receivedAt = UnixTime.now()
         let webhookID = MessagePayload.id(raw: message.data, recipients: envelope.rcptTo, endpoint: endpoint.url)
         let metadata = SpoolMetadata(
-            id: SpoolID.make(milliseconds: receivedAt.milliseconds, random: UInt32.random(in: 0...UInt32.max)), webhookID: webhookID,
-            endpoint: endpoint.url, mailFrom: envelope.mailFrom, rcptTo: envelope.rcptTo, lhlo: envelope.lhlo, smtpUTF8: envelope.smtpUTF8,
+            id: SpoolID.make(milliseconds: receivedAt.milliseconds, random: UInt32.random(in: 0...UInt32.max)),
+            webhookID: webhookID,
+            endpoint: endpoint.url,
+            mailFrom: envelope.mailFrom,
+            rcptTo: envelope.rcptTo,
+            lhlo: envelope.lhlo,
+            smtpUTF8: envelope.smtpUTF8,
             body: envelope.body,
-            client: [("name", envelope.client.name), ("addr", envelope.client.addr), ("port", envelope.client.port), ("proto", envelope.client.proto),
-                     ("helo", envelope.client.helo), ("ident", envelope.client.ident), ("source", envelope.client.source)]
-                .reduce(into: [:]) { result, pair in if let value = pair.1 { result[pair.0] = value } },
-            receivedAtMilliseconds: receivedAt.milliseconds, size: message.data.count, endpointName: endpoint.name, format: endpoint.format.rawValue)
+            client: [
+                ("name", envelope.client.name), ("addr", envelope.client.addr), ("port", envelope.client.port),
+                ("proto", envelope.client.proto),
+                ("helo", envelope.client.helo), ("ident", envelope.client.ident), ("source", envelope.client.source),
+            ]
+            .reduce(into: [:]) { result, pair in if let value = pair.1 { result[pair.0] = value } },
+            receivedAtMilliseconds: receivedAt.milliseconds,
+            size: message.data.count,
+            endpointName: endpoint.name,
+            format: endpoint.format.rawValue
+        )
         let budget: Duration? = spool == nil ? nil : (endpoint.syncBudget ?? settings.syncBudget)
 
         let result: (LMTPRecipientResult, String, Int)
         if !mayAttempt(endpoint) {
             result = await queue(metadata, raw: message.data, attempt: nil, reason: "circuit open")
         } else if !(await waitForRate(endpoint, maxWait: budget ?? .seconds(60))) {
-            result = await queue(metadata, raw: message.data, attempt: nil, reason: "rate limit \(endpoint.rateLimit?.description ?? "")")
-        } else if !(await slots.acquire(endpoint.name, limit: inFlightLimit(endpoint), maxWait: (budget ?? .seconds(60)) - (ContinuousClock.now - started))) {
-            logger.warning("endpoint busy: message queued without an attempt", metadata: ["endpoint": "\(endpoint.name)", "in_flight": "\(inFlightLimit(endpoint))"])
-            result = await queue(metadata, raw: message.data, attempt: nil, reason: "endpoint busy: \(inFlightLimit(endpoint)) requests in flight")
+            result = await queue(
+                metadata,
+                raw: message.data,
+                attempt: nil,
+                reason: "rate limit \(endpoint.rateLimit?.description ?? "")"
+            )
+        } else if !(await slots.acquire(
+            endpoint.name,
+            limit: inFlightLimit(endpoint),
+            maxWait: (budget ?? .seconds(60)) - (ContinuousClock.now - started)
+        )) {
+            logger.warning(
+                "endpoint busy: message queued without an attempt",
+                metadata: ["endpoint": "\(endpoint.name)", "in_flight": "\(inFlightLimit(endpoint))"]
+            )
+            result = await queue(
+                metadata,
+                raw: message.data,
+                attempt: nil,
+                reason: "endpoint busy: \(inFlightLimit(endpoint)) requests in flight"
+            )
         } else {
-            result = await attempt(metadata, raw: message.data, envelope: envelope, receivedAt: receivedAt, endpoint: endpoint, tags: tags, route: route,
-                                   budget: budget.map { $0 - (ContinuousClock.now - started) })
+            result = await attempt(
+                metadata,
+                raw: message.data,
+                envelope: envelope,
+                receivedAt: receivedAt,
+                endpoint: endpoint,
+                tags: tags,
+                route: route,
+                budget: budget.map { $0 - (ContinuousClock.now - started) }
+            )
         }
         let delay = ContinuousClock.now - started
         for recipient in recipients {
             metrics.recipient(result.1)
-            logger.info("delivery", metadata: [
-                "id": "\(webhookID)", "spool_id": "\(metadata.id)", "queue_id": "\(message.client.ident ?? "-")", "rcpt": "\(recipient.mailbox.address)",
-                "endpoint": "\(endpoint.name)", "route": "\(route ?? "-")", "status": "\(result.1)", "http": "\(result.2)", "attempt": "1",
-                "size": "\(message.data.count)",
-                "delay": "\(Double(Self.milliseconds(delay)) / 1000)",
-            ])
+            logger.info(
+                "delivery",
+                metadata: [
+                    "id": "\(webhookID)", "spool_id": "\(metadata.id)", "queue_id": "\(message.client.ident ?? "-")",
+                    "rcpt": "\(recipient.mailbox.address)",
+                    "endpoint": "\(endpoint.name)", "route": "\(route ?? "-")", "status": "\(result.1)",
+                    "http": "\(result.2)", "attempt": "1",
+                    "size": "\(message.data.count)",
+                    "delay": "\(Double(Self.milliseconds(delay)) / 1000)",
+                ]
+            )
         }
         return result.0
     }
 
     /// The sync attempt: render, POST within the budget, classify; queue when it cannot finish now.
     private func attempt(
-        _ metadata: SpoolMetadata, raw: [UInt8], envelope: MailEnvelope, receivedAt: UnixTime, endpoint: WebhookEndpoint, tags: [String], route: String?,
+        _ metadata: SpoolMetadata,
+        raw: [UInt8],
+        envelope: MailEnvelope,
+        receivedAt: UnixTime,
+        endpoint: WebhookEndpoint,
+        tags: [String],
+        route: String?,
         budget: Duration?
     ) async -> (LMTPRecipientResult, String, Int) {
         let webhookID = metadata.webhookID
         let body: RenderedBody
         do {
-            let rendered = try endpoint.render(webhookID: webhookID, receivedAt: receivedAt, envelope: envelope, raw: raw, tags: tags, route: route)
+            let rendered = try endpoint.render(
+                webhookID: webhookID,
+                receivedAt: receivedAt,
+                envelope: envelope,
+                raw: raw,
+                tags: tags,
+                route: route
+            )
             if !rendered.message.problems.isEmpty {
-                logger.debug("message parsed with problems", metadata: ["id": "\(webhookID)", "problems": "\(rendered.message.problems.joined(separator: "; "))"])
+                logger.debug(
+                    "message parsed with problems",
+                    metadata: [
+                        "id": "\(webhookID)", "problems": "\(rendered.message.problems.joined(separator: "; "))",
+                    ]
+                )
             }
             body = rendered.body
         } catch {
             slots.release(endpoint.name)
-            logger.error("cannot render the message for this endpoint", metadata: ["id": "\(webhookID)", "endpoint": "\(endpoint.name)", "error": "\(error)"])
+            logger.error(
+                "cannot render the message for this endpoint",
+                metadata: ["id": "\(webhookID)", "endpoint": "\(endpoint.name)", "error": "\(error)"]
+            )
             return await queue(metadata, raw: raw, attempt: nil, reason: "cannot render: \(error)")
         }
         // The slot taken in deliver() is held until the request ends, also when it outlives the budget.
@@ -302,15 +402,27 @@ public final class WebhookDelivery: Sendable {
         case .delivered:
             return (.delivered("delivered id=\(webhookID)"), "delivered", response.status)
         case .permanent(let code, let enhanced, let reason):
-            if response.status == 410 { logger.warning("endpoint is gone (HTTP 410)", metadata: ["endpoint": "\(endpoint.name)"]) }
-            return (LMTPRecipientResult(code: code, enhancedCode: enhanced, text: "\(reason) id=\(webhookID)"), "bounced", response.status)
+            if response.status == 410 {
+                logger.warning("endpoint is gone (HTTP 410)", metadata: ["endpoint": "\(endpoint.name)"])
+            }
+            return (
+                LMTPRecipientResult(code: code, enhancedCode: enhanced, text: "\(reason) id=\(webhookID)"), "bounced",
+                response.status
+            )
         case .transient(let reason):
             if spool == nil {
-                return (.temporaryFailure("webhook failed (\(WebhookDelivery.shorten(reason, to: 120))) id=\(webhookID)"), "deferred", response.status)
+                return (
+                    .temporaryFailure("webhook failed (\(WebhookDelivery.shorten(reason, to: 120))) id=\(webhookID)"),
+                    "deferred", response.status
+                )
             }
             let record = SpoolState.Attempt(
-                atMilliseconds: UnixTime.now().milliseconds, status: response.status, error: response.error.map { "\($0.kind.rawValue): \($0.message)" },
-                snippet: String(response.snippet.prefix(200)), kind: "sync")
+                atMilliseconds: UnixTime.now().milliseconds,
+                status: response.status,
+                error: response.error.map { "\($0.kind.rawValue): \($0.message)" },
+                snippet: String(response.snippet.prefix(200)),
+                kind: "sync"
+            )
             return await queue(metadata, raw: raw, attempt: record, reason: reason)
         }
     }
@@ -333,37 +445,76 @@ public final class WebhookDelivery: Sendable {
     }
 
     /// Writes the entry durably; `250 queued` or, when the spool cannot take it, `451`.
-    private func queue(_ metadata: SpoolMetadata, raw: [UInt8], attempt: SpoolState.Attempt?, reason: String) async -> (LMTPRecipientResult, String, Int) {
+    private func queue(
+        _ metadata: SpoolMetadata,
+        raw: [UInt8],
+        attempt: SpoolState.Attempt?,
+        reason: String
+    ) async -> (LMTPRecipientResult, String, Int) {
         guard let spool else {
-            return (.temporaryFailure("webhook unavailable (\(Self.shorten(reason, to: 100))) id=\(metadata.webhookID)"), "deferred", attempt?.status ?? 0)
+            return (
+                .temporaryFailure("webhook unavailable (\(Self.shorten(reason, to: 100))) id=\(metadata.webhookID)"),
+                "deferred", attempt?.status ?? 0
+            )
         }
         let now = UnixTime.now().milliseconds
         var entryState = SpoolState(nextAttemptMilliseconds: now)
         if let attempt { entryState.append(attempt) }
         let decision = settings.retry.afterTransientFailure(
-            attempts: 1, createdAtMilliseconds: metadata.receivedAtMilliseconds, nowMilliseconds: now, retryAfterSeconds: nil, random: Double.random(in: 0..<1))
+            attempts: 1,
+            createdAtMilliseconds: metadata.receivedAtMilliseconds,
+            nowMilliseconds: now,
+            retryAfterSeconds: nil,
+            random: Double.random(in: 0..<1)
+        )
         if case .retry(let at) = decision { entryState.nextAttemptMilliseconds = at }
         do {
-            try await spoolThreads.runIfActive { [entryState] in try spool.enqueue(metadata, raw: raw, state: entryState) }
+            try await spoolThreads.runIfActive { [entryState] in
+                try spool.enqueue(metadata, raw: raw, state: entryState)
+            }
         } catch {
             state.withLock { _ = $0.inflight.remove(metadata.id) }
-            logger.error("cannot queue message: answering 451", metadata: ["id": "\(metadata.webhookID)", "error": "\(error)"])
-            return (LMTPRecipientResult(code: 451, enhancedCode: "4.3.0", text: "cannot queue message (\(Self.shorten("\(error)", to: 100))) id=\(metadata.webhookID)"), "deferred", attempt?.status ?? 0)
+            logger.error(
+                "cannot queue message: answering 451",
+                metadata: ["id": "\(metadata.webhookID)", "error": "\(error)"]
+            )
+            return (
+                LMTPRecipientResult(
+                    code: 451,
+                    enhancedCode: "4.3.0",
+                    text: "cannot queue message (\(Self.shorten("\(error)", to: 100))) id=\(metadata.webhookID)"
+                ), "deferred", attempt?.status ?? 0
+            )
         }
         state.withLock { $0.schedule[metadata.id] = entryState.nextAttemptMilliseconds }
-        return (LMTPRecipientResult(code: 250, enhancedCode: "2.0.0", text: "queued as \(metadata.id) (\(Self.shorten(reason, to: 80))) id=\(metadata.webhookID)"), "queued", attempt?.status ?? 0)
+        return (
+            LMTPRecipientResult(
+                code: 250,
+                enhancedCode: "2.0.0",
+                text: "queued as \(metadata.id) (\(Self.shorten(reason, to: 80))) id=\(metadata.webhookID)"
+            ), "queued", attempt?.status ?? 0
+        )
     }
 
     /// The sync attempt finished after the budget: complete the entry on success, else record it.
-    private func finishLateAttempt(_ metadata: SpoolMetadata, response: WebhookResponse, queued: Bool, endpoint: WebhookEndpoint) async {
+    private func finishLateAttempt(
+        _ metadata: SpoolMetadata,
+        response: WebhookResponse,
+        queued: Bool,
+        endpoint: WebhookEndpoint
+    ) async {
         defer { state.withLock { _ = $0.inflight.remove(metadata.id) } }
         let outcome = DeliveryOutcome.classify(response, rule: endpoint.successRule)
         recordOutcome(outcome, endpoint: endpoint)
         observe(response, outcome: outcome, endpoint: endpoint, kind: "sync")
         guard queued, let spool else { return }
         let attempt = SpoolState.Attempt(
-            atMilliseconds: UnixTime.now().milliseconds, status: response.status, error: response.error.map { "\($0.kind.rawValue): \($0.message)" },
-            snippet: String(response.snippet.prefix(200)), kind: "sync")
+            atMilliseconds: UnixTime.now().milliseconds,
+            status: response.status,
+            error: response.error.map { "\($0.kind.rawValue): \($0.message)" },
+            snippet: String(response.snippet.prefix(200)),
+            kind: "sync"
+        )
         await record(metadata, attempt: attempt, outcome: outcome, retryAfter: response.retryAfterSeconds, spool: spool)
     }
 
@@ -379,8 +530,16 @@ public final class WebhookDelivery: Sendable {
             return (report, schedule)
         }
         state.withLock { $0.schedule.merge(schedule) { $1 } }
-        for damaged in report.quarantined { logger.error("damaged spool entry moved to quarantine", metadata: ["entry": "\(damaged)"]) }
-        logger.info("spool loaded", metadata: ["path": "\(spool.path)", "entries": "\(report.entries)", "tmp_removed": "\(report.removedTemporaryFiles)"])
+        for damaged in report.quarantined {
+            logger.error("damaged spool entry moved to quarantine", metadata: ["entry": "\(damaged)"])
+        }
+        logger.info(
+            "spool loaded",
+            metadata: [
+                "path": "\(spool.path)", "entries": "\(report.entries)",
+                "tmp_removed": "\(report.removedTemporaryFiles)",
+            ]
+        )
     }
 
     /// Delivers due spool entries until the task is cancelled; in-flight attempts finish first.
@@ -426,24 +585,35 @@ public final class WebhookDelivery: Sendable {
             let failure: String?
             do {
                 failure = try await spoolThreads.runIfActive { () -> String? in
-                    do { try spool.quarantine(id); return nil } catch { return "\(error)" }
+                    do {
+                        try spool.quarantine(id)
+                        return nil
+                    } catch { return "\(error)" }
                 }
             } catch {
                 failure = "\(error)"
             }
-            logger.error("damaged spool entry moved to quarantine/; it will not be retried", metadata: [
-                "spool_id": "\(id)", "error": "\(error)", "moved": "\(failure.map { "no: \($0)" } ?? "yes")",
-            ])
+            logger.error(
+                "damaged spool entry moved to quarantine/; it will not be retried",
+                metadata: [
+                    "spool_id": "\(id)", "error": "\(error)", "moved": "\(failure.map { "no: \($0)" } ?? "yes")",
+                ]
+            )
             metrics.deadLettered(endpoint: "-", reason: "damaged")
             return
         } catch let error as SpoolError where error.kind == .unreadable {
             // An I/O error reading it: keep it and try again in a minute.
             state.withLock { $0.schedule[id] = UnixTime.now().milliseconds + 60_000 }
-            logger.error("cannot read spool entry; retrying in 60 s", metadata: ["spool_id": "\(id)", "error": "\(error)"])
+            logger.error(
+                "cannot read spool entry; retrying in 60 s",
+                metadata: ["spool_id": "\(id)", "error": "\(error)"]
+            )
             return
         } catch {
             state.withLock { _ = $0.schedule.removeValue(forKey: id) }
-            if (error as? SpoolError)?.kind != .notFound { logger.error("cannot read spool entry", metadata: ["spool_id": "\(id)", "error": "\(error)"]) }
+            if (error as? SpoolError)?.kind != .notFound {
+                logger.error("cannot read spool entry", metadata: ["spool_id": "\(id)", "error": "\(error)"])
+            }
             return
         }
         let (claim, entry) = claimed
@@ -455,8 +625,12 @@ public final class WebhookDelivery: Sendable {
         let delimiters = state.withLock { $0.delimiters }
         guard let endpoint = self.endpoint(for: entry.metadata) else {
             // Its endpoint is no longer configured: keep the entry (never dropped) and look again later.
-            logger.warning("queued message for an endpoint that is not configured: kept, retried after a reload adds it back",
-                           metadata: ["spool_id": "\(id)", "endpoint": "\(entry.metadata.endpointName ?? entry.metadata.endpoint)"])
+            logger.warning(
+                "queued message for an endpoint that is not configured: kept, retried after a reload adds it back",
+                metadata: [
+                    "spool_id": "\(id)", "endpoint": "\(entry.metadata.endpointName ?? entry.metadata.endpoint)",
+                ]
+            )
             state.withLock { $0.schedule[id] = UnixTime.now().milliseconds + 300_000 }
             return
         }
@@ -472,57 +646,101 @@ public final class WebhookDelivery: Sendable {
             let body = try endpoint.render(spooled: entry.metadata, raw: entry.raw, delimiters: delimiters)
             response = await client.post(endpoint.request(webhookID: entry.metadata.webhookID, body: body))
         } catch {
-            response = WebhookResponse(status: 0, error: WebhookTransportError(kind: .other, message: "cannot render: \(error)"))
+            response = WebhookResponse(
+                status: 0,
+                error: WebhookTransportError(kind: .other, message: "cannot render: \(error)")
+            )
         }
         let outcome = DeliveryOutcome.classify(response, rule: endpoint.successRule)
         recordOutcome(outcome, endpoint: endpoint)
         observe(response, outcome: outcome, endpoint: endpoint, kind: "retry")
         let attempt = SpoolState.Attempt(
-            atMilliseconds: UnixTime.now().milliseconds, status: response.status, error: response.error.map { "\($0.kind.rawValue): \($0.message)" },
-            snippet: String(response.snippet.prefix(200)), kind: "retry")
-        await record(entry.metadata, attempt: attempt, outcome: outcome, retryAfter: response.retryAfterSeconds, spool: spool)
+            atMilliseconds: UnixTime.now().milliseconds,
+            status: response.status,
+            error: response.error.map { "\($0.kind.rawValue): \($0.message)" },
+            snippet: String(response.snippet.prefix(200)),
+            kind: "retry"
+        )
+        await record(
+            entry.metadata,
+            attempt: attempt,
+            outcome: outcome,
+            retryAfter: response.retryAfterSeconds,
+            spool: spool
+        )
         withExtendedLifetime(claim) {}
     }
 
     /// Applies an attempt's outcome to the spool entry: complete, reschedule or dead-letter.
-    private func record(_ metadata: SpoolMetadata, attempt: SpoolState.Attempt, outcome: DeliveryOutcome, retryAfter: Int?, spool: Spool) async {
+    private func record(
+        _ metadata: SpoolMetadata,
+        attempt: SpoolState.Attempt,
+        outcome: DeliveryOutcome,
+        retryAfter: Int?,
+        spool: Spool
+    ) async {
         let policy = settings.retry
         let logger = self.logger
         let metrics = self.metrics
-        let next: Int64? = try? await spoolThreads.runIfActive { () -> Int64? in
-            switch outcome {
-            case .delivered:
-                spool.complete(metadata.id)
-                logger.info("delivery", metadata: ["id": "\(metadata.webhookID)", "spool_id": "\(metadata.id)", "status": "delivered", "http": "\(attempt.status)", "attempt": "\(attempt.kind)"])
-                return nil
-            case .permanent(_, _, let reason):
-                var state = spool.state(metadata.id) ?? SpoolState(nextAttemptMilliseconds: 0)
-                state.append(attempt)
-                state.deadReason = reason
-                try spool.deadLetter(metadata.id, state: state)
-                metrics.deadLettered(endpoint: metadata.endpointName ?? metadata.endpoint, reason: "refused")
-                logger.error("dead letter: endpoint refused a queued message", metadata: ["id": "\(metadata.webhookID)", "spool_id": "\(metadata.id)", "reason": "\(reason)"])
-                return nil
-            case .transient(let reason):
-                var state = spool.state(metadata.id) ?? SpoolState(nextAttemptMilliseconds: 0)
-                state.append(attempt)
-                switch policy.afterTransientFailure(
-                    attempts: state.attemptCount, createdAtMilliseconds: metadata.receivedAtMilliseconds, nowMilliseconds: attempt.atMilliseconds,
-                    retryAfterSeconds: retryAfter, random: Double.random(in: 0..<1)) {
-                case .retry(let at):
-                    state.nextAttemptMilliseconds = at
-                    try spool.writeState(metadata.id, state)
-                    logger.info("delivery", metadata: ["id": "\(metadata.webhookID)", "spool_id": "\(metadata.id)", "status": "deferred", "http": "\(attempt.status)", "attempt": "\(state.attemptCount)", "reason": "\(reason)"])
-                    return at
-                case .deadLetter(let deadReason):
-                    state.deadReason = deadReason
-                    try spool.deadLetter(metadata.id, state: state)
-                    metrics.deadLettered(endpoint: metadata.endpointName ?? metadata.endpoint, reason: "expired")
-                    logger.error("dead letter: gave up", metadata: ["id": "\(metadata.webhookID)", "spool_id": "\(metadata.id)", "reason": "\(deadReason)"])
+        let next: Int64? =
+            try? await spoolThreads.runIfActive { () -> Int64? in
+                switch outcome {
+                case .delivered:
+                    spool.complete(metadata.id)
+                    logger.info(
+                        "delivery",
+                        metadata: [
+                            "id": "\(metadata.webhookID)", "spool_id": "\(metadata.id)", "status": "delivered",
+                            "http": "\(attempt.status)", "attempt": "\(attempt.kind)",
+                        ]
+                    )
                     return nil
+                case .permanent(_, _, let reason):
+                    var state = spool.state(metadata.id) ?? SpoolState(nextAttemptMilliseconds: 0)
+                    state.append(attempt)
+                    state.deadReason = reason
+                    try spool.deadLetter(metadata.id, state: state)
+                    metrics.deadLettered(endpoint: metadata.endpointName ?? metadata.endpoint, reason: "refused")
+                    logger.error(
+                        "dead letter: endpoint refused a queued message",
+                        metadata: ["id": "\(metadata.webhookID)", "spool_id": "\(metadata.id)", "reason": "\(reason)"]
+                    )
+                    return nil
+                case .transient(let reason):
+                    var state = spool.state(metadata.id) ?? SpoolState(nextAttemptMilliseconds: 0)
+                    state.append(attempt)
+                    switch policy.afterTransientFailure(
+                        attempts: state.attemptCount,
+                        createdAtMilliseconds: metadata.receivedAtMilliseconds,
+                        nowMilliseconds: attempt.atMilliseconds,
+                        retryAfterSeconds: retryAfter,
+                        random: Double.random(in: 0..<1)
+                    ) {
+                    case .retry(let at):
+                        state.nextAttemptMilliseconds = at
+                        try spool.writeState(metadata.id, state)
+                        logger.info(
+                            "delivery",
+                            metadata: [
+                                "id": "\(metadata.webhookID)", "spool_id": "\(metadata.id)", "status": "deferred",
+                                "http": "\(attempt.status)", "attempt": "\(state.attemptCount)", "reason": "\(reason)",
+                            ]
+                        )
+                        return at
+                    case .deadLetter(let deadReason):
+                        state.deadReason = deadReason
+                        try spool.deadLetter(metadata.id, state: state)
+                        metrics.deadLettered(endpoint: metadata.endpointName ?? metadata.endpoint, reason: "expired")
+                        logger.error(
+                            "dead letter: gave up",
+                            metadata: [
+                                "id": "\(metadata.webhookID)", "spool_id": "\(metadata.id)", "reason": "\(deadReason)",
+                            ]
+                        )
+                        return nil
+                    }
                 }
-            }
-        } ?? nil
+            } ?? nil
         state.withLock { state in
             if let next { state.schedule[metadata.id] = next } else { state.schedule.removeValue(forKey: metadata.id) }
         }
@@ -536,7 +754,9 @@ public final class WebhookDelivery: Sendable {
 
 /// Resumes a continuation exactly once, with whichever result comes first.
 private final class RaceBox: Sendable {
-    private let state = Mutex<(continuation: CheckedContinuation<WebhookResponse?, Never>?, result: WebhookResponse??)>((nil, nil))
+    private let state = Mutex<(continuation: CheckedContinuation<WebhookResponse?, Never>?, result: WebhookResponse??)>(
+        (nil, nil)
+    )
 
     func install(_ continuation: CheckedContinuation<WebhookResponse?, Never>) {
         let early: WebhookResponse?? = state.withLock { state in

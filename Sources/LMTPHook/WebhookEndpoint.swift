@@ -36,10 +36,19 @@ public struct WebhookEndpoint: Sendable {
     public var denyPrivateAddresses = false
 
     public init(
-        name: String = "default", url: String, method: String = "POST", connectTimeoutMilliseconds: Int = 5_000, totalTimeoutMilliseconds: Int = 30_000,
-        headers: [WebhookHeader] = [], payload: PayloadOptions = PayloadOptions(), signer: WebhookSigner = try! WebhookSigner(secrets: []),
-        format: TargetFormat = .json, formatOptions: FormatOptions = FormatOptions(), successRule: SuccessRule? = nil,
-        rateLimit: RateLimit? = nil, syncBudget: Duration? = nil
+        name: String = "default",
+        url: String,
+        method: String = "POST",
+        connectTimeoutMilliseconds: Int = 5_000,
+        totalTimeoutMilliseconds: Int = 30_000,
+        headers: [WebhookHeader] = [],
+        payload: PayloadOptions = PayloadOptions(),
+        signer: WebhookSigner = try! WebhookSigner(secrets: []),
+        format: TargetFormat = .json,
+        formatOptions: FormatOptions = FormatOptions(),
+        successRule: SuccessRule? = nil,
+        rateLimit: RateLimit? = nil,
+        syncBudget: Duration? = nil
     ) {
         self.name = name
         self.url = url
@@ -57,35 +66,78 @@ public struct WebhookEndpoint: Sendable {
     }
 
     /// A signed request for one attempt (a fresh `webhook-timestamp` each time, the same id).
-    public func request(webhookID: String, body: RenderedBody, nowMilliseconds: Int64 = UnixTime.now().milliseconds) -> WebhookRequest {
+    public func request(
+        webhookID: String,
+        body: RenderedBody,
+        nowMilliseconds: Int64 = UnixTime.now().milliseconds
+    ) -> WebhookRequest {
         var headers = self.headers
-        if !headers.contains(where: { $0.name.lowercased() == "content-type" }) { headers.append(WebhookHeader("Content-Type", body.contentType)) }
+        if !headers.contains(where: { $0.name.lowercased() == "content-type" }) {
+            headers.append(WebhookHeader("Content-Type", body.contentType))
+        }
         headers += signer.headers(id: webhookID, timestamp: nowMilliseconds / 1000, body: body.bytes)
         headers.append(WebhookHeader("Idempotency-Key", webhookID))
         var request = WebhookRequest(
-            url: url, method: method, headers: headers, body: body.bytes,
-            connectTimeoutMilliseconds: connectTimeoutMilliseconds, totalTimeoutMilliseconds: totalTimeoutMilliseconds)
+            url: url,
+            method: method,
+            headers: headers,
+            body: body.bytes,
+            connectTimeoutMilliseconds: connectTimeoutMilliseconds,
+            totalTimeoutMilliseconds: totalTimeoutMilliseconds
+        )
         request.denyPrivateAddresses = denyPrivateAddresses
         return request
     }
 
     /// Renders the body of one delivery: payload v1, then the endpoint's format from it.
     public func render(
-        webhookID: String, receivedAt: UnixTime, envelope: MailEnvelope, raw: [UInt8], tags: [String] = [], route: String? = nil
+        webhookID: String,
+        receivedAt: UnixTime,
+        envelope: MailEnvelope,
+        raw: [UInt8],
+        tags: [String] = [],
+        route: String? = nil
     ) throws(TemplateError) -> (body: RenderedBody, message: ParsedMessage) {
-        let rendered = MessagePayload.render(id: webhookID, receivedAt: receivedAt, envelope: envelope, raw: raw, options: payload)
-        if format == .json { return (RenderedBody(contentType: "application/json", bytes: rendered.json), rendered.message) }
-        let summary = MailSummary(id: webhookID, message: rendered.message, envelope: envelope, tags: tags, route: route)
-        let input = RenderInput(summary: summary, message: rendered.message, envelope: envelope, payloadJSON: rendered.json, receivedAt: receivedAt)
+        let rendered = MessagePayload.render(
+            id: webhookID,
+            receivedAt: receivedAt,
+            envelope: envelope,
+            raw: raw,
+            options: payload
+        )
+        if format == .json {
+            return (RenderedBody(contentType: "application/json", bytes: rendered.json), rendered.message)
+        }
+        let summary = MailSummary(
+            id: webhookID,
+            message: rendered.message,
+            envelope: envelope,
+            tags: tags,
+            route: route
+        )
+        let input = RenderInput(
+            summary: summary,
+            message: rendered.message,
+            envelope: envelope,
+            payloadJSON: rendered.json,
+            receivedAt: receivedAt
+        )
         return (try format.render(input, options: formatOptions), rendered.message)
     }
 
     /// Renders a spooled message again, for a retry or a replay: same id and `received_at` as
     /// the first attempt, tags from its recipients.
-    public func render(spooled metadata: SpoolMetadata, raw: [UInt8], delimiters: Set<Character>) throws(TemplateError) -> RenderedBody {
+    public func render(
+        spooled metadata: SpoolMetadata,
+        raw: [UInt8],
+        delimiters: Set<Character>
+    ) throws(TemplateError) -> RenderedBody {
         let envelope = Self.envelope(of: metadata)
         return try render(
-            webhookID: metadata.webhookID, receivedAt: UnixTime(milliseconds: metadata.receivedAtMilliseconds), envelope: envelope, raw: raw,
+            webhookID: metadata.webhookID,
+            receivedAt: UnixTime(milliseconds: metadata.receivedAtMilliseconds),
+            envelope: envelope,
+            raw: raw,
             tags: WebhookDelivery.tags(envelope.rcptTo, delimiters: delimiters)
         ).body
     }
@@ -93,10 +145,21 @@ public struct WebhookEndpoint: Sendable {
     /// The envelope of a spooled message.
     static func envelope(of metadata: SpoolMetadata) -> MailEnvelope {
         MailEnvelope(
-            mailFrom: metadata.mailFrom, rcptTo: metadata.rcptTo, lhlo: metadata.lhlo, smtpUTF8: metadata.smtpUTF8, body: metadata.body,
+            mailFrom: metadata.mailFrom,
+            rcptTo: metadata.rcptTo,
+            lhlo: metadata.lhlo,
+            smtpUTF8: metadata.smtpUTF8,
+            body: metadata.body,
             client: .init(
-                name: metadata.client["name"], addr: metadata.client["addr"], port: metadata.client["port"], proto: metadata.client["proto"],
-                helo: metadata.client["helo"], ident: metadata.client["ident"], source: metadata.client["source"]))
+                name: metadata.client["name"],
+                addr: metadata.client["addr"],
+                port: metadata.client["port"],
+                proto: metadata.client["proto"],
+                helo: metadata.client["helo"],
+                ident: metadata.client["ident"],
+                source: metadata.client["source"]
+            )
+        )
     }
 }
 
@@ -119,10 +182,18 @@ public enum DeliveryOutcome: Sendable, Hashable {
         switch status {
         case 200..<300: return .delivered
         case 408, 425, 429, 500..<600, 100..<200: return .transient(reason: detail)
-        case 300..<400: return .permanent(code: 550, enhancedCode: "5.4.0", reason: "webhook redirected (\(detail)); redirects are not followed")
-        case 404, 410: return .permanent(code: 550, enhancedCode: "5.1.1", reason: "webhook rejected the recipient (\(detail))")
-        case 413: return .permanent(code: 552, enhancedCode: "5.3.4", reason: "webhook says message too big (\(detail))")
-        case 400, 422: return .permanent(code: 550, enhancedCode: "5.6.0", reason: "webhook rejected the content (\(detail))")
+        case 300..<400:
+            return .permanent(
+                code: 550,
+                enhancedCode: "5.4.0",
+                reason: "webhook redirected (\(detail)); redirects are not followed"
+            )
+        case 404, 410:
+            return .permanent(code: 550, enhancedCode: "5.1.1", reason: "webhook rejected the recipient (\(detail))")
+        case 413:
+            return .permanent(code: 552, enhancedCode: "5.3.4", reason: "webhook says message too big (\(detail))")
+        case 400, 422:
+            return .permanent(code: 550, enhancedCode: "5.6.0", reason: "webhook rejected the content (\(detail))")
         case 401, 403: return .permanent(code: 550, enhancedCode: "5.7.1", reason: "webhook refused (\(detail))")
         default: return .permanent(code: 550, enhancedCode: "5.0.0", reason: "webhook rejected (\(detail))")
         }

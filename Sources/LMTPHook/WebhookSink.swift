@@ -37,7 +37,9 @@ public final class WebhookSink: Sendable {
 
     /// Starts a receiver on `host:port` (port 0 picks a free one).
     public static func start(
-        host: String = "127.0.0.1", port: Int = 0, maxBodySize: Int = 256 * 1024 * 1024,
+        host: String = "127.0.0.1",
+        port: Int = 0,
+        maxBodySize: Int = 256 * 1024 * 1024,
         group: any EventLoopGroup = MultiThreadedEventLoopGroup.singleton,
         respond: (@Sendable (Request) -> Int?)? = nil,
         responderThreads: Int = 1,
@@ -54,14 +56,20 @@ public final class WebhookSink: Sendable {
                     accepted.withLockedValue { $0 += 1 }
                     return channel.pipeline.configureHTTPServerPipeline().flatMapThrowing {
                         try channel.pipeline.syncOperations.addHandler(
-                            SinkHandler(recorder: recorder, maxBodySize: maxBodySize, respond: respond, record: record))
+                            SinkHandler(recorder: recorder, maxBodySize: maxBodySize, respond: respond, record: record)
+                        )
                     }
                 }
                 .bind(host: host, port: port)
                 .get()
             let boundPort = channel.localAddress?.port ?? port
             let hostPart = host.contains(":") ? "[\(host)]" : host
-            return WebhookSink(channel: channel, recorder: recorder, accepted: accepted, url: "http://\(hostPart):\(boundPort)/")
+            return WebhookSink(
+                channel: channel,
+                recorder: recorder,
+                accepted: accepted,
+                url: "http://\(hostPart):\(boundPort)/"
+            )
         } catch {
             try? await recorder.shutdownGracefully()
             throw error
@@ -88,7 +96,12 @@ private final class SinkHandler: ChannelInboundHandler {
     private var body: [UInt8] = []
     private var tooLarge = false
 
-    init(recorder: NIOThreadPool, maxBodySize: Int, respond: (@Sendable (WebhookSink.Request) -> Int?)?, record: @escaping @Sendable (WebhookSink.Request) -> Void) {
+    init(
+        recorder: NIOThreadPool,
+        maxBodySize: Int,
+        respond: (@Sendable (WebhookSink.Request) -> Int?)?,
+        record: @escaping @Sendable (WebhookSink.Request) -> Void
+    ) {
         self.recorder = recorder
         self.respond = respond
         self.maxBodySize = maxBodySize
@@ -115,7 +128,11 @@ private final class SinkHandler: ChannelInboundHandler {
                 return
             }
             let request = WebhookSink.Request(
-                method: "\(head.method)", path: head.uri, headers: head.headers.map { ($0.name, $0.value) }, body: body)
+                method: "\(head.method)",
+                path: head.uri,
+                headers: head.headers.map { ($0.name, $0.value) },
+                body: body
+            )
             body = []
             let record = self.record
             let respond = self.respond
@@ -157,8 +174,14 @@ private final class SinkHandler: ChannelInboundHandler {
         headers.add(name: "Content-Length", value: String(payload.utf8.count))
         let keepAlive = head.isKeepAlive
         if !keepAlive { headers.add(name: "Connection", value: "close") }
-        context.write(wrapOutboundOut(.head(HTTPResponseHead(version: head.version, status: status, headers: headers))), promise: nil)
-        context.write(wrapOutboundOut(.body(.byteBuffer(context.channel.allocator.buffer(string: payload)))), promise: nil)
+        context.write(
+            wrapOutboundOut(.head(HTTPResponseHead(version: head.version, status: status, headers: headers))),
+            promise: nil
+        )
+        context.write(
+            wrapOutboundOut(.body(.byteBuffer(context.channel.allocator.buffer(string: payload)))),
+            promise: nil
+        )
         let done = context.writeAndFlush(wrapOutboundOut(.end(nil)))
         if !keepAlive {
             let channel = context.channel

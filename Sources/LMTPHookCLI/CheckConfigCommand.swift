@@ -6,14 +6,19 @@ import LMTPHook
 struct CheckConfigCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "check-config",
-        abstract: "Validate a configuration file; print the effective configuration (secrets masked) and the route table.",
-        discussion: "Exit status 0 when the file is valid (warnings are printed on stderr), 1 with the error (file:line: key: problem) otherwise."
+        abstract:
+            "Validate a configuration file; print the effective configuration (secrets masked) and the route table.",
+        discussion:
+            "Exit status 0 when the file is valid (warnings are printed on stderr), 1 with the error (file:line: key: problem) otherwise."
     )
 
     @Argument(help: ArgumentHelp("The configuration file.", valueName: "file"))
     var file: String = "/etc/lmtphook/lmtphook.yaml"
 
-    @Option(name: .customLong("route"), help: ArgumentHelp("Also show where this recipient goes; repeatable.", valueName: "address"))
+    @Option(
+        name: .customLong("route"),
+        help: ArgumentHelp("Also show where this recipient goes; repeatable.", valueName: "address")
+    )
     var addresses: [String] = []
 
     func run() throws {
@@ -28,7 +33,9 @@ struct CheckConfigCommand: ParsableCommand {
         let table = config.relay.routes
         for address in addresses {
             if let match = table?.resolve(address) {
-                print("route \(address) -> \(match.route) -> \(match.endpoints.joined(separator: ", "))\(match.tag.map { " (tag \($0))" } ?? "")")
+                print(
+                    "route \(address) -> \(match.route) -> \(match.endpoints.joined(separator: ", "))\(match.tag.map { " (tag \($0))" } ?? "")"
+                )
             } else {
                 print("route \(address) -> \(table == nil ? "local receiver" : "no route: 550 5.1.1 at RCPT")")
             }

@@ -9,7 +9,8 @@ import ServiceLifecycle
 struct DemoCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "demo",
-        abstract: "Start the relay with the built-in local receiver, deliver a sample message over LMTP, and show the JSON.",
+        abstract:
+            "Start the relay with the built-in local receiver, deliver a sample message over LMTP, and show the JSON.",
         discussion: "Keeps serving afterwards (Ctrl-C stops it) unless --once is given."
     )
 
@@ -22,7 +23,9 @@ struct DemoCommand: AsyncParsableCommand {
     @OptionGroup var logging: LogOptions
 
     func validate() throws {
-        guard case .tcp = LMTPListenAddress.parseTCP(listen) else { throw ValidationError("--listen takes HOST:PORT, got \(listen)") }
+        guard case .tcp = LMTPListenAddress.parseTCP(listen) else {
+            throw ValidationError("--listen takes HOST:PORT, got \(listen)")
+        }
     }
 
     static let sample = """
@@ -43,23 +46,40 @@ struct DemoCommand: AsyncParsableCommand {
     func run() async throws {
         let logger = logging.makeLogger(label: "lmtphook")
         guard case .tcp(let host, let port) = LMTPListenAddress.parseTCP(listen) else { return }
-        let server = LMTPServerConfiguration(listeners: [.tcp(host: host, port: port)], session: .init(hostname: "lmtphook.demo"), shutdownGracePeriod: .seconds(5))
+        let server = LMTPServerConfiguration(
+            listeners: [.tcp(host: host, port: port)],
+            session: .init(hostname: "lmtphook.demo"),
+            shutdownGracePeriod: .seconds(5)
+        )
         let relay = try await Relay(configuration: RelayConfiguration(server: server), logger: logger) { request in
-            StandardOutput.writeLine("--- the local receiver got \(request.method) \(request.path) with \(request.body.count) bytes of JSON:")
+            StandardOutput.writeLine(
+                "--- the local receiver got \(request.method) \(request.path) with \(request.body.count) bytes of JSON:"
+            )
             StandardOutput.printJSONLine(request)
         }
-        let group = ServiceGroup(configuration: .init(services: [.init(service: relay)], gracefulShutdownSignals: [.sigterm, .sigint], logger: logger))
+        let group = ServiceGroup(
+            configuration: .init(
+                services: [.init(service: relay)],
+                gracefulShutdownSignals: [.sigterm, .sigint],
+                logger: logger
+            )
+        )
         try await withThrowingTaskGroup(of: Void.self) { tasks in
             tasks.addTask { try await group.run() }
             let address = try await relay.waitUntilListening()[0]
-            StandardOutput.writeLine("--- lmtphook is listening on \(address) (LMTP); delivering a sample message to two recipients")
+            StandardOutput.writeLine(
+                "--- lmtphook is listening on \(address) (LMTP); delivering a sample message to two recipients"
+            )
             let once = self.once
             let (connectHost, connectPort) = try Self.hostAndPort(address)
             let replies = try await NIOThreadPool.singleton.runIfActive {
                 let connection = try LMTPClientConnection(host: connectHost, port: connectPort)
                 let replies = try connection.deliver(
-                    lhlo: "demo.client", from: "alice@example.org", to: ["support@example.test", "ops@example.test"],
-                    message: Array(Self.sample.utf8))
+                    lhlo: "demo.client",
+                    from: "alice@example.org",
+                    to: ["support@example.test", "ops@example.test"],
+                    message: Array(Self.sample.utf8)
+                )
                 try connection.send("QUIT\r\n")
                 _ = try? connection.readReply()
                 return replies
@@ -74,13 +94,17 @@ struct DemoCommand: AsyncParsableCommand {
                 StandardOutput.writeLine("--- demo OK")
                 return
             }
-            StandardOutput.writeLine("--- still serving; try: swaks --protocol LMTP --server \(address) --to you@example.test   (Ctrl-C stops)")
+            StandardOutput.writeLine(
+                "--- still serving; try: swaks --protocol LMTP --server \(address) --to you@example.test   (Ctrl-C stops)"
+            )
             try await tasks.waitForAll()
         }
     }
 
     static func hostAndPort(_ address: String) throws -> (String, Int) {
-        guard case .tcp(let host, let port) = LMTPListenAddress.parseTCP(address) else { throw ValidationError("bad address \(address)") }
+        guard case .tcp(let host, let port) = LMTPListenAddress.parseTCP(address) else {
+            throw ValidationError("bad address \(address)")
+        }
         return (host, port)
     }
 }

@@ -12,7 +12,8 @@ public struct LMTPHookCommand: AsyncParsableCommand {
         abstract: "LMTP in, JSON webhook out: a mail delivery agent for Postfix, Exim and any LMTP client.",
         version: WebhookClient.version,
         subcommands: [
-            ServeCommand.self, CheckConfigCommand.self, SpoolCommand.self, DemoCommand.self, SinkCommand.self, SendCommand.self, SendTestCommand.self,
+            ServeCommand.self, CheckConfigCommand.self, SpoolCommand.self, DemoCommand.self, SinkCommand.self,
+            SendCommand.self, SendTestCommand.self,
         ],
         defaultSubcommand: nil
     )

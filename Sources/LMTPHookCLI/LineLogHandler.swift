@@ -1,10 +1,11 @@
+import Logging
+import MailCore
+
 #if canImport(Glibc)
 import Glibc
 #elseif canImport(Darwin)
 import Darwin
 #endif
-import Logging
-import MailCore
 
 /// Writes one line per event to stderr (journald picks them up), as logfmt
 /// (`ts=… level=info msg="…" key=value …`) or as a JSON object with the same keys.
@@ -32,13 +33,20 @@ struct LineLogHandler: LogHandler {
 
     func log(event: LogEvent) {
         let merged = metadata.merging(event.metadata ?? [:]) { $1 }
-        var bytes = Self.line(format: format, time: UnixTime.now().rfc3339, level: "\(event.level)", message: "\(event.message)", metadata: merged)
+        var bytes = Self.line(
+            format: format,
+            time: UnixTime.now().rfc3339,
+            level: "\(event.level)",
+            message: "\(event.message)",
+            metadata: merged
+        )
         bytes.append(UInt8(ascii: "\n"))
         bytes.withUnsafeBytes { _ = write(STDERR_FILENO, $0.baseAddress, $0.count) }
     }
 
     /// One event as a line (without the newline); metadata keys sorted.
-    static func line(format: Format, time: String, level: String, message: String, metadata: Logger.Metadata) -> [UInt8] {
+    static func line(format: Format, time: String, level: String, message: String, metadata: Logger.Metadata) -> [UInt8]
+    {
         let keys = metadata.keys.sorted()
         switch format {
         case .logfmt:
@@ -48,11 +56,15 @@ struct LineLogHandler: LogHandler {
         case .json:
             var json = JSONWriter(capacity: 256)
             json.beginObject()
-            json.key("ts"); json.string(time)
-            json.key("level"); json.string(level)
-            json.key("msg"); json.string(message)
+            json.key("ts")
+            json.string(time)
+            json.key("level")
+            json.string(level)
+            json.key("msg")
+            json.string(message)
             for key in keys where !["ts", "level", "msg"].contains(key) {
-                json.key(key); json.string("\(metadata[key]!)")
+                json.key(key)
+                json.string("\(metadata[key]!)")
             }
             json.endObject()
             return json.bytes
@@ -60,7 +72,9 @@ struct LineLogHandler: LogHandler {
     }
 
     static func quote(_ value: String) -> String {
-        if !value.isEmpty && !value.contains(where: { $0 == " " || $0 == "\"" || $0 == "=" || $0.isNewline || $0 == "\\" }) {
+        if !value.isEmpty
+            && !value.contains(where: { $0 == " " || $0 == "\"" || $0 == "=" || $0.isNewline || $0 == "\\" })
+        {
             return value
         }
         var out = "\""

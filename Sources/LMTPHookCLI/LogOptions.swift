@@ -14,7 +14,9 @@ struct LogOptions: ParsableArguments {
             throw ValidationError("--log-format must be logfmt or json; got \(logFormat)")
         }
         guard Logger.Level(rawValue: logLevel) != nil else {
-            throw ValidationError("--log-level must be one of trace, debug, info, notice, warning, error, critical; got \(logLevel)")
+            throw ValidationError(
+                "--log-level must be one of trace, debug, info, notice, warning, error, critical; got \(logLevel)"
+            )
         }
     }
 

@@ -34,14 +34,27 @@ struct SendCommand: AsyncParsableCommand {
 
     func run() async throws {
         let message = try readMessage()
-        let replies = try await Self.deliver(message, socket: target.socket, server: target.server, from: from, to: recipients)
+        let replies = try await Self.deliver(
+            message,
+            socket: target.socket,
+            server: target.server,
+            from: from,
+            to: recipients
+        )
         for reply in replies { print("\(reply.code) \(reply.lines.joined(separator: " "))") }
-        if replies.count < recipients.count || replies.contains(where: { $0.code / 100 != 2 }) { throw ExitCode.failure }
+        if replies.count < recipients.count || replies.contains(where: { $0.code / 100 != 2 }) {
+            throw ExitCode.failure
+        }
     }
 
     /// One LMTP transaction on a blocking connection (off the cooperative pool); one reply per recipient.
     static func deliver(
-        _ message: [UInt8], socket: String?, server: String?, from: String, to recipients: [String], each: Bool = false
+        _ message: [UInt8],
+        socket: String?,
+        server: String?,
+        from: String,
+        to recipients: [String],
+        each: Bool = false
     ) async throws -> [LMTPClientConnection.Reply] {
         try await NIOThreadPool.singleton.runIfActive {
             let connection: LMTPClientConnection
@@ -52,7 +65,8 @@ struct SendCommand: AsyncParsableCommand {
             } else {
                 throw ValidationError("no server address")
             }
-            let replies = try each
+            let replies =
+                try each
                 ? connection.deliverEach(from: from, to: recipients, message: message)
                 : connection.deliver(from: from, to: recipients, message: message)
             try connection.send("QUIT\r\n")
@@ -63,7 +77,9 @@ struct SendCommand: AsyncParsableCommand {
 
     private func readMessage() throws -> [UInt8] {
         let bytes = file.map { FileContents.read(path: $0) } ?? FileContents.read(fileDescriptor: STDIN_FILENO)
-        guard let bytes else { throw ValidationError("cannot read \(file ?? "standard input"): \(String(cString: strerror(errno)))") }
+        guard let bytes else {
+            throw ValidationError("cannot read \(file ?? "standard input"): \(String(cString: strerror(errno)))")
+        }
         return bytes
     }
 }
@@ -78,7 +94,11 @@ struct LMTPTargetOptions: ParsableArguments {
 
     /// Checked by the commands that connect (not automatically: `send-test --print` connects nowhere).
     func check() throws {
-        if (socket == nil) == (server == nil) { throw ValidationError("give exactly one of --socket PATH or --server HOST:PORT") }
-        if let server, LMTPListenAddress.parseTCP(server) == nil { throw ValidationError("--server takes HOST:PORT, got \(server)") }
+        if (socket == nil) == (server == nil) {
+            throw ValidationError("give exactly one of --socket PATH or --server HOST:PORT")
+        }
+        if let server, LMTPListenAddress.parseTCP(server) == nil {
+            throw ValidationError("--server takes HOST:PORT, got \(server)")
+        }
     }
 }

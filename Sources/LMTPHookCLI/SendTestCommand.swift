@@ -19,7 +19,10 @@ struct SendTestCommand: AsyncParsableCommand {
     @Option(help: ArgumentHelp("Envelope sender and From address.", valueName: "address"))
     var from: String = "alice@example.org"
 
-    @Option(name: .customLong("to"), help: ArgumentHelp("Recipient; repeatable (each gets its own reply).", valueName: "address"))
+    @Option(
+        name: .customLong("to"),
+        help: ArgumentHelp("Recipient; repeatable (each gets its own reply).", valueName: "address")
+    )
     var recipients: [String] = []
 
     @Flag(help: "Print the message instead of sending it.")
@@ -40,16 +43,30 @@ struct SendTestCommand: AsyncParsableCommand {
     }
 
     func run() async throws {
-        let message = SampleMessage.raw(from: from, to: recipients, date: Self.now(), messageID: "<send-test-\(UInt32.random(in: 0...UInt32.max))@lmtphook.invalid>")
+        let message = SampleMessage.raw(
+            from: from,
+            to: recipients,
+            date: Self.now(),
+            messageID: "<send-test-\(UInt32.random(in: 0...UInt32.max))@lmtphook.invalid>"
+        )
         if print {
             Swift.print(String(decoding: message, as: UTF8.self))
             return
         }
-        let replies = try await SendCommand.deliver(message, socket: target.socket, server: target.server, from: from, to: recipients, each: true)
+        let replies = try await SendCommand.deliver(
+            message,
+            socket: target.socket,
+            server: target.server,
+            from: from,
+            to: recipients,
+            each: true
+        )
         for (index, reply) in replies.enumerated() {
             let recipient = index < recipients.count ? recipients[index] : "?"
             Swift.print("\(recipient): \(reply.code) \(reply.lines.joined(separator: " "))")
         }
-        if replies.count < recipients.count || replies.contains(where: { $0.code / 100 != 2 }) { throw ExitCode.failure }
+        if replies.count < recipients.count || replies.contains(where: { $0.code / 100 != 2 }) {
+            throw ExitCode.failure
+        }
     }
 }

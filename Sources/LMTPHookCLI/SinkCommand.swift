@@ -25,7 +25,9 @@ struct SinkCommand: AsyncParsableCommand {
     @OptionGroup var logging: LogOptions
 
     func validate() throws {
-        guard case .tcp = LMTPListenAddress.parseTCP(listen) else { throw ValidationError("--listen takes HOST:PORT, got \(listen)") }
+        guard case .tcp = LMTPListenAddress.parseTCP(listen) else {
+            throw ValidationError("--listen takes HOST:PORT, got \(listen)")
+        }
     }
 
     func run() async throws {
@@ -44,7 +46,13 @@ struct SinkCommand: AsyncParsableCommand {
             record = StandardOutput.printJSONLine
         }
         let service = SinkService(host: host, port: port, record: record, logger: logger)
-        try await ServiceGroup(configuration: .init(services: [.init(service: service)], gracefulShutdownSignals: [.sigterm, .sigint], logger: logger)).run()
+        try await ServiceGroup(
+            configuration: .init(
+                services: [.init(service: service)],
+                gracefulShutdownSignals: [.sigterm, .sigint],
+                logger: logger
+            )
+        ).run()
     }
 }
 

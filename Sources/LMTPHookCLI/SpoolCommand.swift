@@ -15,7 +15,8 @@ struct SpoolCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "spool",
         abstract: "List, inspect, replay and drop queued messages and dead letters.",
-        discussion: "Safe while `serve` runs on the same spool: an entry being delivered is locked, and replay never delivers it twice at the same time.",
+        discussion:
+            "Safe while `serve` runs on the same spool: an entry being delivered is locked, and replay never delivers it twice at the same time.",
         subcommands: [List.self, Show.self, Replay.self, Drop.self, Stats.self]
     )
 
@@ -51,7 +52,8 @@ struct SpoolCommand: AsyncParsableCommand {
         var until: String?
 
         func validate() throws {
-            for (name, value) in [("--since", since), ("--until", until)] where value.map({ RetryPolicy.parseDuration($0) == nil }) == true {
+            for (name, value) in [("--since", since), ("--until", until)]
+            where value.map({ RetryPolicy.parseDuration($0) == nil }) == true {
                 throw ValidationError("\(name) takes a duration like 2h or 3d")
             }
         }
@@ -79,7 +81,9 @@ struct SpoolCommand: AsyncParsableCommand {
     }
 
     struct List: ParsableCommand {
-        static let configuration = CommandConfiguration(abstract: "One line per entry: id, age, recipients, endpoint, attempts, next attempt, last status.")
+        static let configuration = CommandConfiguration(
+            abstract: "One line per entry: id, age, recipients, endpoint, attempts, next attempt, last status."
+        )
         @OptionGroup var location: Location
         @OptionGroup var selection: Selection
         @Flag(help: "One JSON object per line.")
@@ -94,24 +98,39 @@ struct SpoolCommand: AsyncParsableCommand {
                 let lastStatus = last.map { $0.status > 0 ? "HTTP \($0.status)" : ($0.error ?? "error") } ?? "-"
                 if json {
                     var object: [String: Any] = [
-                        "id": id, "webhook_id": entry.metadata.webhookID, "received_at": UnixTime(milliseconds: entry.metadata.receivedAtMilliseconds).rfc3339,
-                        "rcpt_to": entry.metadata.rcptTo, "endpoint": entry.metadata.endpoint, "attempts": entry.state.attemptCount,
-                        "last_status": last?.status ?? NSNull(), "last_error": last?.error ?? NSNull(), "dead": entry.isDead,
+                        "id": id, "webhook_id": entry.metadata.webhookID,
+                        "received_at": UnixTime(milliseconds: entry.metadata.receivedAtMilliseconds).rfc3339,
+                        "rcpt_to": entry.metadata.rcptTo, "endpoint": entry.metadata.endpoint,
+                        "attempts": entry.state.attemptCount,
+                        "last_status": last?.status ?? NSNull(), "last_error": last?.error ?? NSNull(),
+                        "dead": entry.isDead,
                     ]
-                    object["next_attempt"] = entry.isDead ? NSNull() : UnixTime(milliseconds: entry.state.nextAttemptMilliseconds).rfc3339
+                    object["next_attempt"] =
+                        entry.isDead ? NSNull() : UnixTime(milliseconds: entry.state.nextAttemptMilliseconds).rfc3339
                     object["dead_reason"] = entry.state.deadReason ?? NSNull()
-                    let data = try JSONSerialization.data(withJSONObject: object, options: [.sortedKeys, .withoutEscapingSlashes])
+                    let data = try JSONSerialization.data(
+                        withJSONObject: object,
+                        options: [.sortedKeys, .withoutEscapingSlashes]
+                    )
                     print(String(decoding: data, as: UTF8.self))
                 } else {
-                    let next = entry.isDead ? "dead" : (entry.state.nextAttemptMilliseconds <= now ? "due" : "in " + SpoolCommand.age(entry.state.nextAttemptMilliseconds - now))
-                    print("\(id)  age \(SpoolCommand.age(now - entry.metadata.receivedAtMilliseconds))  \(entry.metadata.rcptTo.joined(separator: ","))  \(entry.metadata.endpoint)  attempts \(entry.state.attemptCount)  next \(next)  last \(lastStatus)")
+                    let next =
+                        entry.isDead
+                        ? "dead"
+                        : (entry.state.nextAttemptMilliseconds <= now
+                            ? "due" : "in " + SpoolCommand.age(entry.state.nextAttemptMilliseconds - now))
+                    print(
+                        "\(id)  age \(SpoolCommand.age(now - entry.metadata.receivedAtMilliseconds))  \(entry.metadata.rcptTo.joined(separator: ","))  \(entry.metadata.endpoint)  attempts \(entry.state.attemptCount)  next \(next)  last \(lastStatus)"
+                    )
                 }
             }
         }
     }
 
     struct Show: ParsableCommand {
-        static let configuration = CommandConfiguration(abstract: "Envelope, attempt history and last response of one entry; --raw prints the message.")
+        static let configuration = CommandConfiguration(
+            abstract: "Envelope, attempt history and last response of one entry; --raw prints the message."
+        )
         @OptionGroup var location: Location
         @Argument(help: "Spool entry id.") var id: String
         @Flag(help: "Print the raw message instead.") var raw = false
@@ -119,25 +138,35 @@ struct SpoolCommand: AsyncParsableCommand {
         func run() throws {
             let spool = try location.open()
             let entry: Spool.Entry
-            do { entry = try spool.read(id) } catch { SpoolCommand.fail("\(error)", code: error.kind == .notFound ? 1 : 74) }
+            do { entry = try spool.read(id) } catch {
+                SpoolCommand.fail("\(error)", code: error.kind == .notFound ? 1 : 74)
+            }
             if raw {
                 FileHandle.standardOutput.write(Data(entry.raw))
                 return
             }
             let metadata = entry.metadata
-            print("id:          \(metadata.id)\(entry.isDead ? "  (dead letter: \(entry.state.deadReason ?? "?"))" : "")")
+            print(
+                "id:          \(metadata.id)\(entry.isDead ? "  (dead letter: \(entry.state.deadReason ?? "?"))" : "")"
+            )
             print("webhook id:  \(metadata.webhookID)")
             print("endpoint:    \(metadata.endpoint)")
             print("received:    \(UnixTime(milliseconds: metadata.receivedAtMilliseconds).rfc3339)")
             print("mail from:   <\(metadata.mailFrom)>")
             print("rcpt to:     \(metadata.rcptTo.map { "<\($0)>" }.joined(separator: " "))")
-            print("client:      \(metadata.client.sorted { $0.key < $1.key }.map { "\($0.key)=\($0.value)" }.joined(separator: " "))")
+            print(
+                "client:      \(metadata.client.sorted { $0.key < $1.key }.map { "\($0.key)=\($0.value)" }.joined(separator: " "))"
+            )
             print("size:        \(metadata.size) bytes")
-            if !entry.isDead { print("next:        \(UnixTime(milliseconds: entry.state.nextAttemptMilliseconds).rfc3339)") }
+            if !entry.isDead {
+                print("next:        \(UnixTime(milliseconds: entry.state.nextAttemptMilliseconds).rfc3339)")
+            }
             print("attempts:    \(entry.state.attemptCount)")
             for attempt in entry.state.attempts {
                 let result = attempt.status > 0 ? "HTTP \(attempt.status)" : (attempt.error ?? "error")
-                print("  \(UnixTime(milliseconds: attempt.atMilliseconds).rfc3339)  \(attempt.kind)  \(result)\(attempt.snippet.map { $0.isEmpty ? "" : "  \($0.prefix(120))" } ?? "")")
+                print(
+                    "  \(UnixTime(milliseconds: attempt.atMilliseconds).rfc3339)  \(attempt.kind)  \(result)\(attempt.snippet.map { $0.isEmpty ? "" : "  \($0.prefix(120))" } ?? "")"
+                )
             }
         }
     }
@@ -156,7 +185,7 @@ struct SpoolCommand: AsyncParsableCommand {
                     try spool.drop(id)
                     withExtendedLifetime(claim) {}
                     print("dropped \(id)")
-                } catch where error.kind == .notFound {
+                } catch  where error.kind == .notFound {
                     do {
                         try spool.drop(id)  // a dead letter
                         print("dropped \(id)")
@@ -194,7 +223,9 @@ struct SpoolCommand: AsyncParsableCommand {
             let totals = spool.statistics()
             print("queued \(totals.live) (\(totals.liveBytes) bytes), dead \(totals.dead) (\(totals.deadBytes) bytes)")
             for (endpoint, row) in perEndpoint.sorted(by: { $0.key < $1.key }) {
-                print("\(endpoint)  queued \(row.live)  dead \(row.dead)  bytes \(row.bytes)  oldest \(SpoolCommand.age(now - row.oldest))")
+                print(
+                    "\(endpoint)  queued \(row.live)  dead \(row.dead)  bytes \(row.bytes)  oldest \(SpoolCommand.age(now - row.oldest))"
+                )
             }
         }
     }
@@ -202,18 +233,32 @@ struct SpoolCommand: AsyncParsableCommand {
     struct Replay: AsyncParsableCommand {
         static let configuration = CommandConfiguration(
             abstract: "Deliver entries now, with the same webhook id and signature scheme; prints a summary.",
-            discussion: "Without ids, --all (or a filter) selects entries. Dead letters are replayed with --dead; if delivered they are removed.")
+            discussion:
+                "Without ids, --all (or a filter) selects entries. Dead letters are replayed with --dead; if delivered they are removed."
+        )
         @OptionGroup var location: Location
         @OptionGroup var selection: Selection
         @Argument(help: "Spool entry ids (or --all).") var ids: [String] = []
         @Flag(help: "All entries matching the filters.") var all = false
         @Flag(help: "Show what would be replayed, send nothing.") var dryRun = false
         @Option(help: ArgumentHelp("At most this many deliveries per second.", valueName: "n")) var rate: Double?
-        @Option(help: ArgumentHelp("Deliver to this URL instead of each entry's endpoint.", valueName: "url")) var toURL: String?
-        @Option(name: .customLong("webhook-secret"), help: ArgumentHelp("Signing secret (whsec_…); repeatable. Also LMTPHOOK_WEBHOOK_SECRET.", valueName: "secret"))
+        @Option(help: ArgumentHelp("Deliver to this URL instead of each entry's endpoint.", valueName: "url"))
+        var toURL: String?
+        @Option(
+            name: .customLong("webhook-secret"),
+            help: ArgumentHelp(
+                "Signing secret (whsec_…); repeatable. Also LMTPHOOK_WEBHOOK_SECRET.",
+                valueName: "secret"
+            )
+        )
         var webhookSecrets: [String] = []
         @Option(help: ArgumentHelp("Seconds allowed for one request.", valueName: "seconds")) var timeout: Double = 30
-        @Option(help: ArgumentHelp("Configuration file: entries are delivered with their endpoint's format, headers and secrets (needed for endpoints that are not format json).", valueName: "file"))
+        @Option(
+            help: ArgumentHelp(
+                "Configuration file: entries are delivered with their endpoint's format, headers and secrets (needed for endpoints that are not format json).",
+                valueName: "file"
+            )
+        )
         var config: String?
 
         func validate() throws {
@@ -227,9 +272,14 @@ struct SpoolCommand: AsyncParsableCommand {
             let spool = try location.open()
             let now = UnixTime.now().milliseconds
             let candidates = ids.isEmpty ? spool.ids(dead: selection.dead) : ids
-            let environment = ProcessInfo.processInfo.environment["LMTPHOOK_WEBHOOK_SECRET"].map { $0.split(separator: " ").map(String.init) } ?? []
+            let environment =
+                ProcessInfo.processInfo.environment["LMTPHOOK_WEBHOOK_SECRET"].map {
+                    $0.split(separator: " ").map(String.init)
+                } ?? []
             let signer: WebhookSigner
-            do { signer = try WebhookSigner(secrets: webhookSecrets + environment) } catch { throw ValidationError("\(error)") }
+            do { signer = try WebhookSigner(secrets: webhookSecrets + environment) } catch {
+                throw ValidationError("\(error)")
+            }
             var configured: [String: WebhookEndpoint] = [:]
             var delimiters: Set<Character> = ["+"]
             if let config {
@@ -243,14 +293,25 @@ struct SpoolCommand: AsyncParsableCommand {
             }
             let client = WebhookClient(threads: 1)
             let interactive = isatty(STDERR_FILENO) == 1
-            var delivered = 0, failing = 0, dead = 0, busy = 0, missing = 0
+            var delivered = 0
+            var failing = 0
+            var dead = 0
+            var busy = 0
+            var missing = 0
             for (index, id) in candidates.enumerated() {
                 if interactive {
-                    let width = 30, done = candidates.isEmpty ? width : width * index / candidates.count
-                    FileHandle.standardError.write(Data("\r[\(String(repeating: "=", count: done))\(String(repeating: " ", count: width - done))] \(index)/\(candidates.count)".utf8))
+                    let width = 30
+                    let done = candidates.isEmpty ? width : width * index / candidates.count
+                    FileHandle.standardError.write(
+                        Data(
+                            "\r[\(String(repeating: "=", count: done))\(String(repeating: " ", count: width - done))] \(index)/\(candidates.count)"
+                                .utf8
+                        )
+                    )
                 }
                 // Spool file work runs on a thread pool, not on the cooperative pool.
-                let (claim, locked, read) = try await NIOThreadPool.singleton.runIfActive { () -> (Spool.Claim?, Bool, Spool.Entry?) in
+                let (claim, locked, read) = try await NIOThreadPool.singleton.runIfActive {
+                    () -> (Spool.Claim?, Bool, Spool.Entry?) in
                     do {
                         let claim = try spool.claim(id)
                         return (claim, false, try? spool.read(id))
@@ -275,11 +336,20 @@ struct SpoolCommand: AsyncParsableCommand {
                     print("would replay \(id) to \(toURL ?? entry.metadata.endpoint)")
                     continue
                 }
-                var endpoint = WebhookEndpoint(url: entry.metadata.endpoint, totalTimeoutMilliseconds: Int(timeout * 1000), signer: signer)
+                var endpoint = WebhookEndpoint(
+                    url: entry.metadata.endpoint,
+                    totalTimeoutMilliseconds: Int(timeout * 1000),
+                    signer: signer
+                )
                 if let name = entry.metadata.endpointName, let known = configured[name] {
                     endpoint = known
                 } else if let format = entry.metadata.format, format != "json" {
-                    FileHandle.standardError.write(Data("\nlmtphook spool: \(id) is for endpoint '\(entry.metadata.endpointName ?? "?")' (format \(format)): give --config FILE that defines it\n".utf8))
+                    FileHandle.standardError.write(
+                        Data(
+                            "\nlmtphook spool: \(id) is for endpoint '\(entry.metadata.endpointName ?? "?")' (format \(format)): give --config FILE that defines it\n"
+                                .utf8
+                        )
+                    )
                     failing += 1
                     continue
                 }
@@ -289,12 +359,21 @@ struct SpoolCommand: AsyncParsableCommand {
                     let body = try endpoint.render(spooled: entry.metadata, raw: entry.raw, delimiters: delimiters)
                     response = await client.post(endpoint.request(webhookID: entry.metadata.webhookID, body: body))
                 } catch {
-                    response = WebhookResponse(status: 0, error: WebhookTransportError(kind: .other, message: "cannot render: \(error)"))
+                    response = WebhookResponse(
+                        status: 0,
+                        error: WebhookTransportError(kind: .other, message: "cannot render: \(error)")
+                    )
                 }
                 var state = entry.state
-                state.append(.init(
-                    atMilliseconds: UnixTime.now().milliseconds, status: response.status, error: response.error.map { "\($0.kind.rawValue): \($0.message)" },
-                    snippet: String(response.snippet.prefix(200)), kind: "replay"))
+                state.append(
+                    .init(
+                        atMilliseconds: UnixTime.now().milliseconds,
+                        status: response.status,
+                        error: response.error.map { "\($0.kind.rawValue): \($0.message)" },
+                        snippet: String(response.snippet.prefix(200)),
+                        kind: "replay"
+                    )
+                )
                 let outcome = DeliveryOutcome.classify(response, rule: endpoint.successRule)
                 switch outcome {
                 case .delivered: delivered += 1
@@ -306,15 +385,27 @@ struct SpoolCommand: AsyncParsableCommand {
                 try await NIOThreadPool.singleton.runIfActive { [state] in
                     switch outcome {
                     case .delivered: try? spool.drop(id)
-                    case .transient: if entry.isDead { try? spool.writeDeadState(id, state) } else { try? spool.writeState(id, state) }
-                    case .permanent: if entry.isDead { try? spool.writeDeadState(id, state) } else { try? spool.deadLetter(id, state: state) }
+                    case .transient:
+                        if entry.isDead {
+                            try? spool.writeDeadState(id, state)
+                        } else {
+                            try? spool.writeState(id, state)
+                        }
+                    case .permanent:
+                        if entry.isDead {
+                            try? spool.writeDeadState(id, state)
+                        } else {
+                            try? spool.deadLetter(id, state: state)
+                        }
                     }
                     withExtendedLifetime(claim) {}  // the claim is held until the outcome is recorded
                 }
                 if let rate { try? await Task.sleep(for: .milliseconds(Int(1000 / rate))) }
             }
             if interactive { FileHandle.standardError.write(Data("\r\u{1B}[K".utf8)) }
-            print("replayed \(dryRun ? 0 : delivered + failing + dead): delivered \(delivered), still failing \(failing), dead \(dead)\(busy > 0 ? ", busy (being delivered by serve) \(busy)" : "")\(missing > 0 ? ", not found \(missing)" : "")")
+            print(
+                "replayed \(dryRun ? 0 : delivered + failing + dead): delivered \(delivered), still failing \(failing), dead \(dead)\(busy > 0 ? ", busy (being delivered by serve) \(busy)" : "")\(missing > 0 ? ", not found \(missing)" : "")"
+            )
             await client.shutdown()
             if failing > 0 || dead > 0 || (missing > 0 && !ids.isEmpty) { throw ExitCode.failure }
         }

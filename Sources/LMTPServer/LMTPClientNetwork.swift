@@ -19,7 +19,9 @@ public struct LMTPClientNetwork: Sendable, Hashable, CustomStringConvertible {
         let maximum = bytes.count * 8
         var length = maximum
         if pieces.count == 2 {
-            guard let parsed = Int(pieces[1]), (0...maximum).contains(parsed), pieces[1].allSatisfy(\.isNumber) else { return nil }
+            guard let parsed = Int(pieces[1]), (0...maximum).contains(parsed), pieces[1].allSatisfy(\.isNumber) else {
+                return nil
+            }
             length = parsed
         }
         self.prefixLength = length
@@ -37,7 +39,9 @@ public struct LMTPClientNetwork: Sendable, Hashable, CustomStringConvertible {
     /// `true` when the address (4 or 16 bytes) lies in this network.
     public func contains(_ peer: [UInt8]) -> Bool {
         var candidate = peer
-        if candidate.count == 16 && address.count == 4 && candidate.prefix(12) == [0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0xFF, 0xFF] {
+        if candidate.count == 16 && address.count == 4
+            && candidate.prefix(12) == [0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0xFF, 0xFF]
+        {
             candidate = Array(candidate.suffix(4))
         }
         guard candidate.count == address.count else { return false }

@@ -49,7 +49,9 @@ public final class LMTPServer: Service, Sendable {
 
     /// Why a connection was turned away before its session started.
     enum Refusal: String {
-        case notAllowed = "not_allowed", tooManyConnections = "too_many_connections", tooManyFromPeer = "too_many_from_peer"
+        case notAllowed = "not_allowed"
+        case tooManyConnections = "too_many_connections"
+        case tooManyFromPeer = "too_many_from_peer"
     }
 
     /// Creates a server; nothing is bound until ``run()``.
@@ -67,7 +69,10 @@ public final class LMTPServer: Service, Sendable {
         self.group = eventLoopGroup
         self.listening = eventLoopGroup.next().makePromise(of: [String].self)
         self.deliveries = DeliveryGate(
-            slots: configuration.maxConcurrentDeliveries, byteBudget: configuration.maxDeliveryBytes, queueLimit: configuration.maxQueuedDeliveries)
+            slots: configuration.maxConcurrentDeliveries,
+            byteBudget: configuration.maxDeliveryBytes,
+            queueLimit: configuration.maxQueuedDeliveries
+        )
         self.threadPool = NIOThreadPool.singleton
     }
 
@@ -114,8 +119,12 @@ public final class LMTPServer: Service, Sendable {
         }
         if alreadyStopping { for server in servers { server.channel.close(promise: nil) } }
         logger.info("listening", metadata: ["addresses": "\(addresses.joined(separator: " "))"])
-        for case .tcp(let host, _) in configuration.listeners where configuration.allowedClients == nil && !Self.isLoopback(host) {
-            logger.warning("TCP listener on a non-loopback address without an allow-list: any host that reaches it can submit mail", metadata: ["host": "\(host)"])
+        for case .tcp(let host, _) in configuration.listeners
+        where configuration.allowedClients == nil && !Self.isLoopback(host) {
+            logger.warning(
+                "TCP listener on a non-loopback address without an allow-list: any host that reaches it can submit mail",
+                metadata: ["host": "\(host)"]
+            )
         }
         listening.succeed(addresses)
 
@@ -128,7 +137,9 @@ public final class LMTPServer: Service, Sendable {
                     group.addTask {
                         // One listener ending with an error must not cancel the others: a cancelled
                         // accept loop would drop connections already accepted but not yet served.
-                        do { try await self.accept(on: server) } catch { self.logger.debug("listener ended", metadata: ["error": "\(error)"]) }
+                        do { try await self.accept(on: server) } catch {
+                            self.logger.debug("listener ended", metadata: ["error": "\(error)"])
+                        }
                     }
                 }
             }
@@ -151,10 +162,17 @@ public final class LMTPServer: Service, Sendable {
         for connection in connections { Self.signalShutdown(connection) }
         let grace = configuration.shutdownGracePeriod
         let loop = group.next()
-        loop.scheduleTask(in: TimeAmount.nanoseconds(Int64(grace.components.seconds) * 1_000_000_000 + grace.components.attoseconds / 1_000_000_000)) {
+        loop.scheduleTask(
+            in: TimeAmount.nanoseconds(
+                Int64(grace.components.seconds) * 1_000_000_000 + grace.components.attoseconds / 1_000_000_000
+            )
+        ) {
             let remaining = self.state.withLockedValue { Array($0.accepted.values) }
             if !remaining.isEmpty {
-                self.logger.warning("grace period over, closing connections", metadata: ["connections": "\(remaining.count)"])
+                self.logger.warning(
+                    "grace period over, closing connections",
+                    metadata: ["connections": "\(remaining.count)"]
+                )
             }
             for connection in remaining { connection.close(promise: nil) }
         }
@@ -172,7 +190,9 @@ public final class LMTPServer: Service, Sendable {
             }
             return SpillFile.removeLeftovers(in: directory)
         }
-        if removed > 0 { logger.info("removed partial messages of an earlier process", metadata: ["files": "\(removed)"]) }
+        if removed > 0 {
+            logger.info("removed partial messages of an earlier process", metadata: ["files": "\(removed)"])
+        }
     }
 
     private static func signalShutdown(_ channel: any Channel) {
@@ -189,14 +209,17 @@ public final class LMTPServer: Service, Sendable {
         }
     }
 
-    private func bind(_ listener: LMTPListenAddress) async throws -> NIOAsyncChannel<NIOAsyncChannel<LMTPInboundEvent, ByteBuffer>, Never> {
+    private func bind(
+        _ listener: LMTPListenAddress
+    ) async throws -> NIOAsyncChannel<NIOAsyncChannel<LMTPInboundEvent, ByteBuffer>, Never> {
         let shortest = min(configuration.idleTimeout, configuration.dataTimeout)
         let tick = TimeAmount(min(max(shortest / 10, .milliseconds(10)), .seconds(1)))
         let bootstrap = ServerBootstrap(group: group)
             .serverChannelOption(.backlog, value: configuration.backlog)
             .serverChannelOption(.socketOption(.so_reuseaddr), value: 1)
             .childChannelOption(.allowRemoteHalfClosure, value: true)
-        let initializer: @Sendable (any Channel) -> EventLoopFuture<NIOAsyncChannel<LMTPInboundEvent, ByteBuffer>> = { channel in
+        let initializer: @Sendable (any Channel) -> EventLoopFuture<NIOAsyncChannel<LMTPInboundEvent, ByteBuffer>> = {
+            channel in
             channel.eventLoop.makeCompletedFuture {
                 try channel.pipeline.syncOperations.addHandler(LMTPInboundEventHandler(tickInterval: tick))
                 let connection = try NIOAsyncChannel<LMTPInboundEvent, ByteBuffer>(
@@ -219,9 +242,17 @@ public final class LMTPServer: Service, Sendable {
         switch listener {
         case .unix(let path, let mode):
             try UnixSocketPath.prepare(path)
-            let server = try await bootstrap.bind(unixDomainSocketPath: path, cleanupExistingSocketFile: false, childChannelInitializer: initializer)
+            let server = try await bootstrap.bind(
+                unixDomainSocketPath: path,
+                cleanupExistingSocketFile: false,
+                childChannelInitializer: initializer
+            )
             try UnixSocketPath.setMode(path, mode)
-            try UnixSocketPath.setOwner(path, owner: configuration.unixSocketOwner, group: configuration.unixSocketGroup)
+            try UnixSocketPath.setOwner(
+                path,
+                owner: configuration.unixSocketOwner,
+                group: configuration.unixSocketGroup
+            )
             return server
         case .tcp(let host, let port):
             return try await bootstrap.bind(host: host, port: port, childChannelInitializer: initializer)
@@ -240,7 +271,9 @@ public final class LMTPServer: Service, Sendable {
 
     /// Admits a connection (allow-list, connection limits) and tracks it; `nil` when admitted.
     private func register(_ channel: any Channel, peerAddress: String?) -> Refusal? {
-        if let peerAddress, let allowed = configuration.allowedClients, !allowed.contains(where: { $0.contains(peerAddress) }) {
+        if let peerAddress, let allowed = configuration.allowedClients,
+            !allowed.contains(where: { $0.contains(peerAddress) })
+        {
             return .notAllowed
         }
         let (refusal, stopping): (Refusal?, Bool) = state.withLockedValue { state in
@@ -267,13 +300,19 @@ public final class LMTPServer: Service, Sendable {
     }
 
     /// Answers `421` and closes a connection that was not admitted.
-    private func refuse(_ connection: NIOAsyncChannel<LMTPInboundEvent, ByteBuffer>, _ refusal: Refusal, logger: Logger) async {
+    private func refuse(
+        _ connection: NIOAsyncChannel<LMTPInboundEvent, ByteBuffer>,
+        _ refusal: Refusal,
+        logger: Logger
+    ) async {
         let host = configuration.session.hostname
         let reply: LMTPReply
         switch refusal {
         case .notAllowed: reply = LMTPReply(421, "4.7.1", "\(host) Error: client not allowed")
-        case .tooManyConnections: reply = LMTPReply(421, "4.7.0", "\(host) Error: too many connections, try again later")
-        case .tooManyFromPeer: reply = LMTPReply(421, "4.7.0", "\(host) Error: too many connections from your address, try again later")
+        case .tooManyConnections:
+            reply = LMTPReply(421, "4.7.0", "\(host) Error: too many connections, try again later")
+        case .tooManyFromPeer:
+            reply = LMTPReply(421, "4.7.0", "\(host) Error: too many connections from your address, try again later")
         }
         logger.warning("connection refused", metadata: ["reason": "\(refusal.rawValue)"])
         metrics.refused(refusal)
@@ -351,7 +390,10 @@ public final class LMTPServer: Service, Sendable {
                             if spill == nil { spill = try await SpillFile.create(in: directory, pool: threadPool) }
                             try await spill?.append(bytes)
                         } catch {
-                            logger.error("cannot hold an incoming message on disk; it will be refused with 451", metadata: ["error": "\(error)"])
+                            logger.error(
+                                "cannot hold an incoming message on disk; it will be refused with 451",
+                                metadata: ["error": "\(error)"]
+                            )
                             spillFailed = true
                         }
                         continue
@@ -419,7 +461,12 @@ public final class LMTPServer: Service, Sendable {
     /// Hands one message to the handler within the delivery bounds: waits for a slot (or answers
     /// every recipient `451 4.3.2` when the queue is full), reads a spilled message back, and
     /// removes its file afterwards.
-    private func deliver(_ message: inout LMTPMessage, spilled file: SpillFile?, spillFailed: Bool, logger: Logger) async -> [LMTPRecipientResult] {
+    private func deliver(
+        _ message: inout LMTPMessage,
+        spilled file: SpillFile?,
+        spillFailed: Bool,
+        logger: Logger
+    ) async -> [LMTPRecipientResult] {
         metrics.deliveriesActive.increment()
         defer {
             metrics.deliveriesActive.decrement()
@@ -428,12 +475,17 @@ public final class LMTPServer: Service, Sendable {
         let busy = LMTPRecipientResult(code: 451, enhancedCode: "4.3.2", text: "Too busy, try again later")
         guard !spillFailed else {
             await file?.remove()
-            return message.recipients.map { _ in LMTPRecipientResult(code: 451, enhancedCode: "4.3.0", text: "Cannot store the message, try again later") }
+            return message.recipients.map { _ in
+                LMTPRecipientResult(code: 451, enhancedCode: "4.3.0", text: "Cannot store the message, try again later")
+            }
         }
         let weight = message.spilledBytes + message.data.count
         guard await deliveries.enter(weight: weight) else {
             await file?.remove()
-            logger.warning("delivery queue full; message refused with 451", metadata: ["queued": "\(configuration.maxQueuedDeliveries)"])
+            logger.warning(
+                "delivery queue full; message refused with 451",
+                metadata: ["queued": "\(configuration.maxQueuedDeliveries)"]
+            )
             return message.recipients.map { _ in busy }
         }
         defer { deliveries.leave(weight: weight) }
@@ -444,7 +496,13 @@ public final class LMTPServer: Service, Sendable {
             } catch {
                 logger.error("cannot read back an incoming message; refused with 451", metadata: ["error": "\(error)"])
                 await file.remove()
-                return message.recipients.map { _ in LMTPRecipientResult(code: 451, enhancedCode: "4.3.0", text: "Cannot read the message back, try again later") }
+                return message.recipients.map { _ in
+                    LMTPRecipientResult(
+                        code: 451,
+                        enhancedCode: "4.3.0",
+                        text: "Cannot read the message back, try again later"
+                    )
+                }
             }
             await file.remove()
         }

@@ -46,12 +46,21 @@ public struct LMTPServerConfiguration: Sendable, Hashable {
     public var spillDirectory: String?
 
     public init(
-        listeners: [LMTPListenAddress], session: LMTPConfiguration = LMTPConfiguration(),
-        idleTimeout: Duration = .seconds(300), dataTimeout: Duration = .seconds(300), minimumDataRate: Int = 500,
-        shutdownGracePeriod: Duration = .seconds(30), backlog: Int32 = 512,
-        maxConnections: Int = 500, maxConnectionsPerPeer: Int = 100, allowedClients: [LMTPClientNetwork]? = nil,
-        unixSocketOwner: String? = nil, unixSocketGroup: String? = nil,
-        maxConcurrentDeliveries: Int = 64, maxDeliveryBytes: Int = 64 * 1024 * 1024, maxQueuedDeliveries: Int = 512,
+        listeners: [LMTPListenAddress],
+        session: LMTPConfiguration = LMTPConfiguration(),
+        idleTimeout: Duration = .seconds(300),
+        dataTimeout: Duration = .seconds(300),
+        minimumDataRate: Int = 500,
+        shutdownGracePeriod: Duration = .seconds(30),
+        backlog: Int32 = 512,
+        maxConnections: Int = 500,
+        maxConnectionsPerPeer: Int = 100,
+        allowedClients: [LMTPClientNetwork]? = nil,
+        unixSocketOwner: String? = nil,
+        unixSocketGroup: String? = nil,
+        maxConcurrentDeliveries: Int = 64,
+        maxDeliveryBytes: Int = 64 * 1024 * 1024,
+        maxQueuedDeliveries: Int = 512,
         spillDirectory: String? = nil
     ) {
         self.listeners = listeners
@@ -75,16 +84,28 @@ public struct LMTPServerConfiguration: Sendable, Hashable {
     /// Checks the server-level values; returns a message naming the bad setting.
     public func validate() throws(LMTPServerError) {
         do { try session.validate() } catch { throw LMTPServerError(error.description) }
-        guard !listeners.isEmpty else { throw LMTPServerError("no listener configured (need a UNIX socket or a TCP address)") }
+        guard !listeners.isEmpty else {
+            throw LMTPServerError("no listener configured (need a UNIX socket or a TCP address)")
+        }
         if idleTimeout < .milliseconds(100) || dataTimeout < .milliseconds(100) {
             throw LMTPServerError("command and data timeouts must be at least 100 ms")
         }
-        if minimumDataRate < 0 { throw LMTPServerError("minimum data rate must not be negative, got \(minimumDataRate)") }
+        if minimumDataRate < 0 {
+            throw LMTPServerError("minimum data rate must not be negative, got \(minimumDataRate)")
+        }
         if maxConnections < 1 { throw LMTPServerError("max connections must be at least 1, got \(maxConnections)") }
-        if maxConnectionsPerPeer < 0 { throw LMTPServerError("max connections per peer must not be negative, got \(maxConnectionsPerPeer)") }
-        if maxConcurrentDeliveries < 1 { throw LMTPServerError("max concurrent deliveries must be at least 1, got \(maxConcurrentDeliveries)") }
-        if maxDeliveryBytes < 1024 { throw LMTPServerError("max delivery bytes must be at least 1024, got \(maxDeliveryBytes)") }
-        if maxQueuedDeliveries < 0 { throw LMTPServerError("max queued deliveries must not be negative, got \(maxQueuedDeliveries)") }
+        if maxConnectionsPerPeer < 0 {
+            throw LMTPServerError("max connections per peer must not be negative, got \(maxConnectionsPerPeer)")
+        }
+        if maxConcurrentDeliveries < 1 {
+            throw LMTPServerError("max concurrent deliveries must be at least 1, got \(maxConcurrentDeliveries)")
+        }
+        if maxDeliveryBytes < 1024 {
+            throw LMTPServerError("max delivery bytes must be at least 1024, got \(maxDeliveryBytes)")
+        }
+        if maxQueuedDeliveries < 0 {
+            throw LMTPServerError("max queued deliveries must not be negative, got \(maxQueuedDeliveries)")
+        }
         if session.spillThreshold != nil && spillDirectory == nil {
             throw LMTPServerError("an in-memory limit per transaction needs a spill directory")
         }

@@ -11,9 +11,13 @@ struct LMTPServerMetrics: Sendable {
     let deliveriesActive = Meter(label: "lmtphook_lmtp_deliveries_active")
     let messageBytes = Counter(label: "lmtphook_lmtp_message_bytes_total")
     let messageSize = Recorder(label: "lmtphook_lmtp_message_size_bytes", aggregate: true)
-    private let replies: [Counter] = (2...5).map { Counter(label: "lmtphook_lmtp_replies_total", dimensions: [("class", "\($0)xx")]) }
+    private let replies: [Counter] = (2...5).map {
+        Counter(label: "lmtphook_lmtp_replies_total", dimensions: [("class", "\($0)xx")])
+    }
 
-    private let refusals: [LMTPServer.Refusal: Counter] = [LMTPServer.Refusal.notAllowed, .tooManyConnections, .tooManyFromPeer].reduce(into: [:]) {
+    private let refusals: [LMTPServer.Refusal: Counter] = [
+        LMTPServer.Refusal.notAllowed, .tooManyConnections, .tooManyFromPeer,
+    ].reduce(into: [:]) {
         $0[$1] = Counter(label: "lmtphook_lmtp_connections_refused_total", dimensions: [("reason", $1.rawValue)])
     }
 

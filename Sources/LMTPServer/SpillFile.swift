@@ -1,10 +1,11 @@
+import NIOConcurrencyHelpers
+import NIOPosix
+
 #if canImport(Glibc)
 import Glibc
 #elseif canImport(Darwin)
 import Darwin
 #endif
-import NIOConcurrencyHelpers
-import NIOPosix
 
 /// The temporary file holding the part of one message beyond the in-memory limit while it
 /// arrives. All file I/O runs on a thread pool, never on the event loop. The file is unlinked
@@ -71,7 +72,11 @@ final class SpillFile: Sendable {
                 while offset < count {
                     let read = pread(fd, raw.baseAddress! + offset, count - offset, off_t(offset))
                     if read < 0 && errno == EINTR { continue }
-                    guard read > 0 else { throw LMTPServerError("cannot read \(path): \(read < 0 ? String(cString: strerror(errno)) : "short file")") }
+                    guard read > 0 else {
+                        throw LMTPServerError(
+                            "cannot read \(path): \(read < 0 ? String(cString: strerror(errno)) : "short file")"
+                        )
+                    }
                     offset += read
                 }
             }
@@ -98,7 +103,9 @@ final class SpillFile: Sendable {
         defer { closedir(dir) }
         var removed = 0
         while let entry = readdir(dir) {
-            let name = withUnsafeBytes(of: entry.pointee.d_name) { String(decoding: $0.prefix { $0 != 0 }, as: UTF8.self) }
+            let name = withUnsafeBytes(of: entry.pointee.d_name) {
+                String(decoding: $0.prefix { $0 != 0 }, as: UTF8.self)
+            }
             guard name.hasPrefix(prefix) else { continue }
             let owner = name.dropFirst(prefix.count).prefix { $0 != "-" }
             if let pid = pid_t(owner), pid == getpid() || kill(pid, 0) == 0 || errno != ESRCH { continue }

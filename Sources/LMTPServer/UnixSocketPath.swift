@@ -31,7 +31,9 @@ enum UnixSocketPath {
 
     static func setMode(_ path: String, _ mode: UInt32) throws(LMTPServerError) {
         guard chmod(path, mode_t(mode)) == 0 else {
-            throw LMTPServerError("cannot set mode \(String(mode, radix: 8)) on \(path): \(String(cString: strerror(errno)))")
+            throw LMTPServerError(
+                "cannot set mode \(String(mode, radix: 8)) on \(path): \(String(cString: strerror(errno)))"
+            )
         }
     }
 
@@ -64,7 +66,9 @@ public enum UnixDomainSocket {
         #endif
         guard fd >= 0 else { return -1 }
         let result = withUnsafePointer(to: &address) {
-            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { Glibc.connect(fd, $0, socklen_t(MemoryLayout<sockaddr_un>.size)) }
+            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) {
+                Glibc.connect(fd, $0, socklen_t(MemoryLayout<sockaddr_un>.size))
+            }
         }
         guard result == 0 else {
             let saved = errno
@@ -101,7 +105,9 @@ extension UnixSocketPath {
             }
         }
         guard chown(path, uid, gid) == 0 else {
-            throw LMTPServerError("cannot give \(path) to \(owner ?? "-"):\(group ?? "-"): \(String(cString: strerror(errno)))")
+            throw LMTPServerError(
+                "cannot give \(path) to \(owner ?? "-"):\(group ?? "-"): \(String(cString: strerror(errno)))"
+            )
         }
     }
 }

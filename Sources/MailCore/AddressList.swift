@@ -41,7 +41,8 @@ public enum AddressList {
                 element.append(entry)
             case .special(UInt8(ascii: ",")) where angleDepth == 0:
                 flush()
-            case .special(UInt8(ascii: ":")) where angleDepth == 0 && !inGroup && !element.contains(where: { $0.token == .special(UInt8(ascii: "@")) }):
+            case .special(UInt8(ascii: ":"))
+            where angleDepth == 0 && !inGroup && !element.contains(where: { $0.token == .special(UInt8(ascii: "@")) }):
                 element = []  // group display name: members follow
                 inGroup = true
             case .special(UInt8(ascii: ";")) where angleDepth == 0:
@@ -61,7 +62,10 @@ public enum AddressList {
         }
     }
 
-    private static func mailbox(from element: [(token: Token, spaceBefore: Bool)], problems: inout [String]) -> MailAddress? {
+    private static func mailbox(
+        from element: [(token: Token, spaceBefore: Bool)],
+        problems: inout [String]
+    ) -> MailAddress? {
         let comments = element.compactMap { entry -> String? in
             if case .comment(let text) = entry.token { return text }
             return nil
@@ -75,7 +79,9 @@ public enum AddressList {
             if close == words.endIndex { problems.append("unterminated angle address") }
             var inner = Array(words[(open + 1)..<close])
             // Source route "@a,@b:" before the mailbox.
-            if let colon = inner.firstIndex(where: { $0.token == .special(UInt8(ascii: ":")) }), inner.first?.token == .special(UInt8(ascii: "@")) {
+            if let colon = inner.firstIndex(where: { $0.token == .special(UInt8(ascii: ":")) }),
+                inner.first?.token == .special(UInt8(ascii: "@"))
+            {
                 inner = Array(inner[(colon + 1)...])
             }
             let address = addressText(inner)
@@ -108,8 +114,15 @@ public enum AddressList {
             switch entry.token {
             case .atom(let atom): text += atom
             case .quoted(let quoted):
-                let needsQuotes = quoted.isEmpty || quoted.contains { $0 == " " || $0 == "\"" || $0 == "\\" || $0 == "," || $0 == "@" || $0 == "(" || $0 == ")" || $0 == "<" || $0 == ">" || $0 == ":" || $0 == ";" }
-                text += needsQuotes ? "\"" + quoted.replacing("\\", with: "\\\\").replacing("\"", with: "\\\"") + "\"" : quoted
+                let needsQuotes =
+                    quoted.isEmpty
+                    || quoted.contains {
+                        $0 == " " || $0 == "\"" || $0 == "\\" || $0 == "," || $0 == "@" || $0 == "(" || $0 == ")"
+                            || $0 == "<" || $0 == ">" || $0 == ":" || $0 == ";"
+                    }
+                text +=
+                    needsQuotes
+                    ? "\"" + quoted.replacing("\\", with: "\\\\").replacing("\"", with: "\\\"") + "\"" : quoted
             case .special(let byte): text += String(UnicodeScalar(byte))
             case .comment: break
             }
@@ -197,15 +210,18 @@ public enum AddressList {
                 if depth > 0 { problems.append("unterminated comment in address") }
                 index += 1
                 tokens.append((.comment(String(decoding: content, as: UTF8.self)), space))
-            case UInt8(ascii: "<"), UInt8(ascii: ">"), UInt8(ascii: ","), UInt8(ascii: ":"), UInt8(ascii: ";"), UInt8(ascii: "@"):
+            case UInt8(ascii: "<"), UInt8(ascii: ">"), UInt8(ascii: ","), UInt8(ascii: ":"), UInt8(ascii: ";"),
+                UInt8(ascii: "@"):
                 tokens.append((.special(byte), space))
                 index += 1
             default:
                 let start = index
                 while index < bytes.count {
                     let current = bytes[index]
-                    if current == 0x20 || current == 0x09 || current == 0x0D || current == 0x0A || current == UInt8(ascii: "\"") || current == UInt8(ascii: "(")
-                        || current == UInt8(ascii: "<") || current == UInt8(ascii: ">") || current == UInt8(ascii: ",") || current == UInt8(ascii: ":")
+                    if current == 0x20 || current == 0x09 || current == 0x0D || current == 0x0A
+                        || current == UInt8(ascii: "\"") || current == UInt8(ascii: "(")
+                        || current == UInt8(ascii: "<") || current == UInt8(ascii: ">") || current == UInt8(ascii: ",")
+                        || current == UInt8(ascii: ":")
                         || current == UInt8(ascii: ";") || current == UInt8(ascii: "@")
                     {
                         break

@@ -25,7 +25,11 @@ public enum Charset {
             // stateful/wide ones need iconv.
             let name = label.flatMap(iconvName(for:))
             if name == nil || !asciiIncompatible.contains(name!) {
-                return Decoded(text: String(decoding: bytes, as: UTF8.self), replacements: 0, unknownCharset: label != nil && !label!.isEmpty && name == nil)
+                return Decoded(
+                    text: String(decoding: bytes, as: UTF8.self),
+                    replacements: 0,
+                    unknownCharset: label != nil && !label!.isEmpty && name == nil
+                )
             }
         }
         guard let label, !label.isEmpty else { return utf8OrWindows1252(bytes) }
@@ -37,7 +41,9 @@ public enum Charset {
             return result
         }
         if name == "UTF-8" { return utf8(bytes) }
-        if name == "ISO-2022-JP-2", let shiftJIS = ISO2022JP.shiftJIS(bytes), let converted = iconv(shiftJIS[...], from: "CP932") {
+        if name == "ISO-2022-JP-2", let shiftJIS = ISO2022JP.shiftJIS(bytes),
+            let converted = iconv(shiftJIS[...], from: "CP932")
+        {
             return converted  // with the NEC and IBM extensions (①, №, …) that real Japanese mail uses
         }
         if let converted = iconv(bytes, from: name) { return converted }
@@ -50,13 +56,17 @@ public enum Charset {
 
     /// Valid UTF-8 as is; otherwise windows-1252 (what undeclared 8-bit mail most often is).
     public static func utf8OrWindows1252(_ bytes: ArraySlice<UInt8>) -> Decoded {
-        if let text = String(validating: bytes, as: UTF8.self) { return Decoded(text: text, replacements: 0, unknownCharset: false) }
+        if let text = String(validating: bytes, as: UTF8.self) {
+            return Decoded(text: text, replacements: 0, unknownCharset: false)
+        }
         return iconv(bytes, from: "CP1252") ?? utf8(bytes)
     }
 
     /// UTF-8 with invalid sequences replaced and counted.
     public static func utf8(_ bytes: ArraySlice<UInt8>) -> Decoded {
-        if let text = String(validating: bytes, as: UTF8.self) { return Decoded(text: text, replacements: 0, unknownCharset: false) }
+        if let text = String(validating: bytes, as: UTF8.self) {
+            return Decoded(text: text, replacements: 0, unknownCharset: false)
+        }
         var scalars = String.UnicodeScalarView()
         var decoder = UTF8()
         var iterator = bytes.makeIterator()
@@ -73,28 +83,42 @@ public enum Charset {
         return Decoded(text: String(scalars), replacements: replacements, unknownCharset: false)
     }
 
-    private static let asciiLabels: Set<String> = ["us-ascii", "ascii", "ansi_x3.4-1968", "us", "iso646-us", "\"us-ascii\""]
+    private static let asciiLabels: Set<String> = [
+        "us-ascii", "ascii", "ansi_x3.4-1968", "us", "iso646-us", "\"us-ascii\"",
+    ]
 
-    private static let asciiIncompatible: Set<String> = ["UTF-16", "UTF-16LE", "UTF-16BE", "UTF-32", "UTF-32LE", "UTF-32BE", "UTF-7", "ISO-2022-JP-2", "ISO-2022-KR", "ISO-2022-CN", "HZ"]
+    private static let asciiIncompatible: Set<String> = [
+        "UTF-16", "UTF-16LE", "UTF-16BE", "UTF-32", "UTF-32LE", "UTF-32BE", "UTF-7", "ISO-2022-JP-2", "ISO-2022-KR",
+        "ISO-2022-CN", "HZ",
+    ]
 
     private static let aliases: [String: String] = [
         "utf-8": "UTF-8", "utf8": "UTF-8", "unicode-1-1-utf-8": "UTF-8", "x-unicode20utf8": "UTF-8",
-        "us-ascii": "CP1252", "ascii": "CP1252", "ansi_x3.4-1968": "CP1252", "iso-8859-1": "CP1252", "iso8859-1": "CP1252",
-        "iso_8859-1": "CP1252", "latin1": "CP1252", "latin-1": "CP1252", "l1": "CP1252", "cp819": "CP1252", "ibm819": "CP1252",
-        "windows-1252": "CP1252", "cp1252": "CP1252", "x-cp1252": "CP1252", "iso-ir-100": "CP1252", "csisolatin1": "CP1252",
-        "gb2312": "GB18030", "gbk": "GB18030", "x-gbk": "GB18030", "cp936": "GB18030", "gb18030": "GB18030", "chinese": "GB18030",
+        "us-ascii": "CP1252", "ascii": "CP1252", "ansi_x3.4-1968": "CP1252", "iso-8859-1": "CP1252",
+        "iso8859-1": "CP1252",
+        "iso_8859-1": "CP1252", "latin1": "CP1252", "latin-1": "CP1252", "l1": "CP1252", "cp819": "CP1252",
+        "ibm819": "CP1252",
+        "windows-1252": "CP1252", "cp1252": "CP1252", "x-cp1252": "CP1252", "iso-ir-100": "CP1252",
+        "csisolatin1": "CP1252",
+        "gb2312": "GB18030", "gbk": "GB18030", "x-gbk": "GB18030", "cp936": "GB18030", "gb18030": "GB18030",
+        "chinese": "GB18030",
         "euc-cn": "GB18030", "csgb2312": "GB18030", "gb_2312-80": "GB18030", "windows-936": "GB18030",
-        "ks_c_5601-1987": "CP949", "ks_c_5601": "CP949", "euc-kr": "CP949", "cp949": "CP949", "windows-949": "CP949", "ksc5601": "CP949",
-        "shift_jis": "CP932", "shift-jis": "CP932", "x-sjis": "CP932", "sjis": "CP932", "ms_kanji": "CP932", "csshiftjis": "CP932",
+        "ks_c_5601-1987": "CP949", "ks_c_5601": "CP949", "euc-kr": "CP949", "cp949": "CP949", "windows-949": "CP949",
+        "ksc5601": "CP949",
+        "shift_jis": "CP932", "shift-jis": "CP932", "x-sjis": "CP932", "sjis": "CP932", "ms_kanji": "CP932",
+        "csshiftjis": "CP932",
         "windows-31j": "CP932", "cp932": "CP932",
         "iso-2022-jp": "ISO-2022-JP-2", "csiso2022jp": "ISO-2022-JP-2", "iso-2022-jp-2": "ISO-2022-JP-2",
         "euc-jp": "EUC-JP", "x-euc-jp": "EUC-JP", "cseucpkdfmtjapanese": "EUC-JP",
-        "big5": "BIG5-HKSCS", "big5-hkscs": "BIG5-HKSCS", "cn-big5": "BIG5-HKSCS", "x-x-big5": "BIG5-HKSCS", "csbig5": "BIG5-HKSCS",
-        "iso-8859-8-i": "ISO-8859-8", "iso-8859-6-i": "ISO-8859-6", "iso-8859-6-e": "ISO-8859-6", "iso-8859-8-e": "ISO-8859-8",
+        "big5": "BIG5-HKSCS", "big5-hkscs": "BIG5-HKSCS", "cn-big5": "BIG5-HKSCS", "x-x-big5": "BIG5-HKSCS",
+        "csbig5": "BIG5-HKSCS",
+        "iso-8859-8-i": "ISO-8859-8", "iso-8859-6-i": "ISO-8859-6", "iso-8859-6-e": "ISO-8859-6",
+        "iso-8859-8-e": "ISO-8859-8",
         "koi8-r": "KOI8-R", "koi8r": "KOI8-R", "koi8-u": "KOI8-U", "koi8-ru": "KOI8-RU",
         "utf-7": "UTF-7", "unicode-1-1-utf-7": "UTF-7", "x-unicode20utf7": "UTF-7",
         "tis-620": "TIS-620", "windows-874": "CP874", "dos-874": "CP874",
-        "utf-16": "UTF-16", "utf-16le": "UTF-16LE", "utf-16be": "UTF-16BE", "utf-32": "UTF-32", "utf-32le": "UTF-32LE", "utf-32be": "UTF-32BE",
+        "utf-16": "UTF-16", "utf-16le": "UTF-16LE", "utf-16be": "UTF-16BE", "utf-32": "UTF-32", "utf-32le": "UTF-32LE",
+        "utf-32be": "UTF-32BE",
         "macintosh": "MACINTOSH", "mac": "MACINTOSH", "x-mac-roman": "MACINTOSH",
     ]
 
@@ -129,7 +153,9 @@ public enum Charset {
         var replacements = 0
         var input = Array(bytes)
         input.withUnsafeMutableBufferPointer { inBuffer in
-            var inPointer: UnsafeMutablePointer<CChar>? = UnsafeMutableRawPointer(inBuffer.baseAddress).map { $0.assumingMemoryBound(to: CChar.self) }
+            var inPointer: UnsafeMutablePointer<CChar>? = UnsafeMutableRawPointer(inBuffer.baseAddress).map {
+                $0.assumingMemoryBound(to: CChar.self)
+            }
             var inLeft = inBuffer.count
             loop: while true {
                 if output.count - produced < 16 { output += [UInt8](repeating: 0, count: output.count) }
@@ -137,7 +163,9 @@ public enum Charset {
                 let outCapacity = output.count - produced
                 var outLeft = outCapacity
                 let result: Int = output.withUnsafeMutableBufferPointer { outBuffer in
-                    var outPointer: UnsafeMutablePointer<CChar>? = UnsafeMutableRawPointer(outBuffer.baseAddress! + produced).assumingMemoryBound(to: CChar.self)
+                    var outPointer: UnsafeMutablePointer<CChar>? = UnsafeMutableRawPointer(
+                        outBuffer.baseAddress! + produced
+                    ).assumingMemoryBound(to: CChar.self)
                     if flushing { return Glibc.iconv(descriptor, nil, nil, &outPointer, &outLeft) }  // shift state reset
                     return Glibc.iconv(descriptor, &inPointer, &inLeft, &outPointer, &outLeft)
                 }
@@ -211,7 +239,8 @@ enum ISO2022JP {
                     index += 1
                     continue
                 }
-                let first = Int(byte), second = Int(bytes[index + 1])
+                let first = Int(byte)
+                let second = Int(bytes[index + 1])
                 guard (0x21...0x7E).contains(first), (0x21...0x7E).contains(second) else {
                     output.append(byte)
                     index += 1

@@ -28,7 +28,14 @@ public enum EncodedWords {
                 let word = parseWord(bytes, at: index, noWordBefore: &noWordBefore)
             {
                 if literalStart < index { pieces.append(.literal(Array(bytes[literalStart..<index]))) }
-                pieces.append(.word(charset: word.charset, bytes: word.bytes, source: Array(bytes[index..<word.end]), malformed: word.malformed))
+                pieces.append(
+                    .word(
+                        charset: word.charset,
+                        bytes: word.bytes,
+                        source: Array(bytes[index..<word.end]),
+                        malformed: word.malformed
+                    )
+                )
                 index = word.end
                 literalStart = index
             } else {
@@ -46,8 +53,12 @@ public enum EncodedWords {
             guard let charset = pendingCharset else { return }
             pendingCharset = nil
             let decoded = Charset.decode(pendingBytes, label: charset)
-            if decoded.unknownCharset { problems.append("unknown charset \(charset) in encoded-word; read as UTF-8/windows-1252") }
-            if decoded.replacements > 0 { problems.append("\(decoded.replacements) undecodable byte(s) in \(charset) encoded-word") }
+            if decoded.unknownCharset {
+                problems.append("unknown charset \(charset) in encoded-word; read as UTF-8/windows-1252")
+            }
+            if decoded.replacements > 0 {
+                problems.append("\(decoded.replacements) undecodable byte(s) in \(charset) encoded-word")
+            }
             output += decoded.text
             pendingBytes.removeAll(keepingCapacity: true)
         }
@@ -56,12 +67,16 @@ public enum EncodedWords {
             case .literal(let literal):
                 // White space alone between two encoded-words disappears.
                 let isBlank = literal.allSatisfy { $0 == 0x20 || $0 == 0x09 || $0 == 0x0D || $0 == 0x0A }
-                if isBlank && previousWasWord, position + 1 < pieces.count, case .word = pieces[position + 1] { continue }
+                if isBlank && previousWasWord, position + 1 < pieces.count, case .word = pieces[position + 1] {
+                    continue
+                }
                 flush()
                 output += String(decoding: literal, as: UTF8.self)
                 previousWasWord = false
             case .word(let charset, let wordBytes, let source, let malformed):
-                if malformed { problems.append("malformed encoded-word \(String(decoding: source.prefix(80), as: UTF8.self))") }
+                if malformed {
+                    problems.append("malformed encoded-word \(String(decoding: source.prefix(80), as: UTF8.self))")
+                }
                 if pendingCharset?.lowercased() != charset.lowercased() {
                     flush()
                     pendingCharset = charset
@@ -80,7 +95,11 @@ public enum EncodedWords {
     }
 
     /// Parses `=?charset?E?text?=` at `start`; the text may not contain `?` or white space.
-    private static func parseWord(_ bytes: [UInt8], at start: Int, noWordBefore: inout Int) -> (charset: String, bytes: [UInt8], end: Int, malformed: Bool)? {
+    private static func parseWord(
+        _ bytes: [UInt8],
+        at start: Int,
+        noWordBefore: inout Int
+    ) -> (charset: String, bytes: [UInt8], end: Int, malformed: Bool)? {
         // Real encoded-words are short (RFC 2047 says 75, long ones exist); a failed scan of the
         // text moves `noWordBefore` so that no byte is scanned twice for the same reason.
         let limit = min(bytes.count, start + 4096)
@@ -93,7 +112,8 @@ public enum EncodedWords {
         guard index < limit, index > charsetStart, index + 2 < limit else { return nil }
         let charset = String(decoding: bytes[charsetStart..<index], as: UTF8.self)
         let encoding = bytes[index + 1] | 0x20
-        guard encoding == UInt8(ascii: "b") || encoding == UInt8(ascii: "q"), bytes[index + 2] == UInt8(ascii: "?") else { return nil }
+        guard encoding == UInt8(ascii: "b") || encoding == UInt8(ascii: "q"), bytes[index + 2] == UInt8(ascii: "?")
+        else { return nil }
         index += 3
         let textStart = index
         while index + 1 < limit, !(bytes[index] == UInt8(ascii: "?") && bytes[index + 1] == UInt8(ascii: "=")) {
@@ -128,7 +148,8 @@ public enum EncodedWords {
             if byte == UInt8(ascii: "_") {
                 output.append(0x20)
             } else if byte == UInt8(ascii: "="), index + 2 < text.endIndex,
-                let high = TransferDecoding.hexValue(text[index + 1]), let low = TransferDecoding.hexValue(text[index + 2])
+                let high = TransferDecoding.hexValue(text[index + 1]),
+                let low = TransferDecoding.hexValue(text[index + 2])
             {
                 output.append(high << 4 | low)
                 index += 3

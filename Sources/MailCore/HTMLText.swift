@@ -3,7 +3,8 @@
 /// dropped, white space is collapsed as a browser would (except inside `pre`).
 public enum HTMLText {
     private static let blockTags: Set<String> = [
-        "p", "div", "br", "tr", "table", "ul", "ol", "li", "h1", "h2", "h3", "h4", "h5", "h6", "blockquote", "pre", "hr",
+        "p", "div", "br", "tr", "table", "ul", "ol", "li", "h1", "h2", "h3", "h4", "h5", "h6", "blockquote", "pre",
+        "hr",
         "section", "article", "header", "footer", "nav", "aside", "address", "dl", "dt", "dd", "form", "fieldset",
         "figure", "figcaption", "main", "center", "tbody", "thead", "tfoot", "caption", "body", "html",
     ]
@@ -28,7 +29,8 @@ public enum HTMLText {
             }
         }
         func emit(_ scalar: UInt8) {
-            if preDepth == 0 && (scalar == 0x20 || scalar == 0x09 || scalar == 0x0A || scalar == 0x0D || scalar == 0x0C) {
+            if preDepth == 0 && (scalar == 0x20 || scalar == 0x09 || scalar == 0x0A || scalar == 0x0D || scalar == 0x0C)
+            {
                 pendingSpace = newlines == 0
                 return
             }
@@ -44,15 +46,22 @@ public enum HTMLText {
             let scalar = scalars[index]
             if scalar == UInt8(ascii: "<") {
                 // Comment.
-                if index + 3 < scalars.count, scalars[index + 1] == UInt8(ascii: "!"), scalars[index + 2] == UInt8(ascii: "-"), scalars[index + 3] == UInt8(ascii: "-") {
+                if index + 3 < scalars.count, scalars[index + 1] == UInt8(ascii: "!"),
+                    scalars[index + 2] == UInt8(ascii: "-"), scalars[index + 3] == UInt8(ascii: "-")
+                {
                     var end = index + 4
-                    while end + 2 < scalars.count && !(scalars[end] == UInt8(ascii: "-") && scalars[end + 1] == UInt8(ascii: "-") && scalars[end + 2] == UInt8(ascii: ">")) { end += 1 }
+                    while end + 2 < scalars.count
+                        && !(scalars[end] == UInt8(ascii: "-") && scalars[end + 1] == UInt8(ascii: "-")
+                            && scalars[end + 2] == UInt8(ascii: ">"))
+                    { end += 1 }
                     index = min(scalars.count, end + 3)
                     continue
                 }
                 // As in HTML, "<" opens a tag only before a letter, "/", "!" or "?"; otherwise it is text.
                 let next = index + 1 < scalars.count ? scalars[index + 1] : 0x20
-                let opensTag = isLetter(next) || next == UInt8(ascii: "/") || next == UInt8(ascii: "!") || next == UInt8(ascii: "?")
+                let opensTag =
+                    isLetter(next) || next == UInt8(ascii: "/") || next == UInt8(ascii: "!")
+                    || next == UInt8(ascii: "?")
                 guard opensTag, index + 1 >= noTagEndBefore, let close = findTagEnd(scalars, from: index + 1) else {
                     // The search ran to its limit (it stops at once only for "<<"): remember that.
                     if opensTag, index + 1 >= noTagEndBefore {
@@ -105,7 +114,9 @@ public enum HTMLText {
         return String(decoding: output, as: UTF8.self)
     }
 
-    private static func isLetter(_ byte: UInt8) -> Bool { (byte | 0x20) >= UInt8(ascii: "a") && (byte | 0x20) <= UInt8(ascii: "z") }
+    private static func isLetter(_ byte: UInt8) -> Bool {
+        (byte | 0x20) >= UInt8(ascii: "a") && (byte | 0x20) <= UInt8(ascii: "z")
+    }
     private static func isDigit(_ byte: UInt8) -> Bool { byte >= UInt8(ascii: "0") && byte <= UInt8(ascii: "9") }
 
     /// The `>` closing a tag that starts at `start`, within a bounded distance (so a page full of
@@ -170,14 +181,20 @@ public enum HTMLText {
     }
 
     private static let named: [String: String] = [
-        "amp": "&", "lt": "<", "gt": ">", "quot": "\"", "apos": "'", "nbsp": "\u{A0}", "copy": "©", "reg": "®", "trade": "™",
+        "amp": "&", "lt": "<", "gt": ">", "quot": "\"", "apos": "'", "nbsp": "\u{A0}", "copy": "©", "reg": "®",
+        "trade": "™",
         "hellip": "…", "mdash": "—", "ndash": "–", "lsquo": "‘", "rsquo": "’", "ldquo": "“", "rdquo": "”", "sbquo": "‚",
-        "bdquo": "„", "laquo": "«", "raquo": "»", "bull": "•", "middot": "·", "euro": "€", "pound": "£", "yen": "¥", "cent": "¢",
+        "bdquo": "„", "laquo": "«", "raquo": "»", "bull": "•", "middot": "·", "euro": "€", "pound": "£", "yen": "¥",
+        "cent": "¢",
         "sect": "§", "para": "¶", "deg": "°", "plusmn": "±", "times": "×", "divide": "÷", "frac12": "½", "frac14": "¼",
-        "frac34": "¾", "iexcl": "¡", "iquest": "¿", "shy": "\u{AD}", "zwnj": "\u{200C}", "zwj": "\u{200D}", "thinsp": "\u{2009}",
-        "ensp": "\u{2002}", "emsp": "\u{2003}", "auml": "ä", "ouml": "ö", "uuml": "ü", "Auml": "Ä", "Ouml": "Ö", "Uuml": "Ü",
-        "szlig": "ß", "eacute": "é", "egrave": "è", "ecirc": "ê", "aacute": "á", "agrave": "à", "acirc": "â", "ccedil": "ç",
-        "ntilde": "ñ", "oacute": "ó", "ograve": "ò", "ocirc": "ô", "uacute": "ú", "ugrave": "ù", "iacute": "í", "aring": "å",
+        "frac34": "¾", "iexcl": "¡", "iquest": "¿", "shy": "\u{AD}", "zwnj": "\u{200C}", "zwj": "\u{200D}",
+        "thinsp": "\u{2009}",
+        "ensp": "\u{2002}", "emsp": "\u{2003}", "auml": "ä", "ouml": "ö", "uuml": "ü", "Auml": "Ä", "Ouml": "Ö",
+        "Uuml": "Ü",
+        "szlig": "ß", "eacute": "é", "egrave": "è", "ecirc": "ê", "aacute": "á", "agrave": "à", "acirc": "â",
+        "ccedil": "ç",
+        "ntilde": "ñ", "oacute": "ó", "ograve": "ò", "ocirc": "ô", "uacute": "ú", "ugrave": "ù", "iacute": "í",
+        "aring": "å",
         "oslash": "ø", "aelig": "æ", "Eacute": "É", "rarr": "→", "larr": "←", "check": "✓", "hearts": "♥",
     ]
 
@@ -196,7 +213,8 @@ public enum HTMLText {
         let name = String(decoding: body, as: UTF8.self)
         if body.first == UInt8(ascii: "#") {
             let digits = name.dropFirst()
-            let value = digits.first == "x" || digits.first == "X" ? UInt32(digits.dropFirst(), radix: 16) : UInt32(digits)
+            let value =
+                digits.first == "x" || digits.first == "X" ? UInt32(digits.dropFirst(), radix: 16) : UInt32(digits)
             guard let value, let scalar = Unicode.Scalar(value), value != 0 else { return ("\u{FFFD}", length) }
             return (String(scalar), length)
         }

@@ -20,7 +20,9 @@ public struct HeaderBlock: Sendable, Hashable {
         public func rawText(problems: inout [String]) -> String {
             if value.allSatisfy({ $0 < 0x80 }) { return String(decoding: value, as: UTF8.self) }
             let decoded = Charset.utf8OrWindows1252(value[...])
-            if String(validating: value, as: UTF8.self) == nil { problems.append("unencoded 8-bit bytes in header \(name)") }
+            if String(validating: value, as: UTF8.self) == nil {
+                problems.append("unencoded 8-bit bytes in header \(name)")
+            }
             return decoded.text
         }
 
@@ -91,7 +93,9 @@ public struct HeaderBlock: Sendable, Hashable {
             }
             if let colon = line.firstIndex(of: UInt8(ascii: ":")) {
                 var nameEnd = colon
-                while nameEnd > line.startIndex && (message[nameEnd - 1] == 0x20 || message[nameEnd - 1] == 0x09) { nameEnd -= 1 }
+                while nameEnd > line.startIndex && (message[nameEnd - 1] == 0x20 || message[nameEnd - 1] == 0x09) {
+                    nameEnd -= 1
+                }
                 let name = line[line.startIndex..<nameEnd]
                 if !name.isEmpty && name.allSatisfy({ $0 > 0x20 && $0 < 0x7F }) {
                     flush()
@@ -131,8 +135,11 @@ public struct HeaderBlock: Sendable, Hashable {
     static func trim(_ bytes: [UInt8]) -> [UInt8] {
         var start = 0
         var end = bytes.count
-        while start < end, bytes[start] == 0x20 || bytes[start] == 0x09 || bytes[start] == 0x0D || bytes[start] == 0x0A { start += 1 }
-        while end > start, bytes[end - 1] == 0x20 || bytes[end - 1] == 0x09 || bytes[end - 1] == 0x0D || bytes[end - 1] == 0x0A { end -= 1 }
+        while start < end, bytes[start] == 0x20 || bytes[start] == 0x09 || bytes[start] == 0x0D || bytes[start] == 0x0A
+        { start += 1 }
+        while end > start,
+            bytes[end - 1] == 0x20 || bytes[end - 1] == 0x09 || bytes[end - 1] == 0x0D || bytes[end - 1] == 0x0A
+        { end -= 1 }
         return start == 0 && end == bytes.count ? bytes : Array(bytes[start..<end])
     }
 }

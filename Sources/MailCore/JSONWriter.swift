@@ -18,16 +18,44 @@ public struct JSONWriter {
         needsComma[needsComma.count - 1] = false
     }
 
-    public mutating func beginObject() { separator(); bytes.append(UInt8(ascii: "{")); needsComma.append(false) }
-    public mutating func endObject() { needsComma.removeLast(); bytes.append(UInt8(ascii: "}")); needsComma[needsComma.count - 1] = true }
-    public mutating func beginArray() { separator(); bytes.append(UInt8(ascii: "[")); needsComma.append(false) }
-    public mutating func endArray() { needsComma.removeLast(); bytes.append(UInt8(ascii: "]")); needsComma[needsComma.count - 1] = true }
+    public mutating func beginObject() {
+        separator()
+        bytes.append(UInt8(ascii: "{"))
+        needsComma.append(false)
+    }
+    public mutating func endObject() {
+        needsComma.removeLast()
+        bytes.append(UInt8(ascii: "}"))
+        needsComma[needsComma.count - 1] = true
+    }
+    public mutating func beginArray() {
+        separator()
+        bytes.append(UInt8(ascii: "["))
+        needsComma.append(false)
+    }
+    public mutating func endArray() {
+        needsComma.removeLast()
+        bytes.append(UInt8(ascii: "]"))
+        needsComma[needsComma.count - 1] = true
+    }
 
-    public mutating func string(_ value: String) { separator(); appendString(value) }
+    public mutating func string(_ value: String) {
+        separator()
+        appendString(value)
+    }
     public mutating func string(_ value: String?) { if let value { string(value) } else { null() } }
-    public mutating func null() { separator(); bytes += Array("null".utf8) }
-    public mutating func bool(_ value: Bool) { separator(); bytes += Array((value ? "true" : "false").utf8) }
-    public mutating func int(_ value: Int) { separator(); bytes += Array(String(value).utf8) }
+    public mutating func null() {
+        separator()
+        bytes += Array("null".utf8)
+    }
+    public mutating func bool(_ value: Bool) {
+        separator()
+        bytes += Array((value ? "true" : "false").utf8)
+    }
+    public mutating func int(_ value: Int) {
+        separator()
+        bytes += Array(String(value).utf8)
+    }
     /// Writes `value` base64-encoded (with padding) as a string, straight into the output.
     public mutating func base64String(_ value: [UInt8]) {
         separator()
@@ -63,7 +91,10 @@ public struct JSONWriter {
                     case 0x0D: bytes += [UInt8(ascii: "\\"), UInt8(ascii: "r")]
                     case 0x09: bytes += [UInt8(ascii: "\\"), UInt8(ascii: "t")]
                     default:
-                        bytes += [UInt8(ascii: "\\"), UInt8(ascii: "u"), UInt8(ascii: "0"), UInt8(ascii: "0"), Self.hex[Int(byte >> 4)], Self.hex[Int(byte & 15)]]
+                        bytes += [
+                            UInt8(ascii: "\\"), UInt8(ascii: "u"), UInt8(ascii: "0"), UInt8(ascii: "0"),
+                            Self.hex[Int(byte >> 4)], Self.hex[Int(byte & 15)],
+                        ]
                     }
                     index += 1
                     runStart = index

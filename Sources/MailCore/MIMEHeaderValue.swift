@@ -16,7 +16,11 @@ public struct MIMEHeaderValue: Sendable, Hashable {
     public init(parsing text: String, problems: inout [String]) {
         let bytes = Array(text.utf8)
         var index = 0
-        func skipSpace() { while index < bytes.count, bytes[index] == 0x20 || bytes[index] == 0x09 || bytes[index] == 0x0D || bytes[index] == 0x0A { index += 1 } }
+        func skipSpace() {
+            while index < bytes.count,
+                bytes[index] == 0x20 || bytes[index] == 0x09 || bytes[index] == 0x0D || bytes[index] == 0x0A
+            { index += 1 }
+        }
         skipSpace()
         let valueStart = index
         while index < bytes.count, bytes[index] != UInt8(ascii: ";") { index += 1 }
@@ -36,8 +40,15 @@ public struct MIMEHeaderValue: Sendable, Hashable {
             index += 1  // past ';'
             skipSpace()
             let nameStart = index
-            while index < bytes.count, bytes[index] != UInt8(ascii: "="), bytes[index] != UInt8(ascii: ";") { index += 1 }
-            var name = String(decoding: bytes[nameStart..<index].filter { $0 != 0x20 && $0 != 0x09 && $0 != 0x0D && $0 != 0x0A }.map { $0 >= 0x41 && $0 <= 0x5A ? $0 + 0x20 : $0 }, as: UTF8.self)
+            while index < bytes.count, bytes[index] != UInt8(ascii: "="), bytes[index] != UInt8(ascii: ";") {
+                index += 1
+            }
+            var name = String(
+                decoding: bytes[nameStart..<index].filter { $0 != 0x20 && $0 != 0x09 && $0 != 0x0D && $0 != 0x0A }.map {
+                    $0 >= 0x41 && $0 <= 0x5A ? $0 + 0x20 : $0
+                },
+                as: UTF8.self
+            )
             guard index < bytes.count, bytes[index] == UInt8(ascii: "=") else {
                 if !name.isEmpty { problems.append("parameter without value: \(name)") }
                 continue
@@ -110,7 +121,8 @@ public struct MIMEHeaderValue: Sendable, Hashable {
         var index = text.startIndex
         while index < text.endIndex {
             if text[index] == UInt8(ascii: "%"), index + 2 < text.endIndex,
-                let high = TransferDecoding.hexValue(text[index + 1]), let low = TransferDecoding.hexValue(text[index + 2])
+                let high = TransferDecoding.hexValue(text[index + 1]),
+                let low = TransferDecoding.hexValue(text[index + 2])
             {
                 output.append(high << 4 | low)
                 index += 3

@@ -64,11 +64,21 @@ public struct MIMEParser {
                 contentType.value = "multipart/mixed"
             }
         }
-        let disposition = headers.first("Content-Disposition").map { MIMEHeaderValue(parsing: $0.rawText(problems: &problems), problems: &problems) }
+        let disposition = headers.first("Content-Disposition").map {
+            MIMEHeaderValue(parsing: $0.rawText(problems: &problems), problems: &problems)
+        }
         var encoding = headers.first("Content-Transfer-Encoding")?.text.trimmingWhitespace().lowercased() ?? "7bit"
         if encoding.isEmpty { encoding = "7bit" }
         let body = min(headers.bodyOffset, range.upperBound)..<range.upperBound
-        var part = MIMEPart(headers: headers, contentType: contentType, disposition: disposition, transferEncoding: encoding, body: body, children: [], depth: depth)
+        var part = MIMEPart(
+            headers: headers,
+            contentType: contentType,
+            disposition: disposition,
+            transferEncoding: encoding,
+            body: body,
+            children: [],
+            depth: depth
+        )
         guard part.isMultipart else { return part }
         guard depth < Self.maximumDepth else {
             problems.append("multipart nesting deeper than \(Self.maximumDepth); inner parts not split")
@@ -121,7 +131,9 @@ public struct MIMEParser {
                 else { continue }
                 var after = position + marker.count
                 var isClose = false
-                if after + 1 < body.upperBound, buffer[after] == UInt8(ascii: "-"), buffer[after + 1] == UInt8(ascii: "-") {
+                if after + 1 < body.upperBound, buffer[after] == UInt8(ascii: "-"),
+                    buffer[after + 1] == UInt8(ascii: "-")
+                {
                     isClose = true
                     after += 2
                 }
@@ -171,7 +183,9 @@ public struct MIMEParser {
         case "7bit", "8bit", "binary", "":
             return Array(raw)
         default:
-            problems.append("unknown Content-Transfer-Encoding \(part.transferEncoding.prefix(40)); content passed as is")
+            problems.append(
+                "unknown Content-Transfer-Encoding \(part.transferEncoding.prefix(40)); content passed as is"
+            )
             return Array(raw)
         }
     }

@@ -4,8 +4,10 @@
 public enum MailDate {
     private static let months = ["jan", "feb", "mar", "apr", "may", "jun", "jul", "aug", "sep", "oct", "nov", "dec"]
     private static let zones: [String: Int] = [
-        "ut": 0, "utc": 0, "gmt": 0, "z": 0, "est": -300, "edt": -240, "cst": -360, "cdt": -300, "mst": -420, "mdt": -360,
-        "pst": -480, "pdt": -420, "cet": 60, "cest": 120, "bst": 60, "met": 60, "mest": 120, "eet": 120, "eest": 180, "jst": 540,
+        "ut": 0, "utc": 0, "gmt": 0, "z": 0, "est": -300, "edt": -240, "cst": -360, "cdt": -300, "mst": -420,
+        "mdt": -360,
+        "pst": -480, "pdt": -420, "cet": 60, "cest": 120, "bst": 60, "met": 60, "mest": 120, "eet": 120, "eest": 180,
+        "jst": 540,
     ]
 
     /// `2026-11-28T10:00:00Z`, or `nil` when the text is not a date.
@@ -19,15 +21,28 @@ public enum MailDate {
         var cleaned = ""
         var depth = 0
         for character in text {
-            if character == "(" { depth += 1; continue }
-            if character == ")" { depth = max(0, depth - 1); continue }
+            if character == "(" {
+                depth += 1
+                continue
+            }
+            if character == ")" {
+                depth = max(0, depth - 1)
+                continue
+            }
             if depth == 0 { cleaned.append(character == "," ? " " : character) }
         }
-        let tokens = cleaned.lowercased().split(whereSeparator: { $0 == " " || $0 == "\t" || $0 == "\r" || $0 == "\n" }).map(String.init)
-        var day: Int?, month: Int?, year: Int?, time: (Int, Int, Int)?, offset: Int?
+        let tokens = cleaned.lowercased().split(whereSeparator: { $0 == " " || $0 == "\t" || $0 == "\r" || $0 == "\n" })
+            .map(String.init)
+        var day: Int?
+        var month: Int?
+        var year: Int?
+        var time: (Int, Int, Int)?
+        var offset: Int?
         var numbers: [String] = []
         for token in tokens {
-            if month == nil, token.count >= 3, let index = months.firstIndex(of: String(token.prefix(3))), token.allSatisfy({ $0.isLetter || $0 == "." }) {
+            if month == nil, token.count >= 3, let index = months.firstIndex(of: String(token.prefix(3))),
+                token.allSatisfy({ $0.isLetter || $0 == "." })
+            {
                 month = index + 1
             } else if time == nil, token.contains(":") {
                 var clock = token
@@ -55,13 +70,17 @@ public enum MailDate {
             if day == nil, number.count <= 2, let value = Int(number), (1...31).contains(value) {
                 day = value
             } else if year == nil, let value = Int(number) {
-                year = number.count == 2 ? (value < 50 ? 2000 + value : 1900 + value) : number.count == 3 ? 1900 + value : value
+                year =
+                    number.count == 2
+                    ? (value < 50 ? 2000 + value : 1900 + value) : number.count == 3 ? 1900 + value : value
             }
         }
-        guard let day, let month, let year, let time, (1...9999).contains(year), (0...23).contains(time.0), (0...59).contains(time.1), (0...60).contains(time.2)
+        guard let day, let month, let year, let time, (1...9999).contains(year), (0...23).contains(time.0),
+            (0...59).contains(time.1), (0...60).contains(time.2)
         else { return nil }
         let days = daysFromCivil(year: year, month: month, day: day)
-        let seconds = Int64(days) * 86_400 + Int64(time.0 * 3600 + time.1 * 60 + min(time.2, 59)) - Int64((offset ?? 0) * 60)
+        let seconds =
+            Int64(days) * 86_400 + Int64(time.0 * 3600 + time.1 * 60 + min(time.2, 59)) - Int64((offset ?? 0) * 60)
         return seconds
     }
 
@@ -99,6 +118,7 @@ public enum MailDate {
             let text = String(value)
             return String(repeating: "0", count: max(0, width - text.count)) + text
         }
-        return "\(pad(year, 4))-\(pad(month, 2))-\(pad(day, 2))T\(pad(secondsOfDay / 3600, 2)):\(pad(secondsOfDay / 60 % 60, 2)):\(pad(secondsOfDay % 60, 2))Z"
+        return
+            "\(pad(year, 4))-\(pad(month, 2))-\(pad(day, 2))T\(pad(secondsOfDay / 3600, 2)):\(pad(secondsOfDay / 60 % 60, 2)):\(pad(secondsOfDay % 60, 2))Z"
     }
 }

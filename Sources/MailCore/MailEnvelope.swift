@@ -24,7 +24,15 @@ public struct MailEnvelope: Sendable, Hashable {
         public var ident: String?
         public var source: String?
 
-        public init(name: String? = nil, addr: String? = nil, port: String? = nil, proto: String? = nil, helo: String? = nil, ident: String? = nil, source: String? = nil) {
+        public init(
+            name: String? = nil,
+            addr: String? = nil,
+            port: String? = nil,
+            proto: String? = nil,
+            helo: String? = nil,
+            ident: String? = nil,
+            source: String? = nil
+        ) {
             self.name = name
             self.addr = addr
             self.port = port
@@ -35,7 +43,14 @@ public struct MailEnvelope: Sendable, Hashable {
         }
     }
 
-    public init(mailFrom: String, rcptTo: [String], lhlo: String, smtpUTF8: Bool = false, body: String? = nil, client: Client = Client()) {
+    public init(
+        mailFrom: String,
+        rcptTo: [String],
+        lhlo: String,
+        smtpUTF8: Bool = false,
+        body: String? = nil,
+        client: Client = Client()
+    ) {
         self.mailFrom = mailFrom
         self.rcptTo = rcptTo
         self.lhlo = lhlo

@@ -53,7 +53,11 @@ public enum MessagePayload {
 
     /// Parses the message and renders the JSON document.
     public static func render(
-        id: String, receivedAt: UnixTime, envelope: MailEnvelope, raw: [UInt8], options: PayloadOptions = PayloadOptions()
+        id: String,
+        receivedAt: UnixTime,
+        envelope: MailEnvelope,
+        raw: [UInt8],
+        options: PayloadOptions = PayloadOptions()
     ) -> (json: [UInt8], message: ParsedMessage) {
         let inlineLimit: Int?
         switch options.attachments {
@@ -62,73 +66,127 @@ public enum MessagePayload {
         }
         var message = ParsedMessage(parsing: raw, inlineAttachmentLimit: inlineLimit)
         if options.attachments == .omit { message.attachments = [] }
-        return (render(id: id, receivedAt: receivedAt, envelope: envelope, raw: raw, message: message, options: options), message)
+        return (
+            render(id: id, receivedAt: receivedAt, envelope: envelope, raw: raw, message: message, options: options),
+            message
+        )
     }
 
     /// Renders an already parsed message.
     public static func render(
-        id: String, receivedAt: UnixTime, envelope: MailEnvelope, raw: [UInt8], message: ParsedMessage, options: PayloadOptions
+        id: String,
+        receivedAt: UnixTime,
+        envelope: MailEnvelope,
+        raw: [UInt8],
+        message: ParsedMessage,
+        options: PayloadOptions
     ) -> [UInt8] {
         var json = JSONWriter(capacity: (options.includeRaw ? raw.count * 4 / 3 : 0) + raw.count / 2 + 4096)
         json.beginObject()
-        json.key("schema"); json.int(schemaVersion)
-        json.key("id"); json.string(id)
-        json.key("received_at"); json.string(receivedAt.rfc3339)
+        json.key("schema")
+        json.int(schemaVersion)
+        json.key("id")
+        json.string(id)
+        json.key("received_at")
+        json.string(receivedAt.rfc3339)
         json.key("envelope")
         json.beginObject()
-        json.key("mail_from"); json.string(envelope.mailFrom)
-        json.key("rcpt_to"); json.beginArray(); envelope.rcptTo.forEach { json.string($0) }; json.endArray()
-        json.key("lhlo"); json.string(envelope.lhlo)
+        json.key("mail_from")
+        json.string(envelope.mailFrom)
+        json.key("rcpt_to")
+        json.beginArray()
+        envelope.rcptTo.forEach { json.string($0) }
+        json.endArray()
+        json.key("lhlo")
+        json.string(envelope.lhlo)
         json.key("client")
         json.beginObject()
         let client = envelope.client
-        for (key, value) in [("name", client.name), ("addr", client.addr), ("port", client.port), ("proto", client.proto),
-                             ("helo", client.helo), ("ident", client.ident), ("source", client.source)] {
-            json.key(key); json.string(value)
+        for (key, value) in [
+            ("name", client.name), ("addr", client.addr), ("port", client.port), ("proto", client.proto),
+            ("helo", client.helo), ("ident", client.ident), ("source", client.source),
+        ] {
+            json.key(key)
+            json.string(value)
         }
         json.endObject()
-        json.key("size"); json.int(raw.count)
-        json.key("smtputf8"); json.bool(envelope.smtpUTF8)
-        json.key("body"); json.string(envelope.body)
+        json.key("size")
+        json.int(raw.count)
+        json.key("smtputf8")
+        json.bool(envelope.smtpUTF8)
+        json.key("body")
+        json.string(envelope.body)
         json.endObject()
-        json.key("message_id"); json.string(message.messageID)
-        json.key("subject"); json.string(message.subject)
-        json.key("date"); json.string(message.date)
-        json.key("date_raw"); json.string(message.dateRaw)
-        json.key("from"); addresses(message.from, into: &json)
+        json.key("message_id")
+        json.string(message.messageID)
+        json.key("subject")
+        json.string(message.subject)
+        json.key("date")
+        json.string(message.date)
+        json.key("date_raw")
+        json.string(message.dateRaw)
+        json.key("from")
+        addresses(message.from, into: &json)
         json.key("sender")
         if let sender = message.sender { address(sender, into: &json) } else { json.null() }
-        json.key("reply_to"); addresses(message.replyTo, into: &json)
-        json.key("to"); addresses(message.to, into: &json)
-        json.key("cc"); addresses(message.cc, into: &json)
-        json.key("in_reply_to"); json.beginArray(); message.inReplyTo.forEach { json.string($0) }; json.endArray()
-        json.key("references"); json.beginArray(); message.references.forEach { json.string($0) }; json.endArray()
+        json.key("reply_to")
+        addresses(message.replyTo, into: &json)
+        json.key("to")
+        addresses(message.to, into: &json)
+        json.key("cc")
+        addresses(message.cc, into: &json)
+        json.key("in_reply_to")
+        json.beginArray()
+        message.inReplyTo.forEach { json.string($0) }
+        json.endArray()
+        json.key("references")
+        json.beginArray()
+        message.references.forEach { json.string($0) }
+        json.endArray()
         json.key("headers")
         json.beginArray()
         for header in message.headers {
-            json.beginArray(); json.string(header.name); json.string(header.value); json.endArray()
+            json.beginArray()
+            json.string(header.name)
+            json.string(header.value)
+            json.endArray()
         }
         json.endArray()
-        json.key("text"); json.string(message.text)
-        json.key("html"); json.string(message.html)
+        json.key("text")
+        json.string(message.text)
+        json.key("html")
+        json.string(message.html)
         json.key("attachments")
         json.beginArray()
         for attachment in message.attachments {
             json.beginObject()
-            json.key("filename"); json.string(attachment.filename)
-            json.key("content_type"); json.string(attachment.contentType)
-            json.key("size"); json.int(attachment.size)
-            json.key("disposition"); json.string(attachment.disposition)
-            json.key("content_id"); json.string(attachment.contentID)
-            json.key("sha256"); json.string(attachment.sha256)
+            json.key("filename")
+            json.string(attachment.filename)
+            json.key("content_type")
+            json.string(attachment.contentType)
+            json.key("size")
+            json.int(attachment.size)
+            json.key("disposition")
+            json.string(attachment.disposition)
+            json.key("content_id")
+            json.string(attachment.contentID)
+            json.key("sha256")
+            json.string(attachment.sha256)
             json.key("content_base64")
             if let content = attachment.content { json.base64String(content) } else { json.null() }
             json.endObject()
         }
         json.endArray()
-        json.key("automated"); json.bool(message.automated || envelope.mailFrom.isEmpty)
-        json.key("authentication_results"); json.beginArray(); message.authenticationResults.forEach { json.string($0) }; json.endArray()
-        json.key("parse_errors"); json.beginArray(); message.problems.forEach { json.string($0) }; json.endArray()
+        json.key("automated")
+        json.bool(message.automated || envelope.mailFrom.isEmpty)
+        json.key("authentication_results")
+        json.beginArray()
+        message.authenticationResults.forEach { json.string($0) }
+        json.endArray()
+        json.key("parse_errors")
+        json.beginArray()
+        message.problems.forEach { json.string($0) }
+        json.endArray()
         json.key("raw_base64")
         if options.includeRaw { json.base64String(raw) } else { json.null() }
         json.endObject()
@@ -143,8 +201,10 @@ public enum MessagePayload {
 
     private static func address(_ entry: MailAddress, into json: inout JSONWriter) {
         json.beginObject()
-        json.key("name"); json.string(entry.name)
-        json.key("address"); json.string(entry.address)
+        json.key("name")
+        json.string(entry.name)
+        json.key("address")
+        json.string(entry.address)
         json.endObject()
     }
 }

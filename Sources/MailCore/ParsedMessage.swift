@@ -69,7 +69,9 @@ public struct ParsedMessage: Sendable {
         if fromFields.count > 1 { problems.append("\(fromFields.count) From header fields; the first is used") }
         from = fromFields.first.map { AddressList.parse($0.rawText(problems: &problems), problems: &problems) } ?? []
         sender = headerText("Sender").flatMap { AddressList.parse($0, problems: &problems).first }
-        replyTo = top.all("Reply-To").flatMap { AddressList.parse($0.rawText(problems: &problems), problems: &problems) }
+        replyTo = top.all("Reply-To").flatMap {
+            AddressList.parse($0.rawText(problems: &problems), problems: &problems)
+        }
         to = top.all("To").flatMap { AddressList.parse($0.rawText(problems: &problems), problems: &problems) }
         cc = top.all("Cc").flatMap { AddressList.parse($0.rawText(problems: &problems), problems: &problems) }
         inReplyTo = headerText("In-Reply-To").map(MessageIDList.parse) ?? []
@@ -78,7 +80,8 @@ public struct ParsedMessage: Sendable {
 
         let autoSubmitted = headerText("Auto-Submitted")?.lowercased().trimmingWhitespace()
         let precedence = headerText("Precedence")?.lowercased().trimmingWhitespace() ?? ""
-        automated = (autoSubmitted.map { !$0.isEmpty && !$0.hasPrefix("no") } ?? false)
+        automated =
+            (autoSubmitted.map { !$0.isEmpty && !$0.hasPrefix("no") } ?? false)
             || ["bulk", "list", "junk"].contains(precedence)
             || top.first("List-Id") != nil || top.first("List-Unsubscribe") != nil
             || top.first("X-Autoreply") != nil || top.first("X-Autorespond") != nil
@@ -89,7 +92,13 @@ public struct ParsedMessage: Sendable {
         let htmlBody = PartList()
         var leaves: [MIMEPart] = []
         Self.collectLeaves(root, into: &leaves)
-        Self.parseStructure([root], multipartType: "mixed", inAlternative: false, htmlBody: htmlBody, textBody: textBody)
+        Self.parseStructure(
+            [root],
+            multipartType: "mixed",
+            inAlternative: false,
+            htmlBody: htmlBody,
+            textBody: textBody
+        )
 
         var texts: [String] = []
         var bodyRanges = Set<Range<Int>>()
@@ -115,12 +124,20 @@ public struct ParsedMessage: Sendable {
             problems += leafProblems
             let digest = SHA256.hash(data: content).map { String($0, radix: 16).leftPadded(to: 2) }.joined()
             var contentID = leaf.headers.first("Content-ID")?.text.trimmingWhitespace()
-            if let id = contentID, id.hasPrefix("<"), id.hasSuffix(">") { contentID = String(id.dropFirst().dropLast()) }
-            attachments.append(MailAttachment(
-                filename: Self.sanitize(filename: leaf.filename), contentType: leaf.mediaType, size: content.count,
-                disposition: leaf.disposition?.value.isEmpty == false ? leaf.disposition?.value : nil,
-                contentID: contentID?.isEmpty == false ? contentID : nil, sha256: digest,
-                content: inlineAttachmentLimit.map { content.count <= $0 } == true ? content : nil))
+            if let id = contentID, id.hasPrefix("<"), id.hasSuffix(">") {
+                contentID = String(id.dropFirst().dropLast())
+            }
+            attachments.append(
+                MailAttachment(
+                    filename: Self.sanitize(filename: leaf.filename),
+                    contentType: leaf.mediaType,
+                    size: content.count,
+                    disposition: leaf.disposition?.value.isEmpty == false ? leaf.disposition?.value : nil,
+                    contentID: contentID?.isEmpty == false ? contentID : nil,
+                    sha256: digest,
+                    content: inlineAttachmentLimit.map { content.count <= $0 } == true ? content : nil
+                )
+            )
         }
         var seen = Set<String>()
         self.problems = problems.filter { seen.insert($0).inserted }.prefix(100).map { $0 }
@@ -145,19 +162,32 @@ public struct ParsedMessage: Sendable {
     }
 
     /// RFC 8621 §4.1.4, ported as written (textBody/htmlBody set to nil only within one call).
-    private static func parseStructure(_ parts: [MIMEPart], multipartType: String, inAlternative: Bool, htmlBody: PartList?, textBody: PartList?) {
+    private static func parseStructure(
+        _ parts: [MIMEPart],
+        multipartType: String,
+        inAlternative: Bool,
+        htmlBody: PartList?,
+        textBody: PartList?
+    ) {
         var htmlBody = htmlBody
         var textBody = textBody
         let textLength = textBody?.parts.count ?? -1
         let htmlLength = htmlBody?.parts.count ?? -1
         for (index, part) in parts.enumerated() {
             let type = part.mediaType
-            let isInline = part.disposition?.value != "attachment"
+            let isInline =
+                part.disposition?.value != "attachment"
                 && (type == "text/plain" || type == "text/html" || isInlineMediaType(type))
                 && (index == 0 || (multipartType != "related" && (isInlineMediaType(type) || part.filename == nil)))
             if part.isMultipart && !part.children.isEmpty {
                 let subType = String(type.dropFirst("multipart/".count))
-                parseStructure(part.children, multipartType: subType, inAlternative: inAlternative || subType == "alternative", htmlBody: htmlBody, textBody: textBody)
+                parseStructure(
+                    part.children,
+                    multipartType: subType,
+                    inAlternative: inAlternative || subType == "alternative",
+                    htmlBody: htmlBody,
+                    textBody: textBody
+                )
             } else if isInline {
                 if multipartType == "alternative" {
                     // The last alternative of a type is the most faithful (RFC 2046 §5.1.4): it replaces earlier ones.
@@ -193,8 +223,14 @@ public struct ParsedMessage: Sendable {
     private static func decodeText(_ part: MIMEPart, parser: MIMEParser, problems: inout [String]) -> String {
         let bytes = parser.decodedBody(of: part, problems: &problems)
         let decoded = Charset.decode(bytes, label: part.charset)
-        if decoded.unknownCharset { problems.append("unknown charset \(part.charset ?? "") in \(part.mediaType) part; read as UTF-8/windows-1252") }
-        if decoded.replacements > 0 { problems.append("\(decoded.replacements) undecodable byte(s) replaced in \(part.mediaType) part") }
+        if decoded.unknownCharset {
+            problems.append(
+                "unknown charset \(part.charset ?? "") in \(part.mediaType) part; read as UTF-8/windows-1252"
+            )
+        }
+        if decoded.replacements > 0 {
+            problems.append("\(decoded.replacements) undecodable byte(s) replaced in \(part.mediaType) part")
+        }
         return normalizeLineEnds(decoded.text)
     }
 
@@ -225,7 +261,8 @@ public struct ParsedMessage: Sendable {
     static func sanitize(filename: String?) -> String? {
         guard let filename else { return nil }
         let base = filename.split(whereSeparator: { $0 == "/" || $0 == "\\" }).last.map(String.init) ?? ""
-        let cleaned = String(base.unicodeScalars.filter { $0.value >= 0x20 && $0.value != 0x7F }.map(Character.init)).trimmingWhitespace()
+        let cleaned = String(base.unicodeScalars.filter { $0.value >= 0x20 && $0.value != 0x7F }.map(Character.init))
+            .trimmingWhitespace()
         if cleaned.isEmpty || cleaned == "." || cleaned == ".." { return nil }
         return String(cleaned.prefix(255))
     }

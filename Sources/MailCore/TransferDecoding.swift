@@ -2,7 +2,8 @@
 public enum TransferDecoding {
     private static let base64Values: [UInt8] = {
         var table = [UInt8](repeating: 0xFF, count: 256)
-        for (index, byte) in Array("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/".utf8).enumerated() {
+        for (index, byte) in Array("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/".utf8).enumerated()
+        {
             table[Int(byte)] = UInt8(index)
         }
         table[Int(UInt8(ascii: "-"))] = 62  // base64url, seen in the wild
@@ -73,7 +74,8 @@ public enum TransferDecoding {
                     var out = start
                     var index = 0
                     while index + 2 < input.count {
-                        let triple = UInt32(input[index]) << 16 | UInt32(input[index + 1]) << 8 | UInt32(input[index + 2])
+                        let triple =
+                            UInt32(input[index]) << 16 | UInt32(input[index + 1]) << 8 | UInt32(input[index + 2])
                         buffer[out] = alphabet[Int(triple >> 18 & 63)]
                         buffer[out + 1] = alphabet[Int(triple >> 12 & 63)]
                         buffer[out + 2] = alphabet[Int(triple >> 6 & 63)]
@@ -140,7 +142,8 @@ public enum TransferDecoding {
             } else if byte == 0x0A {
                 // Trailing white space before a line end was added in transport (RFC 2045 §6.7 rule 3).
                 var trim = output.count
-                while trim > keep && (output[trim - 1] == 0x20 || output[trim - 1] == 0x09 || output[trim - 1] == 0x0D) { trim -= 1 }
+                while trim > keep && (output[trim - 1] == 0x20 || output[trim - 1] == 0x09 || output[trim - 1] == 0x0D)
+                { trim -= 1 }
                 let hadCR = output.count > keep && output[output.count - 1] == 0x0D
                 output.removeSubrange(trim...)
                 if hadCR { output.append(0x0D) }

@@ -59,7 +59,9 @@ final class GroupCommit: Sendable {
     }
 
     private enum Role {
-        case done, wait, lead(UInt64), failed(SpoolError)
+        case done, wait
+        case lead(UInt64)
+        case failed(SpoolError)
     }
 }
 

@@ -11,9 +11,15 @@ public struct RetryPolicy: Sendable, Hashable {
     /// ± jitter as a fraction of the delay (0.2 = ±20 %).
     public var jitter: Double
 
-    public static let defaultSchedule: [Int64] = [5, 300, 1_800, 7_200, 18_000, 36_000, 50_400, 72_000, 86_400].map { $0 * 1000 }
+    public static let defaultSchedule: [Int64] = [5, 300, 1_800, 7_200, 18_000, 36_000, 50_400, 72_000, 86_400].map {
+        $0 * 1000
+    }
 
-    public init(scheduleMilliseconds: [Int64] = RetryPolicy.defaultSchedule, maxAgeMilliseconds: Int64 = 5 * 86_400_000, jitter: Double = 0.2) {
+    public init(
+        scheduleMilliseconds: [Int64] = RetryPolicy.defaultSchedule,
+        maxAgeMilliseconds: Int64 = 5 * 86_400_000,
+        jitter: Double = 0.2
+    ) {
         self.scheduleMilliseconds = scheduleMilliseconds.isEmpty ? RetryPolicy.defaultSchedule : scheduleMilliseconds
         self.maxAgeMilliseconds = maxAgeMilliseconds
         self.jitter = jitter
@@ -27,7 +33,11 @@ public struct RetryPolicy: Sendable, Hashable {
 
     /// Decides after a transient failure. `random` is in 0..<1 (jitter).
     public func afterTransientFailure(
-        attempts: Int, createdAtMilliseconds: Int64, nowMilliseconds: Int64, retryAfterSeconds: Int?, random: Double
+        attempts: Int,
+        createdAtMilliseconds: Int64,
+        nowMilliseconds: Int64,
+        retryAfterSeconds: Int?,
+        random: Double
     ) -> Decision {
         let index = min(max(attempts, 1) - 1, scheduleMilliseconds.count - 1)
         let base = Double(scheduleMilliseconds[index])
@@ -38,7 +48,9 @@ public struct RetryPolicy: Sendable, Hashable {
         }
         let next = nowMilliseconds + max(delay, 100)
         if next - createdAtMilliseconds > maxAgeMilliseconds {
-            return .deadLetter(reason: "gave up after \(attempts) attempt(s): older than \(maxAgeMilliseconds / 1000) s")
+            return .deadLetter(
+                reason: "gave up after \(attempts) attempt(s): older than \(maxAgeMilliseconds / 1000) s"
+            )
         }
         return .retry(atMilliseconds: next)
     }

@@ -1,8 +1,9 @@
+import Crypto
+import Foundation
+
 #if canImport(Glibc)
 import Glibc
 #endif
-import Crypto
-import Foundation
 
 /// The durable on-disk queue: one directory tree, one entry per message.
 ///
@@ -69,8 +70,12 @@ public final class Spool: Sendable {
         let final = "\(queue)/\(metadata.id).msg"
         do throws(SpoolError) {
             try Self.writeDurably(bytes, to: temporary, faults: faults)
-            if let code = faults?.check(.rename) { throw SpoolError(.write, "rename to \(final) failed: \(String(cString: strerror(code))) (injected)") }
-            guard rename(temporary, final) == 0 else { throw SpoolError(.write, "rename to \(final) failed: \(Self.lastError())") }
+            if let code = faults?.check(.rename) {
+                throw SpoolError(.write, "rename to \(final) failed: \(String(cString: strerror(code))) (injected)")
+            }
+            guard rename(temporary, final) == 0 else {
+                throw SpoolError(.write, "rename to \(final) failed: \(Self.lastError())")
+            }
             try groupCommit.commit()
         } catch {
             unlink(temporary)
@@ -81,25 +86,38 @@ public final class Spool: Sendable {
     }
 
     /// write + fsync + close of a new file (O_EXCL); any failure removes it.
-    static func writeDurably(_ bytes: [UInt8], to path: String, sync: Bool = true, faults: SpoolFaultInjection? = nil) throws(SpoolError) {
-        if let code = faults?.check(.create) { throw SpoolError(.write, "cannot create \(path): \(String(cString: strerror(code))) (injected)") }
+    static func writeDurably(
+        _ bytes: [UInt8],
+        to path: String,
+        sync: Bool = true,
+        faults: SpoolFaultInjection? = nil
+    ) throws(SpoolError) {
+        if let code = faults?.check(.create) {
+            throw SpoolError(.write, "cannot create \(path): \(String(cString: strerror(code))) (injected)")
+        }
         let fd = open(path, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0o640)
         guard fd >= 0 else { throw SpoolError(.write, "cannot create \(path): \(lastError())") }
         var offset = 0
         var failure: String? = nil
-        if let code = faults?.check(.write) { failure = "write to \(path) failed: \(String(cString: strerror(code))) (injected)" }
-        if failure == nil { bytes.withUnsafeBytes { raw in
-            while offset < raw.count {
-                let written = write(fd, raw.baseAddress! + offset, raw.count - offset)
-                if written < 0 {
-                    if errno == EINTR { continue }
-                    failure = "write to \(path) failed: \(lastError())"
-                    return
+        if let code = faults?.check(.write) {
+            failure = "write to \(path) failed: \(String(cString: strerror(code))) (injected)"
+        }
+        if failure == nil {
+            bytes.withUnsafeBytes { raw in
+                while offset < raw.count {
+                    let written = write(fd, raw.baseAddress! + offset, raw.count - offset)
+                    if written < 0 {
+                        if errno == EINTR { continue }
+                        failure = "write to \(path) failed: \(lastError())"
+                        return
+                    }
+                    offset += written
                 }
-                offset += written
             }
-        } }
-        if sync && failure == nil, let code = faults?.check(.fsync) { failure = "fsync of \(path) failed: \(String(cString: strerror(code))) (injected)" }
+        }
+        if sync && failure == nil, let code = faults?.check(.fsync) {
+            failure = "fsync of \(path) failed: \(String(cString: strerror(code))) (injected)"
+        }
         if sync && failure == nil && fsync(fd) != 0 { failure = "fsync of \(path) failed: \(lastError())" }
         if close(fd) != 0 && failure == nil { failure = "close of \(path) failed: \(lastError())" }
         if let failure {
@@ -110,7 +128,9 @@ public final class Spool: Sendable {
 
     static func encodeEntry(_ metadata: SpoolMetadata, raw: [UInt8]) throws(SpoolError) -> [UInt8] {
         let json: Data
-        do { json = try JSONEncoder().encode(metadata) } catch { throw SpoolError(.write, "cannot encode metadata: \(error)") }
+        do { json = try JSONEncoder().encode(metadata) } catch {
+            throw SpoolError(.write, "cannot encode metadata: \(error)")
+        }
         var bytes = Array("\(magic)\n".utf8)
         bytes += Array(json)
         bytes.append(0x0A)
@@ -143,7 +163,9 @@ public final class Spool: Sendable {
 
     private func writeState(_ id: String, _ state: SpoolState, directory: String) throws(SpoolError) {
         let data: Data
-        do { data = try JSONEncoder().encode(state) } catch { throw SpoolError(.write, "cannot encode state: \(error)") }
+        do { data = try JSONEncoder().encode(state) } catch {
+            throw SpoolError(.write, "cannot encode state: \(error)")
+        }
         let temporary = "\(path)/tmp/\(id).state.\(UInt32.random(in: 0...UInt32.max))"
         try Self.writeDurably(Array(data), to: temporary, sync: false)
         guard rename(temporary, "\(directory)/\(id).state") == 0 else {
@@ -168,11 +190,18 @@ public final class Spool: Sendable {
         var directory = queue
         var isDead = false
         if access("\(queue)/\(id).msg", F_OK) != 0 {
-            guard access("\(path)/dead/\(id).msg", F_OK) == 0 else { throw SpoolError(.notFound, "no spool entry \(id)") }
+            guard access("\(path)/dead/\(id).msg", F_OK) == 0 else {
+                throw SpoolError(.notFound, "no spool entry \(id)")
+            }
             directory = "\(path)/dead"
             isDead = true
         }
-        if let code = faults?.check(.read) { throw SpoolError(.unreadable, "cannot read \(directory)/\(id).msg: \(String(cString: strerror(code))) (injected)") }
+        if let code = faults?.check(.read) {
+            throw SpoolError(
+                .unreadable,
+                "cannot read \(directory)/\(id).msg: \(String(cString: strerror(code))) (injected)"
+            )
+        }
         let (metadata, raw) = try Self.decodeEntry(path: "\(directory)/\(id).msg")
         let state = readState(id, directory: directory, metadata: metadata)
         return Entry(metadata: metadata, raw: raw, state: state, isDead: isDead)
@@ -180,10 +209,14 @@ public final class Spool: Sendable {
 
     /// The state of a live entry alone (cheap: for building the schedule), `nil` if unreadable.
     public func state(_ id: String) -> SpoolState? {
-        if let state = Self.readFile("\(queue)/\(id).state").flatMap({ try? JSONDecoder().decode(SpoolState.self, from: Data($0)) }) {
+        if let state = Self.readFile("\(queue)/\(id).state").flatMap({
+            try? JSONDecoder().decode(SpoolState.self, from: Data($0))
+        }) {
             return state
         }
-        return Self.readMetadata(path: "\(queue)/\(id).msg").map { $0.initialState ?? SpoolState(nextAttemptMilliseconds: $0.receivedAtMilliseconds) }
+        return Self.readMetadata(path: "\(queue)/\(id).msg").map {
+            $0.initialState ?? SpoolState(nextAttemptMilliseconds: $0.receivedAtMilliseconds)
+        }
     }
 
     /// The metadata line of an entry without reading the message.
@@ -207,7 +240,9 @@ public final class Spool: Sendable {
     }
 
     private func readState(_ id: String, directory: String, metadata: SpoolMetadata) -> SpoolState {
-        if let bytes = Self.readFile("\(directory)/\(id).state"), let state = try? JSONDecoder().decode(SpoolState.self, from: Data(bytes)) {
+        if let bytes = Self.readFile("\(directory)/\(id).state"),
+            let state = try? JSONDecoder().decode(SpoolState.self, from: Data(bytes))
+        {
             return state
         }
         // No update yet (or a lost one): the state written with the entry, else due now.
@@ -225,13 +260,18 @@ public final class Spool: Sendable {
         guard bytes.starts(with: magicBytes), let jsonEnd = bytes[magicBytes.count...].firstIndex(of: 0x0A) else {
             throw SpoolError(.damaged, "\(path): not a spool entry")
         }
-        guard let metadata = try? JSONDecoder().decode(SpoolMetadata.self, from: Data(bytes[magicBytes.count..<jsonEnd])) else {
+        guard
+            let metadata = try? JSONDecoder().decode(SpoolMetadata.self, from: Data(bytes[magicBytes.count..<jsonEnd]))
+        else {
             throw SpoolError(.damaged, "\(path): unreadable metadata")
         }
         let rawStart = jsonEnd + 1
         let trailerLength = "\nend \n".utf8.count + 64
         guard bytes.count == rawStart + metadata.size + trailerLength else {
-            throw SpoolError(.damaged, "\(path): truncated (\(bytes.count) bytes, expected \(rawStart + metadata.size + trailerLength))")
+            throw SpoolError(
+                .damaged,
+                "\(path): truncated (\(bytes.count) bytes, expected \(rawStart + metadata.size + trailerLength))"
+            )
         }
         let raw = Array(bytes[rawStart..<(rawStart + metadata.size)])
         let trailer = String(decoding: bytes[(rawStart + metadata.size)...], as: UTF8.self)
@@ -246,7 +286,9 @@ public final class Spool: Sendable {
         defer { closedir(handle) }
         var ids: [String] = []
         while let entry = readdir(handle) {
-            let name = withUnsafeBytes(of: entry.pointee.d_name) { String(decoding: $0.prefix { $0 != 0 }, as: UTF8.self) }
+            let name = withUnsafeBytes(of: entry.pointee.d_name) {
+                String(decoding: $0.prefix { $0 != 0 }, as: UTF8.self)
+            }
             if name.hasSuffix(".msg") {
                 let id = String(name.dropLast(4))
                 if SpoolID.isValid(id) { ids.append(id) }
@@ -332,8 +374,12 @@ public final class Spool: Sendable {
         var report = RecoveryReport()
         if let handle = opendir("\(path)/tmp") {
             while let entry = readdir(handle) {
-                let name = withUnsafeBytes(of: entry.pointee.d_name) { String(decoding: $0.prefix { $0 != 0 }, as: UTF8.self) }
-                if name != "." && name != ".." && unlink("\(path)/tmp/\(name)") == 0 { report.removedTemporaryFiles += 1 }
+                let name = withUnsafeBytes(of: entry.pointee.d_name) {
+                    String(decoding: $0.prefix { $0 != 0 }, as: UTF8.self)
+                }
+                if name != "." && name != ".." && unlink("\(path)/tmp/\(name)") == 0 {
+                    report.removedTemporaryFiles += 1
+                }
             }
             closedir(handle)
         }
@@ -351,8 +397,12 @@ public final class Spool: Sendable {
         if let handle = opendir(queue) {
             var orphans: [String] = []
             while let entry = readdir(handle) {
-                let name = withUnsafeBytes(of: entry.pointee.d_name) { String(decoding: $0.prefix { $0 != 0 }, as: UTF8.self) }
-                if name.hasSuffix(".state"), access("\(queue)/\(name.dropLast(6)).msg", F_OK) != 0 { orphans.append(name) }
+                let name = withUnsafeBytes(of: entry.pointee.d_name) {
+                    String(decoding: $0.prefix { $0 != 0 }, as: UTF8.self)
+                }
+                if name.hasSuffix(".state"), access("\(queue)/\(name.dropLast(6)).msg", F_OK) != 0 {
+                    orphans.append(name)
+                }
             }
             closedir(handle)
             for name in orphans { unlink("\(queue)/\(name)") }
@@ -379,7 +429,8 @@ public final class Spool: Sendable {
                 return stat("\(directory)/\(id).msg", &info) == 0 ? total + Int(info.st_size) : total
             }
         }
-        let live = ids(), dead = ids(dead: true)
+        let live = ids()
+        let dead = ids(dead: true)
         return (live.count, measure(queue, live), dead.count, measure("\(path)/dead", dead))
     }
 }

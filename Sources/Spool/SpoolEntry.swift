@@ -26,8 +26,19 @@ public struct SpoolMetadata: Sendable, Hashable, Codable {
     public var initialState: SpoolState?
 
     public init(
-        id: String, webhookID: String, endpoint: String, mailFrom: String, rcptTo: [String], lhlo: String, smtpUTF8: Bool,
-        body: String?, client: [String: String], receivedAtMilliseconds: Int64, size: Int, endpointName: String? = nil, format: String? = nil
+        id: String,
+        webhookID: String,
+        endpoint: String,
+        mailFrom: String,
+        rcptTo: [String],
+        lhlo: String,
+        smtpUTF8: Bool,
+        body: String?,
+        client: [String: String],
+        receivedAtMilliseconds: Int64,
+        size: Int,
+        endpointName: String? = nil,
+        format: String? = nil
     ) {
         self.endpointName = endpointName
         self.format = format

@@ -56,16 +56,25 @@ public enum ChatMarkup {
 
     static let zeroWidthSpace: Character = "\u{200B}"
 
-    private static func markdownEscape(_ character: Character, after previous: Character?, dialect: MarkdownDialect) -> String? {
+    private static func markdownEscape(
+        _ character: Character,
+        after previous: Character?,
+        dialect: MarkdownDialect
+    ) -> String? {
         if dialect.specials.contains(character) { return "\\" + String(character) }
-        if character == "@", !(previous.map { $0.isLetter || $0.isNumber || $0 == "." || $0 == "_" || $0 == "-" || $0 == "+" } ?? false) {
+        if character == "@",
+            !(previous.map { $0.isLetter || $0.isNumber || $0 == "." || $0 == "_" || $0 == "-" || $0 == "+" } ?? false)
+        {
             return "@" + String(zeroWidthSpace)
         }
         return nil
     }
 
     /// The length of `text` after ``markdown(_:)``, counted by `unit` per escaped grapheme.
-    public static func markdownMeasure(_ unit: TextLimit.Unit, dialect: MarkdownDialect = .commonMark) -> (Character) -> Int {
+    public static func markdownMeasure(
+        _ unit: TextLimit.Unit,
+        dialect: MarkdownDialect = .commonMark
+    ) -> (Character) -> Int {
         let limit = TextLimit(0, unit)
         let specials = dialect.specials
         return { character in

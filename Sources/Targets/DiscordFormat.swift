@@ -20,8 +20,11 @@ public enum DiscordFormat {
         let title = TextLimit(titleLimit, .utf16).truncate(mail.subject)  // titles are not markdown
         let author = TextLimit(authorLimit, .utf16).truncate(mail.fromDisplay)
         let footer = "lmtphook id \(mail.id)"
-        let attachments = mail.attachments.isEmpty ? nil : AttachmentList.lines(mail, prefix: "• ", limit: fieldLimit, measure: measure)
-        let used = plain.length(of: title) + plain.length(of: author) + plain.length(of: footer)
+        let attachments =
+            mail.attachments.isEmpty
+            ? nil : AttachmentList.lines(mail, prefix: "• ", limit: fieldLimit, measure: measure)
+        let used =
+            plain.length(of: title) + plain.length(of: author) + plain.length(of: footer)
             + (attachments.map { plain.length(of: ChatMarkup.markdown($0)) + plain.length(of: "Attachments") } ?? 0)
         let descriptionBudget = min(descriptionLimit, embedTotalLimit - used)
         let description = ChatMarkup.markdown(TextLimit.truncate(mail.text, toFit: descriptionBudget, measure: measure))

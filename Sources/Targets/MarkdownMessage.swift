@@ -3,16 +3,23 @@
 /// ``ChatMarkup/markdown(_:)``, the text truncated so that the whole message fits `limit`.
 enum MarkdownMessage {
     static func compose(
-        _ mail: MailSummary, limit: TextLimit, bold: String = "**", includeSubject: Bool = true, dialect: ChatMarkup.MarkdownDialect = .commonMark
+        _ mail: MailSummary,
+        limit: TextLimit,
+        bold: String = "**",
+        includeSubject: Bool = true,
+        dialect: ChatMarkup.MarkdownDialect = .commonMark
     ) -> String {
         let measure = ChatMarkup.markdownMeasure(limit.unit, dialect: dialect)
         let escape = { (text: String) in ChatMarkup.markdown(text, dialect: dialect) }
         var head = ""
-        if includeSubject { head += bold + escape(TextLimit.truncate(mail.subject, toFit: 250, measure: measure)) + bold + "\n" }
+        if includeSubject {
+            head += bold + escape(TextLimit.truncate(mail.subject, toFit: 250, measure: measure)) + bold + "\n"
+        }
         head += "From: " + escape(TextLimit.truncate(mail.fromDisplay, toFit: 300, measure: measure))
         var tail = ""
         if !mail.attachments.isEmpty {
-            tail = "\n\n" + bold + "Attachments" + bold + "\n"
+            tail =
+                "\n\n" + bold + "Attachments" + bold + "\n"
                 + escape(AttachmentList.lines(mail, prefix: "- ", limit: min(2_000, limit.limit / 4), measure: measure))
         }
         let budget = limit.limit - limit.length(of: head) - limit.length(of: tail) - 2
@@ -87,7 +94,8 @@ public enum ZulipFormat {
         var out = ""
         for byte in value.utf8 {
             switch byte {
-            case UInt8(ascii: "a")...UInt8(ascii: "z"), UInt8(ascii: "A")...UInt8(ascii: "Z"), UInt8(ascii: "0")...UInt8(ascii: "9"),
+            case UInt8(ascii: "a")...UInt8(ascii: "z"), UInt8(ascii: "A")...UInt8(ascii: "Z"),
+                UInt8(ascii: "0")...UInt8(ascii: "9"),
                 UInt8(ascii: "-"), UInt8(ascii: "."), UInt8(ascii: "_"), UInt8(ascii: "*"):
                 out.unicodeScalars.append(UnicodeScalar(byte))
             case UInt8(ascii: " "): out += "+"

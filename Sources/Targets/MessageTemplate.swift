@@ -33,7 +33,10 @@ public struct MessageTemplate: Sendable {
         do {
             template = try MustacheTemplate(string: pragma + source)
         } catch let error as MustacheTemplate.ParserError {
-            throw TemplateError(message: "template error at line \(error.context.lineNumber), column \(error.context.columnNumber): \(error.error) near '\(error.context.line.trimmed)'")
+            throw TemplateError(
+                message:
+                    "template error at line \(error.context.lineNumber), column \(error.context.columnNumber): \(error.error) near '\(error.context.line.trimmed)'"
+            )
         } catch {
             throw TemplateError(message: "template error: \(error)")
         }
@@ -66,7 +69,10 @@ public struct MessageTemplate: Sendable {
         let mail = input.summary
         let message = input.message
         func address(_ value: MailAddress) -> [String: Any] {
-            var entry: [String: Any] = ["address": TemplateText(value.address), "display": TemplateText(value.name.map { "\($0) <\(value.address)>" } ?? value.address)]
+            var entry: [String: Any] = [
+                "address": TemplateText(value.address),
+                "display": TemplateText(value.name.map { "\($0) <\(value.address)>" } ?? value.address),
+            ]
             if let name = value.name { entry["name"] = TemplateText(name) }
             return entry
         }
@@ -98,13 +104,18 @@ public struct MessageTemplate: Sendable {
             "text": TemplateText(mail.text),
             "text_full": TemplateText(mail.fullText),
             // Paragraphs of the readable text (at most 30,000 characters: Jira's description limit is 32,767).
-            "paragraphs": TextLimit(30_000, .characters).truncate(mail.text).components(separatedBy: "\n\n").map { $0.trimmed }.filter { !$0.isEmpty }
+            "paragraphs": TextLimit(30_000, .characters).truncate(mail.text).components(separatedBy: "\n\n").map {
+                $0.trimmed
+            }.filter { !$0.isEmpty }
                 .map(TemplateText.init),
             "attachments": attachments,
             "inline_attachments": attachments.filter { $0["content_base64"] != nil },
             "attachment_count": message.attachments.count,
             "has_attachments": !message.attachments.isEmpty,
-            "envelope": ["mail_from": TemplateText(input.envelope.mailFrom), "rcpt_to": input.envelope.rcptTo.map(TemplateText.init)] as [String: Any],
+            "envelope": [
+                "mail_from": TemplateText(input.envelope.mailFrom),
+                "rcpt_to": input.envelope.rcptTo.map(TemplateText.init),
+            ] as [String: Any],
             "recipients": mail.recipients.map(TemplateText.init),
             "tags": mail.tags.map(TemplateText.init),
             "headers": message.headers.map { ["name": TemplateText($0.name), "value": TemplateText($0.value)] },

@@ -48,7 +48,8 @@ public enum MatrixFormat {
     public static func render(_ mail: MailSummary, options: FormatOptions) -> RenderedBody {
         let plain = ChatMarkup.matrixPlain(PlainMessage.compose(mail, limit: textLimit, includeSubject: true))
         let bodyText = PlainMessage.compose(mail, limit: textLimit, includeSubject: false)
-        let html = "<p><strong>" + ChatMarkup.html(ChatMarkup.matrixPlain(mail.subject)) + "</strong></p><pre>"
+        let html =
+            "<p><strong>" + ChatMarkup.html(ChatMarkup.matrixPlain(mail.subject)) + "</strong></p><pre>"
             + ChatMarkup.html(ChatMarkup.matrixPlain(bodyText)) + "</pre>"
         return .json { json in
             json.field("text", plain)
@@ -66,7 +67,9 @@ enum PlainMessage {
         let measure: (Character) -> Int = { limit.length(of: String($0)) }
         var tail = ""
         if !mail.attachments.isEmpty {
-            tail = "\n\nAttachments:\n" + AttachmentList.lines(mail, prefix: "- ", limit: min(1_000, limit.limit / 4), measure: measure)
+            tail =
+                "\n\nAttachments:\n"
+                + AttachmentList.lines(mail, prefix: "- ", limit: min(1_000, limit.limit / 4), measure: measure)
         }
         head = TextLimit.truncate(head, toFit: limit.limit / 4, measure: measure)
         let budget = limit.limit - limit.length(of: head) - limit.length(of: tail) - 2
@@ -88,7 +91,12 @@ public enum TeamsFormat {
         let subject = ChatMarkup.neutraliseLinks(TextLimit(200, .characters).truncate(mail.subject))
         let from = ChatMarkup.neutraliseLinks(TextLimit(300, .characters).truncate(mail.fromDisplay))
         let to = TextLimit(500, .characters).truncate(mail.recipients.joined(separator: ", "))
-        let attachments = mail.attachments.isEmpty ? nil : AttachmentList.lines(mail, prefix: "", limit: 1_000, measure: { _ in 1 }).split(separator: "\n").joined(separator: ", ")
+        let attachments =
+            mail.attachments.isEmpty
+            ? nil
+            : AttachmentList.lines(mail, prefix: "", limit: 1_000, measure: { _ in 1 }).split(separator: "\n").joined(
+                separator: ", "
+            )
         func card(text: String) -> RenderedBody {
             .json { json in
                 json.field("type", "message")
@@ -112,9 +120,20 @@ public enum TeamsFormat {
                                 json.object { json in
                                     json.field("type", "FactSet")
                                     json.array("facts") { json in
-                                        json.object { $0.field("title", "From"); $0.field("value", from) }
-                                        json.object { $0.field("title", "To"); $0.field("value", to) }
-                                        if let attachments { json.object { $0.field("title", "Attachments"); $0.field("value", attachments) } }
+                                        json.object {
+                                            $0.field("title", "From")
+                                            $0.field("value", from)
+                                        }
+                                        json.object {
+                                            $0.field("title", "To")
+                                            $0.field("value", to)
+                                        }
+                                        if let attachments {
+                                            json.object {
+                                                $0.field("title", "Attachments")
+                                                $0.field("value", attachments)
+                                            }
+                                        }
                                     }
                                 }
                                 if !text.isEmpty {
@@ -132,7 +151,11 @@ public enum TeamsFormat {
         }
         let empty = card(text: "")
         let budget = requestLimit - empty.bytes.count - 100
-        let text = TextLimit.truncate(ChatMarkup.neutraliseLinks(mail.text), toFit: max(0, budget), measure: ChatMarkup.jsonLength)
+        let text = TextLimit.truncate(
+            ChatMarkup.neutraliseLinks(mail.text),
+            toFit: max(0, budget),
+            measure: ChatMarkup.jsonLength
+        )
         return card(text: text)
     }
 }

@@ -68,7 +68,13 @@ public struct RouteCondition: Sendable {
     /// A regular expression that must match the whole address, case-insensitively.
     public var regex: AddressPattern?
 
-    public init(address: String? = nil, domain: String? = nil, localPart: String? = nil, tag: String? = nil, regex: AddressPattern? = nil) {
+    public init(
+        address: String? = nil,
+        domain: String? = nil,
+        localPart: String? = nil,
+        tag: String? = nil,
+        regex: AddressPattern? = nil
+    ) {
         self.address = address?.lowercased()
         self.domain = domain?.lowercased()
         self.localPart = localPart?.lowercased()
@@ -140,11 +146,15 @@ struct RecipientAddress {
             domain = ""
         }
         // The tag of the original spelling (templates show it as written).
-        if let cut = local.firstIndex(where: { delimiters.contains($0) }), local.first.map({ !delimiters.contains($0) }) ?? false {
+        if let cut = local.firstIndex(where: { delimiters.contains($0) }),
+            local.first.map({ !delimiters.contains($0) }) ?? false
+        {
             baseLocal = String(local[..<cut])
             let originalLocal = address.lastIndex(of: "@").map { address[..<$0] } ?? Substring(address)
             let offset = local.distance(from: local.startIndex, to: cut)
-            let tagStart = originalLocal.index(originalLocal.startIndex, offsetBy: offset + 1, limitedBy: originalLocal.endIndex) ?? originalLocal.endIndex
+            let tagStart =
+                originalLocal.index(originalLocal.startIndex, offsetBy: offset + 1, limitedBy: originalLocal.endIndex)
+                ?? originalLocal.endIndex
             let tagText = String(originalLocal[tagStart...])
             tag = tagText.isEmpty ? nil : tagText
         } else {
@@ -159,8 +169,10 @@ struct RecipientAddress {
 /// Shell-style globs: `*` any run, `?` one character; everything else literal.
 enum Glob {
     static func matches(pattern: [Character], text: [Character]) -> Bool {
-        var p = 0, t = 0
-        var star = -1, mark = 0
+        var p = 0
+        var t = 0
+        var star = -1
+        var mark = 0
         while t < text.count {
             if p < pattern.count && (pattern[p] == "?" || pattern[p] == text[t]) {
                 p += 1

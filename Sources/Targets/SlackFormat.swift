@@ -15,13 +15,25 @@ public enum SlackFormat {
         let body = TextLimit.truncate(mail.text, toFit: bodyLimit, measure: measure)
         let sections = TextLimit.split(body, pieceLimit: sectionLimit, measure: measure)
         return .json { json in
-            json.field("text", ChatMarkup.slack(TextLimit.truncate("Mail from \(mail.fromDisplay): \(mail.subject)", toFit: fallbackLimit, measure: measure)))
+            json.field(
+                "text",
+                ChatMarkup.slack(
+                    TextLimit.truncate(
+                        "Mail from \(mail.fromDisplay): \(mail.subject)",
+                        toFit: fallbackLimit,
+                        measure: measure
+                    )
+                )
+            )
             json.array("blocks") { json in
                 json.object { json in
                     json.field("type", "header")
                     json.object("text") { json in
                         json.field("type", "plain_text")
-                        json.field("text", ChatMarkup.slack(TextLimit.truncate(mail.subject, toFit: headerLimit, measure: measure)))
+                        json.field(
+                            "text",
+                            ChatMarkup.slack(TextLimit.truncate(mail.subject, toFit: headerLimit, measure: measure))
+                        )
                         json.field("emoji", false)
                     }
                 }
@@ -30,7 +42,13 @@ public enum SlackFormat {
                     json.array("elements") { json in
                         json.object { json in
                             json.field("type", "mrkdwn")
-                            json.field("text", "From: " + ChatMarkup.slack(TextLimit.truncate(mail.fromDisplay, toFit: 2_900, measure: measure)))
+                            json.field(
+                                "text",
+                                "From: "
+                                    + ChatMarkup.slack(
+                                        TextLimit.truncate(mail.fromDisplay, toFit: 2_900, measure: measure)
+                                    )
+                            )
                         }
                     }
                 }
@@ -48,7 +66,12 @@ public enum SlackFormat {
                         json.field("type", "section")
                         json.object("text") { json in
                             json.field("type", "mrkdwn")
-                            let list = AttachmentList.lines(mail, prefix: "• ", limit: sectionLimit - 20, measure: measure)
+                            let list = AttachmentList.lines(
+                                mail,
+                                prefix: "• ",
+                                limit: sectionLimit - 20,
+                                measure: measure
+                            )
                             json.field("text", "*Attachments*\n" + ChatMarkup.slack(list))
                         }
                     }

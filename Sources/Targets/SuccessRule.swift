@@ -19,13 +19,17 @@ public struct SuccessRule: Sendable, Hashable {
 
     /// `nil` when a 2xx `status` with `body` satisfies the rule, else why not.
     public func violation(status: Int, body responseBody: String) -> String? {
-        if let statuses, !statuses.contains(status) { return "HTTP \(status) is not one of the accepted statuses \(statuses.sorted())" }
+        if let statuses, !statuses.contains(status) {
+            return "HTTP \(status) is not one of the accepted statuses \(statuses.sorted())"
+        }
         if let body, responseBody.trimmed != body { return "HTTP \(status) without the expected body '\(body)'" }
         if let jsonField {
             guard let data = responseBody.data(using: .utf8),
                 let object = (try? JSONSerialization.jsonObject(with: data)) as? [String: Any],
                 let value = object[jsonField], !(value is NSNull)
-            else { return "HTTP \(status) without '\(jsonField)' in a JSON body (the target did not confirm the message)" }
+            else {
+                return "HTTP \(status) without '\(jsonField)' in a JSON body (the target did not confirm the message)"
+            }
         }
         return nil
     }

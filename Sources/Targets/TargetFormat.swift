@@ -28,7 +28,9 @@ public enum TargetFormat: String, Sendable, Hashable, CaseIterable {
         case .gotify: return GotifyFormat.render(input.summary, options: options)
         case .matrix: return MatrixFormat.render(input.summary, options: options)
         case .template:
-            guard let template = options.template else { throw TemplateError(message: "format 'template' needs a template") }
+            guard let template = options.template else {
+                throw TemplateError(message: "format 'template' needs a template")
+            }
             return try template.render(input)
         }
     }
@@ -49,7 +51,14 @@ public struct FormatOptions: Sendable {
     /// The template of format `template`.
     public var template: MessageTemplate?
 
-    public init(username: String? = nil, channel: String? = nil, stream: String? = nil, topic: String? = nil, priority: Int? = nil, template: MessageTemplate? = nil) {
+    public init(
+        username: String? = nil,
+        channel: String? = nil,
+        stream: String? = nil,
+        topic: String? = nil,
+        priority: Int? = nil,
+        template: MessageTemplate? = nil
+    ) {
         self.username = username
         self.channel = channel
         self.stream = stream
@@ -68,7 +77,13 @@ public struct RenderInput: Sendable {
     public var payloadJSON: [UInt8]
     public var receivedAt: UnixTime
 
-    public init(summary: MailSummary, message: ParsedMessage, envelope: MailEnvelope, payloadJSON: [UInt8], receivedAt: UnixTime) {
+    public init(
+        summary: MailSummary,
+        message: ParsedMessage,
+        envelope: MailEnvelope,
+        payloadJSON: [UInt8],
+        receivedAt: UnixTime
+    ) {
         self.summary = summary
         self.message = message
         self.envelope = envelope

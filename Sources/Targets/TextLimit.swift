@@ -55,7 +55,12 @@ public struct TextLimit: Sendable, Hashable {
 
     /// Truncation where each grapheme costs what `measure` says: the length it will have after
     /// escaping, in the target's unit. Whole graphemes only; `marker` is measured the same way.
-    public static func truncate(_ text: String, toFit limit: Int, marker: String = TextLimit.marker, measure: (Character) -> Int) -> String {
+    public static func truncate(
+        _ text: String,
+        toFit limit: Int,
+        marker: String = TextLimit.marker,
+        measure: (Character) -> Int
+    ) -> String {
         var total = 0
         for character in text {
             total += measure(character)

@@ -34,7 +34,10 @@ final class CurlEasyHandle {
     func post(_ request: WebhookRequest, snippetLimit: Int) -> WebhookResponse {
         curl_easy_reset(handle)  // clears options, keeps live connections and caches
         guard request.url.lowercased().hasPrefix("http://") || request.url.lowercased().hasPrefix("https://") else {
-            return WebhookResponse(status: 0, error: WebhookTransportError(kind: .refusedURL, message: "only http and https URLs are allowed"))
+            return WebhookResponse(
+                status: 0,
+                error: WebhookTransportError(kind: .refusedURL, message: "only http and https URLs are allowed")
+            )
         }
         let collector = BodyCollector(limit: snippetLimit)
         var headerList: UnsafeMutablePointer<curl_slist>? = nil
@@ -42,7 +45,8 @@ final class CurlEasyHandle {
         var sawContentType = false
         for header in request.headers {
             // A header value with CR/LF would split the request; drop such a header.
-            if header.name.isEmpty || header.name.utf8.contains(where: { $0 <= 0x20 || $0 == UInt8(ascii: ":") || $0 >= 0x7F })
+            if header.name.isEmpty
+                || header.name.utf8.contains(where: { $0 <= 0x20 || $0 == UInt8(ascii: ":") || $0 >= 0x7F })
                 || header.value.utf8.contains(where: { $0 == 0x0D || $0 == 0x0A || $0 == 0x00 })
             {
                 continue
@@ -65,23 +69,25 @@ final class CurlEasyHandle {
         if request.method != "POST" { set(ccurl_setopt_string(handle, CURLOPT_CUSTOMREQUEST, request.method)) }
         set(ccurl_setopt_slist(handle, CURLOPT_HTTPHEADER, headerList))
         set(ccurl_setopt_string(handle, CURLOPT_USERAGENT, "lmtphook/\(WebhookClient.version)"))
-        set(ccurl_setopt_write_cb(handle) { data, size, count, context in
-            guard let data, let context else { return 0 }
-            let collector = Unmanaged<BodyCollector>.fromOpaque(context).takeUnretainedValue()
-            let total = size * count
-            collector.received += total
-            if collector.received > CurlEasyHandle.maximumResponseBytes {
-                collector.overflowed = true
-                return 0  // stops the transfer (CURLE_WRITE_ERROR)
-            }
-            let room = collector.limit - collector.bytes.count
-            if room > 0 {
-                data.withMemoryRebound(to: UInt8.self, capacity: total) { bytes in
-                    collector.bytes.append(contentsOf: UnsafeBufferPointer(start: bytes, count: min(room, total)))
+        set(
+            ccurl_setopt_write_cb(handle) { data, size, count, context in
+                guard let data, let context else { return 0 }
+                let collector = Unmanaged<BodyCollector>.fromOpaque(context).takeUnretainedValue()
+                let total = size * count
+                collector.received += total
+                if collector.received > CurlEasyHandle.maximumResponseBytes {
+                    collector.overflowed = true
+                    return 0  // stops the transfer (CURLE_WRITE_ERROR)
                 }
+                let room = collector.limit - collector.bytes.count
+                if room > 0 {
+                    data.withMemoryRebound(to: UInt8.self, capacity: total) { bytes in
+                        collector.bytes.append(contentsOf: UnsafeBufferPointer(start: bytes, count: min(room, total)))
+                    }
+                }
+                return total
             }
-            return total
-        })
+        )
         let context = Unmanaged.passUnretained(collector).toOpaque()
         set(ccurl_setopt_ptr(handle, CURLOPT_WRITEDATA, context))
         let refusedAddress = UnsafeMutablePointer<Int32>.allocate(capacity: 1)
@@ -95,10 +101,18 @@ final class CurlEasyHandle {
             request.body.withUnsafeBufferPointer { body in
                 guard code == CURLE_OK else { return code }
                 var setup = ccurl_setopt_ptr(handle, CURLOPT_ERRORBUFFER, errorPointer.baseAddress)
-                if setup == CURLE_OK { setup = ccurl_setopt_off_t(handle, CURLOPT_POSTFIELDSIZE_LARGE, curl_off_t(body.count)) }
+                if setup == CURLE_OK {
+                    setup = ccurl_setopt_off_t(handle, CURLOPT_POSTFIELDSIZE_LARGE, curl_off_t(body.count))
+                }
                 // POSTFIELDS is not copied: `body` stays alive for the whole transfer.
                 let bodyPointer = body.baseAddress.map { UnsafeMutableRawPointer(mutating: $0) }
-                if setup == CURLE_OK { setup = ccurl_setopt_ptr(handle, CURLOPT_POSTFIELDS, bodyPointer ?? UnsafeMutableRawPointer(mutating: ("" as StaticString).utf8Start)) }
+                if setup == CURLE_OK {
+                    setup = ccurl_setopt_ptr(
+                        handle,
+                        CURLOPT_POSTFIELDS,
+                        bodyPointer ?? UnsafeMutableRawPointer(mutating: ("" as StaticString).utf8Start)
+                    )
+                }
                 guard setup == CURLE_OK else { return setup }
                 let performed = curl_easy_perform(handle)
                 _ = ccurl_setopt_ptr(handle, CURLOPT_ERRORBUFFER, nil)
@@ -113,24 +127,43 @@ final class CurlEasyHandle {
         if ccurl_getinfo_long(handle, CURLINFO_RESPONSE_CODE, &statusValue) == CURLE_OK { status = statusValue }
         var retryAfter: curl_off_t = 0
         let retryAfterSeconds: Int? =
-            ccurl_getinfo_off_t(handle, CURLINFO_RETRY_AFTER, &retryAfter) == CURLE_OK && retryAfter > 0 ? Int(retryAfter) : nil
+            ccurl_getinfo_off_t(handle, CURLINFO_RETRY_AFTER, &retryAfter) == CURLE_OK && retryAfter > 0
+            ? Int(retryAfter) : nil
         let snippet = String(decoding: collector.bytes, as: UTF8.self)
 
         if result == CURLE_WRITE_ERROR && collector.overflowed && status > 0 {
             // The receiver answered; only its body was too long to read. The status stands.
-            return WebhookResponse(status: status, snippet: snippet, retryAfterSeconds: retryAfterSeconds, seconds: seconds)
+            return WebhookResponse(
+                status: status,
+                snippet: snippet,
+                retryAfterSeconds: retryAfterSeconds,
+                seconds: seconds
+            )
         }
         if refusedAddress.pointee != 0 {
             let error = WebhookTransportError(
-                kind: .refusedAddress, curlCode: Int(result.rawValue),
-                message: "the webhook host resolves to a private, loopback or link-local address (access.private_webhooks: deny)")
+                kind: .refusedAddress,
+                curlCode: Int(result.rawValue),
+                message:
+                    "the webhook host resolves to a private, loopback or link-local address (access.private_webhooks: deny)"
+            )
             return WebhookResponse(status: 0, error: error, seconds: seconds)
         }
         guard result == CURLE_OK else {
             let detail = String(decoding: errorBuffer.prefix { $0 != 0 }.map { UInt8(bitPattern: $0) }, as: UTF8.self)
             let message = detail.isEmpty ? String(cString: curl_easy_strerror(result)) : detail
-            let error = WebhookTransportError(kind: Self.kind(of: result), curlCode: Int(result.rawValue), message: message)
-            return WebhookResponse(status: status, snippet: snippet, error: error, retryAfterSeconds: retryAfterSeconds, seconds: seconds)
+            let error = WebhookTransportError(
+                kind: Self.kind(of: result),
+                curlCode: Int(result.rawValue),
+                message: message
+            )
+            return WebhookResponse(
+                status: status,
+                snippet: snippet,
+                error: error,
+                retryAfterSeconds: retryAfterSeconds,
+                seconds: seconds
+            )
         }
         return WebhookResponse(status: status, snippet: snippet, retryAfterSeconds: retryAfterSeconds, seconds: seconds)
     }

@@ -1,9 +1,10 @@
+import CCurl
+
 #if canImport(Glibc)
 import Glibc
 #elseif canImport(Darwin)
 import Darwin
 #endif
-import CCurl
 
 /// Which webhook addresses count as private: loopback, RFC 1918, carrier-grade NAT, link-local
 /// (cloud metadata at 169.254.169.254), unique-local and site-local IPv6, multicast, unspecified,
@@ -38,13 +39,16 @@ public enum WebhookAddressGuard {
         let bare = host.trimmingCharacters(in: ["[", "]"])
         var v4 = in_addr()
         var v6 = in6_addr()
-        if inet_pton(AF_INET, bare, &v4) == 1 || inet_pton(AF_INET6, bare, &v6) == 1 || bare.lowercased() == "localhost" { return host }
+        if inet_pton(AF_INET, bare, &v4) == 1 || inet_pton(AF_INET6, bare, &v6) == 1 || bare.lowercased() == "localhost"
+        {
+            return host
+        }
         return nil
     }
 }
 
-private extension String {
-    func trimmingCharacters(in set: Set<Character>) -> String {
+extension String {
+    fileprivate func trimmingCharacters(in set: Set<Character>) -> String {
         String(drop { set.contains($0) }.reversed().drop { set.contains($0) }.reversed())
     }
 }

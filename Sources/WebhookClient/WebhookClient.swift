@@ -37,12 +37,18 @@ public final class WebhookClient: Sendable {
                     handles.currentValue = box
                 }
                 guard let handle = box.handle else {
-                    return WebhookResponse(status: 0, error: WebhookTransportError(kind: .other, message: "curl_easy_init failed"))
+                    return WebhookResponse(
+                        status: 0,
+                        error: WebhookTransportError(kind: .other, message: "curl_easy_init failed")
+                    )
                 }
                 return handle.post(request, snippetLimit: Self.snippetLimit)
             }
         } catch {
-            return WebhookResponse(status: 0, error: WebhookTransportError(kind: .shutdown, message: "webhook client is shut down"))
+            return WebhookResponse(
+                status: 0,
+                error: WebhookTransportError(kind: .shutdown, message: "webhook client is shut down")
+            )
         }
     }
 

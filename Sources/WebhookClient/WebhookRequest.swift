@@ -17,8 +17,12 @@ public struct WebhookRequest: Sendable, Hashable {
     public var denyPrivateAddresses = false
 
     public init(
-        url: String, method: String = "POST", headers: [WebhookHeader] = [], body: [UInt8],
-        connectTimeoutMilliseconds: Int = 5_000, totalTimeoutMilliseconds: Int = 30_000
+        url: String,
+        method: String = "POST",
+        headers: [WebhookHeader] = [],
+        body: [UInt8],
+        connectTimeoutMilliseconds: Int = 5_000,
+        totalTimeoutMilliseconds: Int = 30_000
     ) {
         self.url = url
         self.method = method
@@ -54,7 +58,13 @@ public struct WebhookResponse: Sendable, Hashable {
     /// Wall time of the transfer in seconds.
     public var seconds: Double
 
-    public init(status: Int, snippet: String = "", error: WebhookTransportError? = nil, retryAfterSeconds: Int? = nil, seconds: Double = 0) {
+    public init(
+        status: Int,
+        snippet: String = "",
+        error: WebhookTransportError? = nil,
+        retryAfterSeconds: Int? = nil,
+        seconds: Double = 0
+    ) {
         self.status = status
         self.snippet = snippet
         self.error = error
@@ -76,7 +86,10 @@ public struct WebhookResponse: Sendable, Hashable {
 public struct WebhookTransportError: Error, Sendable, Hashable, CustomStringConvertible {
     /// Broad classes of transport failure.
     public enum Kind: String, Sendable, Hashable {
-        case connect, resolve, timeout, tls, refusedURL = "refused-url", refusedAddress = "refused-address", shutdown, other
+        case connect, resolve, timeout, tls
+        case refusedURL = "refused-url"
+        case refusedAddress = "refused-address"
+        case shutdown, other
     }
 
     public var kind: Kind

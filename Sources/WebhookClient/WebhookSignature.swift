@@ -45,7 +45,9 @@ public struct WebhookSigner: Sendable {
     /// The three Standard Webhooks headers (signature only when secrets are configured).
     public func headers(id: String, timestamp: Int64, body: [UInt8]) -> [WebhookHeader] {
         var headers = [WebhookHeader("webhook-id", id), WebhookHeader("webhook-timestamp", String(timestamp))]
-        if isEnabled { headers.append(WebhookHeader("webhook-signature", signature(id: id, timestamp: timestamp, body: body))) }
+        if isEnabled {
+            headers.append(WebhookHeader("webhook-signature", signature(id: id, timestamp: timestamp, body: body)))
+        }
         return headers
     }
 }

@@ -1,7 +1,8 @@
+import MailCore
+
 #if canImport(Glibc)
 import Glibc
 #endif
-import MailCore
 
 /// `lmtphook-bench parse [--repeat N] [--out DIR] FILE|DIR…`: parses every message and renders its
 /// payload v1 JSON, reporting MB/s and messages/s of one core. With `--out`, writes each JSON next
@@ -16,7 +17,9 @@ struct Benchmark {
         }
         guard arguments.first == "parse" else {
             print("usage: lmtphook-bench parse [--repeat N] [--out DIR] FILE|DIR...")
-            print("       lmtphook-bench load (--socket PATH | --tcp HOST:PORT) --rate N --count N [--conns N] [--size BYTES] [--rcpts N]")
+            print(
+                "       lmtphook-bench load (--socket PATH | --tcp HOST:PORT) --rate N --count N [--conns N] [--size BYTES] [--rcpts N]"
+            )
             exit(64)
         }
         arguments.removeFirst()
@@ -47,7 +50,12 @@ struct Benchmark {
             for (path, raw) in files {
                 let one = clock.now
                 let id = MessagePayload.id(raw: raw, recipients: envelope.rcptTo, endpoint: "bench")
-                let rendered = MessagePayload.render(id: id, receivedAt: UnixTime(milliseconds: 0), envelope: envelope, raw: raw)
+                let rendered = MessagePayload.render(
+                    id: id,
+                    receivedAt: UnixTime(milliseconds: 0),
+                    envelope: envelope,
+                    raw: raw
+                )
                 outputBytes += rendered.json.count
                 let seconds = (clock.now - one).seconds
                 if seconds > slowest.1 { slowest = (path, seconds) }
@@ -63,8 +71,12 @@ struct Benchmark {
         }
         let elapsed = (clock.now - started).seconds
         let megabytes = Double(totalBytes * repeats) / 1_048_576
-        print("messages: \(files.count) × \(repeats), input \(format2(megabytes)) MiB, JSON out \(format2(Double(outputBytes) / 1_048_576)) MiB")
-        print("parse+render: \(format2(elapsed)) s, \(format2(megabytes / elapsed)) MiB/s, \(format2(Double(files.count * repeats) / elapsed)) messages/s (one core)")
+        print(
+            "messages: \(files.count) × \(repeats), input \(format2(megabytes)) MiB, JSON out \(format2(Double(outputBytes) / 1_048_576)) MiB"
+        )
+        print(
+            "parse+render: \(format2(elapsed)) s, \(format2(megabytes / elapsed)) MiB/s, \(format2(Double(files.count * repeats) / elapsed)) messages/s (one core)"
+        )
         print("slowest message: \(slowest.0) \(format2(slowest.1 * 1000)) ms")
     }
 
@@ -75,7 +87,9 @@ struct Benchmark {
             guard let directory = opendir(path) else { return }
             var names: [String] = []
             while let entry = readdir(directory) {
-                let name = withUnsafeBytes(of: entry.pointee.d_name) { raw in String(decoding: raw.prefix { $0 != 0 }, as: UTF8.self) }
+                let name = withUnsafeBytes(of: entry.pointee.d_name) { raw in
+                    String(decoding: raw.prefix { $0 != 0 }, as: UTF8.self)
+                }
                 if name != "." && name != ".." { names.append(name) }
             }
             closedir(directory)

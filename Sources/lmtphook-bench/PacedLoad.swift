@@ -1,9 +1,10 @@
-#if canImport(Glibc)
-import Glibc
-#endif
 import Foundation
 import LMTPHook
 import Synchronization
+
+#if canImport(Glibc)
+import Glibc
+#endif
 
 /// `lmtphook-bench load`: an open-loop LMTP load at a fixed rate. Message *i* is due at
 /// start + i/rate; each of the connections takes the next due message, waits for its time, sends
@@ -13,7 +14,13 @@ import Synchronization
 enum PacedLoad {
     static func main(_ arguments: [String]) {
         var arguments = arguments
-        var socket: String?, tcp: (String, Int)?, rate = 1000.0, count = 10_000, connections = 16, size = 2048, rcpts = 1
+        var socket: String?
+        var tcp: (String, Int)?
+        var rate = 1000.0
+        var count = 10_000
+        var connections = 16
+        var size = 2048
+        var rcpts = 1
         while let argument = arguments.first {
             arguments.removeFirst()
             let value = arguments.isEmpty ? "" : arguments.removeFirst()
@@ -58,10 +65,17 @@ enum PacedLoad {
                     if wait > 0 { usleep(useconds_t(wait * 1_000_000)) }
                     do {
                         if connection == nil {
-                            connection = try socketPath.map { try LMTPClientConnection(unixPath: $0) } ?? LMTPClientConnection(host: address!.0, port: address!.1)
+                            connection =
+                                try socketPath.map { try LMTPClientConnection(unixPath: $0) }
+                                ?? LMTPClientConnection(host: address!.0, port: address!.1)
                             first = true
                         }
-                        let replies = try connection!.deliver(lhlo: first ? "load.test" : nil, from: "load@load.test", to: recipients, message: message)
+                        let replies = try connection!.deliver(
+                            lhlo: first ? "load.test" : nil,
+                            from: "load@load.test",
+                            to: recipients,
+                            message: message
+                        )
                         first = false
                         let latency = (now() - due) * 1000
                         if replies.count == recipients.count && replies.allSatisfy({ $0.code / 100 == 2 }) {
@@ -80,9 +94,21 @@ enum PacedLoad {
         group.wait()
         let elapsed = now() - start
         let sorted = latencies.withLock { $0.sorted() }
-        func percentile(_ p: Double) -> Double { sorted.isEmpty ? 0 : sorted[min(sorted.count - 1, Int(Double(sorted.count) * p))] }
-        print(String(format: "rate=%.0f achieved=%.1f/s p50_ms=%.2f p99_ms=%.2f max_ms=%.2f ok=%d failed=%d",
-                     rate, Double(sorted.count) / elapsed, percentile(0.5), percentile(0.99), sorted.last ?? 0, sorted.count, failures.load(ordering: .relaxed)))
+        func percentile(_ p: Double) -> Double {
+            sorted.isEmpty ? 0 : sorted[min(sorted.count - 1, Int(Double(sorted.count) * p))]
+        }
+        print(
+            String(
+                format: "rate=%.0f achieved=%.1f/s p50_ms=%.2f p99_ms=%.2f max_ms=%.2f ok=%d failed=%d",
+                rate,
+                Double(sorted.count) / elapsed,
+                percentile(0.5),
+                percentile(0.99),
+                sorted.last ?? 0,
+                sorted.count,
+                failures.load(ordering: .relaxed)
+            )
+        )
     }
 
     static func now() -> Double {
@@ -93,7 +119,8 @@ enum PacedLoad {
 
     /// A plain message of about `size` bytes, CRLF lines, no leading dots.
     static func makeMessage(size: Int) -> [UInt8] {
-        var text = "From: load@load.test\r\nTo: rcpt0@example.test\r\nSubject: paced load\r\nMessage-ID: <paced@load.test>\r\n\r\n"
+        var text =
+            "From: load@load.test\r\nTo: rcpt0@example.test\r\nSubject: paced load\r\nMessage-ID: <paced@load.test>\r\n\r\n"
         let line = "The quick brown fox jumps over the lazy dog, again and again and again.\r\n"
         while text.utf8.count + line.utf8.count <= size { text += line }
         return Array(text.utf8)

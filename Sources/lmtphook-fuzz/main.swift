@@ -1,3 +1,5 @@
+import Fuzzing
+
 // The two fuzzers. Built for libFuzzer by deploy/fuzz/fuzz.sh (`-DFUZZING`, coverage and
 // AddressSanitizer); in a normal build the same binary replays files or directories through a
 // fuzzer, which is how crash inputs are reproduced:
@@ -8,7 +10,6 @@ import Glibc
 #elseif canImport(Darwin)
 import Darwin
 #endif
-import Fuzzing
 
 func complain(_ text: String) {
     let line = text + "\n"
@@ -16,7 +17,8 @@ func complain(_ text: String) {
 }
 
 let arguments = CommandLine.arguments
-guard arguments.count >= 2, let target = ["lmtp": LMTPSessionFuzzer.run, "mime": MessageParserFuzzer.run][arguments[1]] else {
+guard arguments.count >= 2, let target = ["lmtp": LMTPSessionFuzzer.run, "mime": MessageParserFuzzer.run][arguments[1]]
+else {
     complain("usage: lmtphook-fuzz lmtp|mime [libFuzzer options] [corpus or input files…]")
     exit(2)
 }
@@ -51,7 +53,9 @@ for path in arguments.dropFirst(2) where !path.hasPrefix("-") {
     }
     if info.st_mode & S_IFMT == S_IFDIR, let directory = opendir(path) {
         while let entry = readdir(directory) {
-            let name = withUnsafeBytes(of: entry.pointee.d_name) { String(decoding: $0.prefix { $0 != 0 }, as: UTF8.self) }
+            let name = withUnsafeBytes(of: entry.pointee.d_name) {
+                String(decoding: $0.prefix { $0 != 0 }, as: UTF8.self)
+            }
             if !name.hasPrefix(".") { files.append(path + "/" + name) }
         }
         closedir(directory)

@@ -9,8 +9,11 @@ struct FuzzCorpusTests {
     static let corpus = URL(fileURLWithPath: #filePath).deletingLastPathComponent().appendingPathComponent("Corpus")
 
     static func inputs(_ name: String) throws -> [URL] {
-        try FileManager.default.contentsOfDirectory(at: corpus.appendingPathComponent(name), includingPropertiesForKeys: nil)
-            .filter { !$0.lastPathComponent.hasPrefix(".") }.sorted { $0.path < $1.path }
+        try FileManager.default.contentsOfDirectory(
+            at: corpus.appendingPathComponent(name),
+            includingPropertiesForKeys: nil
+        )
+        .filter { !$0.lastPathComponent.hasPrefix(".") }.sorted { $0.path < $1.path }
     }
 
     @Test("every seed and past finding passes its fuzzer's invariants", arguments: ["lmtp", "mime"])

@@ -16,7 +16,9 @@ struct LMTPReplyTests {
     @Test(arguments: texts.indices)
     func linesAreBoundedAndClean(_ index: Int) {
         let text = Self.texts[index].text
-        for reply in [LMTPReply(550, "5.7.1", text), LMTPReply(code: 250, lines: [text, text]), LMTPReply(220, nil, text)] {
+        for reply in [
+            LMTPReply(550, "5.7.1", text), LMTPReply(code: 250, lines: [text, text]), LMTPReply(220, nil, text),
+        ] {
             let wire = Array(reply.wireFormat.utf8)
             #expect(String(validating: wire, as: UTF8.self) != nil, "\(Self.texts[index].name): cut inside a character")
             let lines = wire.split(separator: UInt8(ascii: "\n"))
@@ -33,7 +35,10 @@ struct LMTPReplyTests {
         #expect(LMTPReply(250, "2.1.5", "Ok").wireFormat == "250 2.1.5 Ok\r\n")
         #expect(LMTPReply(code: 250, lines: ["a", "b"]).wireFormat == "250-a\r\n250 b\r\n")
         let exact = String(repeating: "x", count: 512 - "550 5.0.0 ".utf8.count - 2)
-        #expect(LMTPReply(550, "5.0.0", exact).wireFormat == "550 5.0.0 \(exact)\r\n", "a line of exactly 512 bytes is kept whole")
+        #expect(
+            LMTPReply(550, "5.0.0", exact).wireFormat == "550 5.0.0 \(exact)\r\n",
+            "a line of exactly 512 bytes is kept whole"
+        )
         #expect(LMTPReply(550, "5.0.0", exact + "y").wireFormat.utf8.count == 512, "one byte more is cut to 512")
     }
 
@@ -41,6 +46,11 @@ struct LMTPReplyTests {
         #expect(LMTPReply.quoting("FOO") == "FOO")
         #expect(LMTPReply.quoting(String(repeating: "X", count: 65)) == String(repeating: "X", count: 61) + "...")
         #expect(LMTPReply.quoting("a\r\nb\u{1B}[31m") == "a??b?[31m")
-        #expect(LMTPReply.quoting(String(repeating: "\u{E9}", count: 40), maxBytes: 10) == String(repeating: "\u{E9}", count: 3) + "...")
+        #expect(
+            LMTPReply.quoting(String(repeating: "\u{E9}", count: 40), maxBytes: 10) == String(
+                repeating: "\u{E9}",
+                count: 3
+            ) + "..."
+        )
     }
 }

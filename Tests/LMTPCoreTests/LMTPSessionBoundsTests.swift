@@ -15,17 +15,23 @@ struct LMTPSessionBoundsTests {
         (20, 1, true), (21, 1, false), (1, 2000, true), (1, 2100, false), (2, 1100, false),
     ])
     func headerLimits(fields: Int, valueLength: Int, accepted: Bool) {
-        var harness = SessionHarness(configuration: LMTPConfiguration(hostname: "lmtp.test", maxHeaderBytes: 2048, maxHeaderFields: 20))
-        harness.feed(Self.transaction + Self.headers(fields: fields, valueLength: valueLength) + "\r\nbody\r\n.\r\nNOOP\r\n")
+        var harness = SessionHarness(
+            configuration: LMTPConfiguration(hostname: "lmtp.test", maxHeaderBytes: 2048, maxHeaderFields: 20)
+        )
+        harness.feed(
+            Self.transaction + Self.headers(fields: fields, valueLength: valueLength) + "\r\nbody\r\n.\r\nNOOP\r\n"
+        )
         if accepted {
             #expect(harness.delivered.count == 1)
         } else {
             #expect(harness.delivered.isEmpty)
-            #expect(Array(harness.summary.suffix(3)) == [
-                "552 5.3.4 <c@d.test> Message header exceeds fixed limit (2048 bytes, 20 fields)",
-                "552 5.3.4 <e@d.test> Message header exceeds fixed limit (2048 bytes, 20 fields)",
-                "250 2.0.0 Ok",
-            ])
+            #expect(
+                Array(harness.summary.suffix(3)) == [
+                    "552 5.3.4 <c@d.test> Message header exceeds fixed limit (2048 bytes, 20 fields)",
+                    "552 5.3.4 <e@d.test> Message header exceeds fixed limit (2048 bytes, 20 fields)",
+                    "250 2.0.0 Ok",
+                ]
+            )
         }
     }
 
@@ -66,7 +72,9 @@ struct LMTPSessionBoundsTests {
     }
 
     @Test func spillsOfARefusedMessageAreDropped() {
-        var harness = SessionHarness(configuration: LMTPConfiguration(hostname: "lmtp.test", maxMessageSize: 10_000, spillThreshold: 4096))
+        var harness = SessionHarness(
+            configuration: LMTPConfiguration(hostname: "lmtp.test", maxMessageSize: 10_000, spillThreshold: 4096)
+        )
         harness.feed(Self.transaction + String(repeating: "x", count: 6000) + "\r\n")
         #expect(harness.spills == 1)
         harness.feed(String(repeating: "y", count: 6000) + "\r\n.\r\n")
@@ -123,7 +131,10 @@ struct LMTPDeadlineTests {
         var expired = false
         for _ in 0..<600 {  // 60 s in 100 ms reads
             deadline.record(elapsed: .milliseconds(100), bytes: rate / 10)
-            if deadline.isExpired { expired = true; break }
+            if deadline.isExpired {
+                expired = true
+                break
+            }
         }
         #expect(expired == expires)
     }

@@ -5,7 +5,8 @@ private let prelude = "LHLO c.test\r\nMAIL FROM:<a@b.test>\r\nRCPT TO:<c@d.test>
 
 /// Every end-of-data variant from the SMTP-smuggling research that is *not* CRLF.CRLF.
 let smugglingSeparators: [String] = [
-    "\n.\n", "\n.\r", "\r.\n", "\r.\r", "\n.\r\n", "\r.\r\n", "\r\n.\r\r\n", "\r\r\n.\r\r\n", "\r\n\u{0}.\r\n", "\r\n.\n", "\n..\n",
+    "\n.\n", "\n.\r", "\r.\n", "\r.\r", "\n.\r\n", "\r.\r\n", "\r\n.\r\r\n", "\r\r\n.\r\r\n", "\r\n\u{0}.\r\n",
+    "\r\n.\n", "\n..\n",
 ]
 
 @Suite("LMTP session: DATA")
@@ -13,7 +14,8 @@ struct LMTPSessionDataTests {
     @Test("smuggled end-of-data stays content", arguments: smugglingSeparators)
     func smuggling(_ separator: String) throws {
         var harness = SessionHarness()
-        let smuggled = "MAIL FROM:<evil@x.test>\r\nRCPT TO:<victim@d.test>\r\nDATA\r\nSubject: smuggled\r\n\r\nsmuggled\r\n"
+        let smuggled =
+            "MAIL FROM:<evil@x.test>\r\nRCPT TO:<victim@d.test>\r\nDATA\r\nSubject: smuggled\r\n\r\nsmuggled\r\n"
         harness.feed(prelude + "Subject: real\r\n\r\nreal" + separator + smuggled + ".\r\n")
         #expect(harness.delivered.count == 1)
         let content = String(decoding: try #require(harness.delivered.first).data, as: UTF8.self)
@@ -23,10 +25,13 @@ struct LMTPSessionDataTests {
         #expect(harness.summary.count == 5)
     }
 
-    @Test("dot-unstuffing", arguments: [
-        ("..x\r\n", ".x\r\n"), (".x\r\n", "x\r\n"), ("..\r\n", ".\r\n"), ("a\r\n...\r\n", "a\r\n..\r\n"),
-        ("a.b\r\n", "a.b\r\n"), ("x\n.y\r\n", "x\n.y\r\n"), (".\r\r\n", "\r\r\n"),
-    ])
+    @Test(
+        "dot-unstuffing",
+        arguments: [
+            ("..x\r\n", ".x\r\n"), (".x\r\n", "x\r\n"), ("..\r\n", ".\r\n"), ("a\r\n...\r\n", "a\r\n..\r\n"),
+            ("a.b\r\n", "a.b\r\n"), ("x\n.y\r\n", "x\n.y\r\n"), (".\r\r\n", "\r\r\n"),
+        ]
+    )
     func unstuffing(_ sent: String, _ expected: String) throws {
         var harness = SessionHarness()
         harness.feed(prelude + sent + ".\r\n")
@@ -76,12 +81,18 @@ struct LMTPSessionDataTests {
         #expect(try #require(atLimit.delivered.first).data.count == 2048)
 
         var over = SessionHarness(configuration: config)
-        over.feed("LHLO c\r\nMAIL FROM:<a@b.test>\r\nRCPT TO:<c@d.test>\r\nRCPT TO:<e@d.test>\r\nRCPT TO:<c@d.test>\r\nDATA\r\n" + line + line + "x\r\n.\r\nNOOP\r\n")
+        over.feed(
+            "LHLO c\r\nMAIL FROM:<a@b.test>\r\nRCPT TO:<c@d.test>\r\nRCPT TO:<e@d.test>\r\nRCPT TO:<c@d.test>\r\nDATA\r\n"
+                + line + line + "x\r\n.\r\nNOOP\r\n"
+        )
         #expect(over.delivered.isEmpty)
-        #expect(Array(over.summary.suffix(4)) == [
-            "552 5.3.4 <c@d.test> Message size exceeds fixed limit", "552 5.3.4 <e@d.test> Message size exceeds fixed limit",
-            "552 5.3.4 <c@d.test> Message size exceeds fixed limit", "250 2.0.0 Ok",
-        ])
+        #expect(
+            Array(over.summary.suffix(4)) == [
+                "552 5.3.4 <c@d.test> Message size exceeds fixed limit",
+                "552 5.3.4 <e@d.test> Message size exceeds fixed limit",
+                "552 5.3.4 <c@d.test> Message size exceeds fixed limit", "250 2.0.0 Ok",
+            ]
+        )
     }
 
     @Test("no reply at all until the dot, even far over the limit")
@@ -134,24 +145,45 @@ struct LMTPSessionDataTests {
 
     @Test func xforwardReachesTheMessageAndIsResetAfterIt() throws {
         var harness = SessionHarness()
-        harness.feed("LHLO c\r\nXFORWARD NAME=mx.example ADDR=192.0.2.7 PORT=[UNAVAILABLE]\r\nXFORWARD IDENT=ABC123 HELO=he+20llo SOURCE=REMOTE\r\n")
+        harness.feed(
+            "LHLO c\r\nXFORWARD NAME=mx.example ADDR=192.0.2.7 PORT=[UNAVAILABLE]\r\nXFORWARD IDENT=ABC123 HELO=he+20llo SOURCE=REMOTE\r\n"
+        )
         harness.feed("MAIL FROM:<a@b.test>\r\nRCPT TO:<c@d.test>\r\nDATA\r\nx\r\n.\r\n")
         harness.feed("MAIL FROM:<a@b.test>\r\nRCPT TO:<c@d.test>\r\nDATA\r\ny\r\n.\r\n")
         #expect(harness.delivered.count == 2)
         let client = try #require(harness.delivered.first).client
-        #expect(client == LMTPClientInfo(name: "mx.example", address: "192.0.2.7", port: nil, helo: "he llo", ident: "ABC123", source: "REMOTE"))
+        #expect(
+            client
+                == LMTPClientInfo(
+                    name: "mx.example",
+                    address: "192.0.2.7",
+                    port: nil,
+                    helo: "he llo",
+                    ident: "ABC123",
+                    source: "REMOTE"
+                )
+        )
         #expect(harness.delivered[1].client.isEmpty)
     }
 
     @Test func envelopeDetails() throws {
         var harness = SessionHarness()
-        harness.feed("LHLO relay.test\r\nMAIL FROM:<@hop.test:a@b.test> SIZE=3 BODY=8BITMIME SMTPUTF8\r\nRCPT TO:<c@d.test> ORCPT=rfc822;C@D.test\r\nDATA\r\nx\r\n.\r\n")
+        harness.feed(
+            "LHLO relay.test\r\nMAIL FROM:<@hop.test:a@b.test> SIZE=3 BODY=8BITMIME SMTPUTF8\r\nRCPT TO:<c@d.test> ORCPT=rfc822;C@D.test\r\nDATA\r\nx\r\n.\r\n"
+        )
         let message = try #require(harness.delivered.first)
         #expect(message.lhloName == "relay.test")
         #expect(message.sender == .mailbox(LMTPMailbox(localPart: "a", domain: "b.test")))
         #expect(message.declaredSize == 3)
         #expect(message.bodyType == .eightBitMIME)
         #expect(message.smtpUTF8)
-        #expect(message.recipients == [LMTPRecipient(mailbox: LMTPMailbox(localPart: "c", domain: "d.test"), originalRecipient: "rfc822;C@D.test")])
+        #expect(
+            message.recipients == [
+                LMTPRecipient(
+                    mailbox: LMTPMailbox(localPart: "c", domain: "d.test"),
+                    originalRecipient: "rfc822;C@D.test"
+                )
+            ]
+        )
     }
 }

@@ -6,14 +6,22 @@ struct LMTPSessionLimitsTests {
     @Test func lhloReplyFitsEximsBuffer() {
         let reply = LMTPSession(configuration: LMTPConfiguration(hostname: String(repeating: "h", count: 64))).lhloReply
         #expect(reply.wireBytes.count < 240)
-        #expect(reply.lines == [String(repeating: "h", count: 64), "PIPELINING", "ENHANCEDSTATUSCODES", "8BITMIME", "SMTPUTF8", "SIZE 52428800",
-                                "XFORWARD NAME ADDR PORT PROTO HELO IDENT SOURCE"])
+        #expect(
+            reply.lines == [
+                String(repeating: "h", count: 64), "PIPELINING", "ENHANCEDSTATUSCODES", "8BITMIME", "SMTPUTF8",
+                "SIZE 52428800",
+                "XFORWARD NAME ADDR PORT PROTO HELO IDENT SOURCE",
+            ]
+        )
         #expect(reply.wireFormat.hasPrefix("250-hhhh"))
         #expect(reply.wireFormat.hasSuffix("\r\n250 XFORWARD NAME ADDR PORT PROTO HELO IDENT SOURCE\r\n"))
     }
 
     @Test func greetingHasNoEnhancedCode() {
-        #expect(LMTPSession(configuration: LMTPConfiguration(hostname: "h.test")).greeting.wireFormat == "220 h.test LMTP lmtphook ready\r\n")
+        #expect(
+            LMTPSession(configuration: LMTPConfiguration(hostname: "h.test")).greeting.wireFormat
+                == "220 h.test LMTP lmtphook ready\r\n"
+        )
     }
 
     @Test("a command line of exactly 4096 bytes is read; 4097 is 500 5.5.2 and the session goes on")
@@ -48,7 +56,10 @@ struct LMTPSessionLimitsTests {
 
     @Test func policyRejectionsDoNotCountAsErrors() {
         var harness = SessionHarness()
-        harness.feed("LHLO c\r\nMAIL FROM:<a@b.test>\r\n" + String(repeating: "RCPT TO:<reject@d.test>\r\n", count: 30) + "RSET\r\n")
+        harness.feed(
+            "LHLO c\r\nMAIL FROM:<a@b.test>\r\n" + String(repeating: "RCPT TO:<reject@d.test>\r\n", count: 30)
+                + "RSET\r\n"
+        )
         #expect(!harness.closed)
         #expect(harness.summary.last == "250 2.0.0 Ok")
     }
@@ -79,7 +90,11 @@ struct LMTPSessionLimitsTests {
         #expect(!harness.closed)
         harness.feed("part two\r\n.\r\n")
         #expect(harness.delivered.count == 1)
-        #expect(Array(harness.summary.suffix(2)) == ["250 2.0.0 <c@d.test> Delivered id=T1", "421 4.3.2 lmtp.test Service shutting down"])
+        #expect(
+            Array(harness.summary.suffix(2)) == [
+                "250 2.0.0 <c@d.test> Delivered id=T1", "421 4.3.2 lmtp.test Service shutting down",
+            ]
+        )
         #expect(harness.closed)
     }
 
@@ -116,7 +131,10 @@ struct LMTPSessionLimitsTests {
             case .send(let reply): last = reply.wireFormat
             case .checkSender: session.resolveSender(.accept)
             case .checkRecipient: session.resolveRecipient(.accept)
-            case .deliver: session.finishDelivery([LMTPRecipientResult(code: 250, enhancedCode: "5.1.1", text: "ok\r\n250 fake\nline")])
+            case .deliver:
+                session.finishDelivery([
+                    LMTPRecipientResult(code: 250, enhancedCode: "5.1.1", text: "ok\r\n250 fake\nline")
+                ])
             case .spill: Issue.record("no spill without a threshold")
             case .needInput, .close: break loop
             }
@@ -126,7 +144,11 @@ struct LMTPSessionLimitsTests {
 
     @Test func handlerReturningTooFewResultsDefersTheRest() {
         var session = LMTPSession()
-        session.receive(Array("LHLO c\r\nMAIL FROM:<a@b.test>\r\nRCPT TO:<c@d.test>\r\nRCPT TO:<e@d.test>\r\nDATA\r\nx\r\n.\r\n".utf8))
+        session.receive(
+            Array(
+                "LHLO c\r\nMAIL FROM:<a@b.test>\r\nRCPT TO:<c@d.test>\r\nRCPT TO:<e@d.test>\r\nDATA\r\nx\r\n.\r\n".utf8
+            )
+        )
         var replies: [String] = []
         loop: while true {
             switch session.nextAction() {
@@ -138,6 +160,10 @@ struct LMTPSessionLimitsTests {
             case .needInput, .close: break loop
             }
         }
-        #expect(Array(replies.suffix(2)) == ["250 2.0.0 <c@d.test> Delivered\r\n", "451 4.3.0 <e@d.test> Internal error: no result\r\n"])
+        #expect(
+            Array(replies.suffix(2)) == [
+                "250 2.0.0 <c@d.test> Delivered\r\n", "451 4.3.0 <e@d.test> Internal error: no result\r\n",
+            ]
+        )
     }
 }

@@ -83,7 +83,9 @@ struct SessionHarness {
     /// Each reply summarised as `code enhanced text-of-last-line`.
     var summary: [String] {
         replies.map { reply in
-            [String(reply.code), reply.enhancedCode, reply.lines.last].compactMap { $0 }.filter { !$0.isEmpty }.joined(separator: " ")
+            [String(reply.code), reply.enhancedCode, reply.lines.last].compactMap { $0 }.filter { !$0.isEmpty }.joined(
+                separator: " "
+            )
         }
     }
 }

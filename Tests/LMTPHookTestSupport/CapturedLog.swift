@@ -9,7 +9,8 @@ public final class CapturedLog: Sendable {
         public let message: String
         public let metadata: [String: String]
         public var description: String {
-            "\(level) \(message) " + metadata.sorted { $0.key < $1.key }.map { "\($0.key)=\($0.value)" }.joined(separator: " ")
+            "\(level) \(message) "
+                + metadata.sorted { $0.key < $1.key }.map { "\($0.key)=\($0.value)" }.joined(separator: " ")
         }
     }
 

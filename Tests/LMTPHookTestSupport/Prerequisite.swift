@@ -25,7 +25,9 @@ public struct Prerequisite: Sendable, CustomStringConvertible {
     public var holds: Bool { isMet() }
 
     /// Root: mounting a tmpfs, chown, running a Postfix instance.
-    public static let root = Prerequisite("needs root (run the README's test command as root or with sudo)") { geteuid() == 0 }
+    public static let root = Prerequisite("needs root (run the README's test command as root or with sudo)") {
+        geteuid() == 0
+    }
 
     /// An executable at `path`, installed by the README's test command (`deploy/install-deps.sh --test`).
     public static func program(_ path: String) -> Prerequisite {
@@ -33,14 +35,18 @@ public struct Prerequisite: Sendable, CustomStringConvertible {
     }
 
     /// The `shared/` folder beside the checkout (the real-world mail corpus and the lab).
-    public static let sharedFolder = Prerequisite("needs \(Prerequisite.sharedPath) (the shared corpus beside the checkout)") {
+    public static let sharedFolder = Prerequisite(
+        "needs \(Prerequisite.sharedPath) (the shared corpus beside the checkout)"
+    ) {
         var isDirectory: ObjCBool = false
-        return FileManager.default.fileExists(atPath: Prerequisite.sharedPath, isDirectory: &isDirectory) && isDirectory.boolValue
+        return FileManager.default.fileExists(atPath: Prerequisite.sharedPath, isDirectory: &isDirectory)
+            && isDirectory.boolValue
     }
 
     /// `../shared` next to the package root.
     public static let sharedPath: String = {
-        let packageRoot = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent()
+        let packageRoot = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()
+            .deletingLastPathComponent()
         return packageRoot.deletingLastPathComponent().appendingPathComponent("shared").standardizedFileURL.path
     }()
 
@@ -56,7 +62,10 @@ public struct PrerequisiteMissing: Error, CustomStringConvertible {
 extension Trait where Self == ConditionTrait {
     /// Runs the test only where every prerequisite holds; skips it with the reasons elsewhere, and
     /// fails it with the reasons in CI.
-    public static func requires(_ prerequisites: Prerequisite..., sourceLocation: SourceLocation = #_sourceLocation) -> Self {
+    public static func requires(
+        _ prerequisites: Prerequisite...,
+        sourceLocation: SourceLocation = #_sourceLocation
+    ) -> Self {
         // The skip message names what is missing here (traits are made when the test run starts).
         let unmet = prerequisites.filter { !$0.holds }
         let reasons = (unmet.isEmpty ? prerequisites : unmet).map(\.description).joined(separator: "; ")
@@ -64,7 +73,10 @@ extension Trait where Self == ConditionTrait {
             let missing = prerequisites.filter { !$0.holds }
             guard missing.isEmpty else {
                 if Prerequisite.inCI {
-                    throw PrerequisiteMissing(description: "CI=true, and a prerequisite does not hold: \(missing.map(\.description).joined(separator: "; "))")
+                    throw PrerequisiteMissing(
+                        description:
+                            "CI=true, and a prerequisite does not hold: \(missing.map(\.description).joined(separator: "; "))"
+                    )
                 }
                 return false
             }

@@ -1,8 +1,9 @@
+import LMTPHook
+import NIOConcurrencyHelpers
+
 #if canImport(Glibc)
 import Glibc
 #endif
-import LMTPHook
-import NIOConcurrencyHelpers
 
 /// A real HTTP receiver on loopback (``WebhookSink``) that keeps every request for assertions.
 public final class RecordingSink: Sendable {
@@ -12,7 +13,9 @@ public final class RecordingSink: Sendable {
     private let behaviour: NIOLockedValueBox<(status: Int?, delayMilliseconds: Int)>
 
     private init(
-        sink: WebhookSink, store: NIOLockedValueBox<[WebhookSink.Request]>, accepted: NIOLockedValueBox<[WebhookSink.Request]>,
+        sink: WebhookSink,
+        store: NIOLockedValueBox<[WebhookSink.Request]>,
+        accepted: NIOLockedValueBox<[WebhookSink.Request]>,
         behaviour: NIOLockedValueBox<(status: Int?, delayMilliseconds: Int)>
     ) {
         self.sink = sink
@@ -26,12 +29,15 @@ public final class RecordingSink: Sendable {
         let store = NIOLockedValueBox<[WebhookSink.Request]>([])
         let accepted = NIOLockedValueBox<[WebhookSink.Request]>([])
         let behaviour = NIOLockedValueBox<(status: Int?, delayMilliseconds: Int)>((nil, 0))
-        let sink = try await WebhookSink.start(respond: { request in
-            let (status, delay) = behaviour.withLockedValue { $0 }
-            if delay > 0 { usleep(useconds_t(delay * 1000)) }
-            if status == nil || (200..<300).contains(status!) { accepted.withLockedValue { $0.append(request) } }
-            return status
-        }, responderThreads: responderThreads) { request in store.withLockedValue { $0.append(request) } }
+        let sink = try await WebhookSink.start(
+            respond: { request in
+                let (status, delay) = behaviour.withLockedValue { $0 }
+                if delay > 0 { usleep(useconds_t(delay * 1000)) }
+                if status == nil || (200..<300).contains(status!) { accepted.withLockedValue { $0.append(request) } }
+                return status
+            },
+            responderThreads: responderThreads
+        ) { request in store.withLockedValue { $0.append(request) } }
         return RecordingSink(sink: sink, store: store, accepted: accepted, behaviour: behaviour)
     }
 

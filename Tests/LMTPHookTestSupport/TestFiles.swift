@@ -1,9 +1,10 @@
 import Foundation
 import NIOPosix
+import Spool
+
 #if canImport(Glibc)
 import Glibc
 #endif
-import Spool
 
 /// A fresh directory under /tmp (short, so UNIX socket paths fit), removed with its contents on `remove()`.
 public struct TemporaryDirectory: Sendable {
@@ -33,15 +34,23 @@ public func unusedTCPPort() -> Int {
     address.sin_family = sa_family_t(AF_INET)
     address.sin_addr.s_addr = inet_addr("127.0.0.1")
     address.sin_port = 0
-    _ = withUnsafePointer(to: &address) { $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) } }
+    _ = withUnsafePointer(to: &address) {
+        $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) }
+    }
     var length = socklen_t(MemoryLayout<sockaddr_in>.size)
-    _ = withUnsafeMutablePointer(to: &address) { $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { getsockname(fd, $0, &length) } }
+    _ = withUnsafeMutablePointer(to: &address) {
+        $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { getsockname(fd, $0, &length) }
+    }
     return Int(UInt16(bigEndian: address.sin_port))
 }
 
 /// Runs a program to completion; returns its exit status and combined output.
 @discardableResult
-public func run(_ program: String, _ arguments: [String], environment: [String: String] = [:]) -> (status: Int32, output: String) {
+public func run(
+    _ program: String,
+    _ arguments: [String],
+    environment: [String: String] = [:]
+) -> (status: Int32, output: String) {
     var pipeFDs: [Int32] = [0, 0]
     pipe(&pipeFDs)
     var actions = posix_spawn_file_actions_t()
@@ -104,6 +113,12 @@ private let processThreads: NIOThreadPool = {
 }()
 
 /// ``run(_:_:environment:)`` on a dedicated thread: for async tests.
-public func runProcess(_ program: String, _ arguments: [String], environment: [String: String] = [:]) async -> (status: Int32, output: String) {
-    (try? await processThreads.runIfActive { run(program, arguments, environment: environment) }) ?? (127, "process thread pool stopped")
+public func runProcess(
+    _ program: String,
+    _ arguments: [String],
+    environment: [String: String] = [:]
+) async -> (status: Int32, output: String) {
+    (try? await processThreads.runIfActive { run(program, arguments, environment: environment) }) ?? (
+        127, "process thread pool stopped"
+    )
 }

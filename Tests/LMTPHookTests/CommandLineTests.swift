@@ -6,12 +6,15 @@ import Testing
 /// The built `lmtphook` binary, as an operator runs it. `swift build` must have run first
 /// (the README's test command does).
 enum Binary {
-    static let packageRoot = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent()
+    static let packageRoot = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()
+        .deletingLastPathComponent()
     static var path: String { packageRoot.appendingPathComponent(".build/debug/lmtphook").path }
 
     static func require() throws -> String {
         guard FileManager.default.isExecutableFile(atPath: path) else {
-            throw BinaryMissing(description: "\(path) not found: run `swift build` before `swift test` (the README's test command does)")
+            throw BinaryMissing(
+                description: "\(path) not found: run `swift build` before `swift test` (the README's test command does)"
+            )
         }
         return path
     }
@@ -33,7 +36,11 @@ enum ServeProcess {
         try process.run()
         let deadline = ContinuousClock.now + .seconds(20)
         while !FileManager.default.fileExists(atPath: socket) && ContinuousClock.now < deadline {
-            guard process.isRunning else { throw StartFailure(description: "serve exited with status \(process.terminationStatus) before its socket appeared") }
+            guard process.isRunning else {
+                throw StartFailure(
+                    description: "serve exited with status \(process.terminationStatus) before its socket appeared"
+                )
+            }
             try await Task.sleep(for: .milliseconds(50))
         }
         guard FileManager.default.fileExists(atPath: socket) else {
@@ -62,7 +69,10 @@ struct CommandLineTests {
         let socketPath = directory.file("lmtp.sock")
         let process = Process()
         process.executableURL = URL(fileURLWithPath: binary)
-        process.arguments = ["serve", "--socket", socketPath, "--webhook", sink.url, "--hostname", "cli.test", "--log-level", "warning", "--omit-raw", "--attachments", "inline"]
+        process.arguments = [
+            "serve", "--socket", socketPath, "--webhook", sink.url, "--hostname", "cli.test", "--log-level", "warning",
+            "--omit-raw", "--attachments", "inline",
+        ]
         try process.run()
         let deadline = ContinuousClock.now + .seconds(20)
         while !FileManager.default.fileExists(atPath: socketPath) && ContinuousClock.now < deadline {
@@ -72,7 +82,13 @@ struct CommandLineTests {
 
         let messageFile = directory.file("message.eml")
         writeFile(messageFile, "Subject: via send\r\n\r\nhello\r\n")
-        let send = await runProcess(binary, ["send", "--socket", socketPath, "--from", "a@example.org", "--to", "b@example.test", "--to", "c@example.test", messageFile])
+        let send = await runProcess(
+            binary,
+            [
+                "send", "--socket", socketPath, "--from", "a@example.org", "--to", "b@example.test", "--to",
+                "c@example.test", messageFile,
+            ]
+        )
         #expect(send.status == 0, "\(send.output)")
         #expect(send.output.contains("250 2.0.0 <b@example.test> delivered id="))
         #expect(send.output.contains("250 2.0.0 <c@example.test> delivered id="))
@@ -91,14 +107,23 @@ struct CommandLineTests {
         await sink.stop()
     }
 
-    @Test("bad arguments get a clear message and exit status 64", arguments: [
-        (["serve"], "give --socket PATH or --listen HOST:PORT"),
-        (["serve", "--listen", "127.0.0.1:2424", "--webhook", "ftp://x/"], "--webhook must be an http:// or https:// URL"),
-        (["serve", "--listen", "nonsense"], "--listen takes HOST:PORT"),
-        (["serve", "--listen", "127.0.0.1:0", "--max-message-size", "lots"], "--max-message-size must be a byte count"),
-        (["serve", "--listen", "127.0.0.1:0", "--hostname", "two words"], "hostname must be"),
-        (["send", "--to", "x@y"], "give exactly one of --socket PATH or --server HOST:PORT"),
-    ])
+    @Test(
+        "bad arguments get a clear message and exit status 64",
+        arguments: [
+            (["serve"], "give --socket PATH or --listen HOST:PORT"),
+            (
+                ["serve", "--listen", "127.0.0.1:2424", "--webhook", "ftp://x/"],
+                "--webhook must be an http:// or https:// URL"
+            ),
+            (["serve", "--listen", "nonsense"], "--listen takes HOST:PORT"),
+            (
+                ["serve", "--listen", "127.0.0.1:0", "--max-message-size", "lots"],
+                "--max-message-size must be a byte count"
+            ),
+            (["serve", "--listen", "127.0.0.1:0", "--hostname", "two words"], "hostname must be"),
+            (["send", "--to", "x@y"], "give exactly one of --socket PATH or --server HOST:PORT"),
+        ]
+    )
     func badArguments(_ arguments: [String], _ message: String) async throws {
         let result = await runProcess(try Binary.require(), arguments)
         #expect(result.status == 64, "\(result.output)")

@@ -12,8 +12,14 @@ import Glibc
 struct ConfigCommandTests {
     @Test("check-config prints the effective configuration with secrets masked; exit 0")
     func checkConfigExample() async throws {
-        let result = await runProcess(try Binary.require(), ["check-config", ConfigFileTests.examplePath, "--route", "billing+urgent@example.com", "--route", "x@nowhere.test"],
-                         environment: ConfigFileTests.exampleEnvironment)
+        let result = await runProcess(
+            try Binary.require(),
+            [
+                "check-config", ConfigFileTests.examplePath, "--route", "billing+urgent@example.com", "--route",
+                "x@nowhere.test",
+            ],
+            environment: ConfigFileTests.exampleEnvironment
+        )
         #expect(result.status == 0, "\(result.output)")
         #expect(result.output.contains("routes (first match wins):"))
         #expect(result.output.contains("route billing+urgent@example.com -> billing-phone -> phone (tag urgent)"))
@@ -30,7 +36,10 @@ struct ConfigCommandTests {
         writeFile(file, "endpoints:\n  - name: a\n    url: http://x/\n    timout: 5s\n")
         let result = await runProcess(try Binary.require(), ["check-config", file])
         #expect(result.status == 1)
-        #expect(result.output.contains("\(file):4: endpoints[0]: unknown key 'timout' (did you mean 'timeout'?)"), "\(result.output)")
+        #expect(
+            result.output.contains("\(file):4: endpoints[0]: unknown key 'timout' (did you mean 'timeout'?)"),
+            "\(result.output)"
+        )
     }
 
     @Test("serve refuses to start on an invalid file, naming file, line and key; exit 1")
@@ -38,7 +47,11 @@ struct ConfigCommandTests {
         let directory = TemporaryDirectory()
         defer { directory.remove() }
         let file = directory.file("bad.yaml")
-        writeFile(file, "listen: [\"\(directory.file("s.sock"))\"]\nendpoints:\n  - name: a\n    url: http://x/\nroutes:\n  - {match: \"*\", endpoint: b}\n", mode: 0o640)
+        writeFile(
+            file,
+            "listen: [\"\(directory.file("s.sock"))\"]\nendpoints:\n  - name: a\n    url: http://x/\nroutes:\n  - {match: \"*\", endpoint: b}\n",
+            mode: 0o640
+        )
         let result = await runProcess(try Binary.require(), ["serve", "--config", file])
         #expect(result.status == 1, "\(result.output)")
         #expect(result.output.contains("\(file):6: routes[0].endpoint: no endpoint named 'b'"), "\(result.output)")
@@ -66,18 +79,41 @@ struct ConfigCommandTests {
         }
         writeFile(configPath, config(routes: "  - {match: a@example.test, endpoint: first}"), mode: 0o640)
         let logPath = directory.file("serve.log")
-        let process = try await ServeProcess.start(["--config", configPath, "--log-level", "info"], socket: socketPath, stderr: logPath)
+        let process = try await ServeProcess.start(
+            ["--config", configPath, "--log-level", "info"],
+            socket: socketPath,
+            stderr: logPath
+        )
         defer { if process.isRunning { process.terminate() } }
 
         // A connection opened before the reload and used after it.
         let early = try await blocking { try LMTPClientConnection(unixPath: socketPath) }
-        var replies = try await blocking { try early.deliverEach(from: "s@example.org", to: ["a@example.test", "b@example.test"], message: sampleMessage()) }
+        var replies = try await blocking {
+            try early.deliverEach(
+                from: "s@example.org",
+                to: ["a@example.test", "b@example.test"],
+                message: sampleMessage()
+            )
+        }
         #expect(replies.map(\.code) == [250, 550], "b is not routed yet: \(replies)")
 
-        writeFile(configPath, config(routes: "  - {match: a@example.test, endpoint: first}\n  - {match: b@example.test, endpoint: second}"), mode: 0o640)
+        writeFile(
+            configPath,
+            config(
+                routes: "  - {match: a@example.test, endpoint: first}\n  - {match: b@example.test, endpoint: second}"
+            ),
+            mode: 0o640
+        )
         kill(process.processIdentifier, SIGHUP)
         try await waitForLog(logPath, "configuration reloaded")
-        replies = try await blocking { try early.deliverEach(lhlo: nil, from: "s@example.org", to: ["b@example.test"], message: sampleMessage(subject: "after reload")) }
+        replies = try await blocking {
+            try early.deliverEach(
+                lhlo: nil,
+                from: "s@example.org",
+                to: ["b@example.test"],
+                message: sampleMessage(subject: "after reload")
+            )
+        }
         #expect(replies.map(\.code) == [250], "same connection, new routes: \(replies)")
         #expect(second.requests.count == 1)
 
@@ -86,7 +122,11 @@ struct ConfigCommandTests {
         try await waitForLog(logPath, "reload refused")
         replies = try await blocking {
             let client = try LMTPClientConnection(unixPath: socketPath)
-            return try client.deliverEach(from: "s@example.org", to: ["b@example.test", "a@example.test"], message: sampleMessage(subject: "still serving"))
+            return try client.deliverEach(
+                from: "s@example.org",
+                to: ["b@example.test", "a@example.test"],
+                message: sampleMessage(subject: "still serving")
+            )
         }
         #expect(replies.map(\.code) == [250, 250], "the running configuration stays: \(replies)")
         #expect(process.isRunning)
@@ -100,16 +140,23 @@ struct ConfigCommandTests {
     @Test("send-test delivers a realistic message and prints one reply per recipient")
     func sendTest() async throws {
         let sink = try await RecordingSink.start()
-        let relay = try await RunningRelay.start(ConfigFile.parse("""
-            endpoints:
-              - {name: chat, url: "\(sink.url)slack/x", format: slack}
-            routes:
-              - {match: "@example.test", endpoint: chat}
-            """).relay)
+        let relay = try await RunningRelay.start(
+            ConfigFile.parse(
+                """
+                endpoints:
+                  - {name: chat, url: "\(sink.url)slack/x", format: slack}
+                routes:
+                  - {match: "@example.test", endpoint: chat}
+                """
+            ).relay
+        )
         let binary = try Binary.require()
         let socketPath = relay.socketPath
         // Blocking, so off the cooperative pool: the in-process relay needs it to answer.
-        let result = await runProcess(binary, ["send-test", "--socket", socketPath, "--to", "support@example.test", "--to", "nobody@elsewhere.test"])
+        let result = await runProcess(
+            binary,
+            ["send-test", "--socket", socketPath, "--to", "support@example.test", "--to", "nobody@elsewhere.test"]
+        )
         #expect(result.status == 1, "one recipient refused: \(result.output)")
         #expect(result.output.contains("support@example.test: 250"), "\(result.output)")
         #expect(result.output.contains("nobody@elsewhere.test: 550 5.1.1"), "\(result.output)")

@@ -7,9 +7,11 @@ import Testing
 @Suite("Configuration file")
 struct ConfigFileTests {
     static let exampleEnvironment = [
-        "ARCHIVE_TOKEN": "Bearer archive-token-4711", "LMTPHOOK_WEBHOOK_SECRET": "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw",
+        "ARCHIVE_TOKEN": "Bearer archive-token-4711",
+        "LMTPHOOK_WEBHOOK_SECRET": "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw",
         "SLACK_WEBHOOK_URL": "https://hooks.slack.com/services/T000/B000/XXXXXXXXXXXXXXXXXXXXXXXX",
-        "DISCORD_WEBHOOK_URL": "https://discord.com/api/webhooks/123456789012345678/abcdefghijklmnopqrstuvwxyz0123456789",
+        "DISCORD_WEBHOOK_URL":
+            "https://discord.com/api/webhooks/123456789012345678/abcdefghijklmnopqrstuvwxyz0123456789",
         "ZAMMAD_AUTH": "Token token=zammad-secret-0815",
     ]
     static let examplePath = Binary.packageRoot.appendingPathComponent("deploy/lmtphook.example.yaml").path
@@ -28,7 +30,10 @@ struct ConfigFileTests {
         for secret in Self.exampleEnvironment.values {
             #expect(!config.summary.contains(secret), "secret shown: \(secret)")
         }
-        #expect(!config.summary.contains("XXXXXXXXXXXXXXXXXXXXXXXX") && !config.summary.contains("abcdefghijklmnopqrstuvwxyz0123456789"))
+        #expect(
+            !config.summary.contains("XXXXXXXXXXXXXXXXXXXXXXXX")
+                && !config.summary.contains("abcdefghijklmnopqrstuvwxyz0123456789")
+        )
         #expect(config.summary.contains("support: address=support@example.com -> zammad, archive"))
         let table = try #require(config.relay.routes)
         #expect(table.resolve("billing+urgent@example.com")?.endpoints == ["phone"])
@@ -38,7 +43,8 @@ struct ConfigFileTests {
 
     @Test("secrets from files and environment variables")
     func secrets() throws {
-        let config = try ConfigFile.parse("""
+        let config = try ConfigFile.parse(
+            """
             endpoints:
               - name: a
                 url: {env: HOOK_URL}
@@ -46,7 +52,9 @@ struct ConfigFileTests {
                   Authorization: {file: auth.txt}
                   X-Api-Key: {env: API_KEY}
                 secret_file: secret.txt
-            """, environment: ["HOOK_URL": "https://example.net/hook", "API_KEY": "k-123"]) { name in
+            """,
+            environment: ["HOOK_URL": "https://example.net/hook", "API_KEY": "k-123"]
+        ) { name in
             ["auth.txt": "Bearer from-file\n", "secret.txt": "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw\n"][name]
         }
         let endpoint = try #require(config.relay.endpoints.first)
@@ -69,22 +77,52 @@ struct ConfigFileTests {
         ("endpoints:\n  - url: http://x/\n", 2, "endpoints[0]: needs a name"),
         ("endpoints:\n  - name: a\n", 2, "endpoints[0]: needs a url"),
         ("endpoints:\n  - name: a\n    url: ftp://x/\n", 3, "endpoints[0].url: must be an http:// or https:// URL"),
-        ("endpoints:\n  - name: a\n    url: http://x/\n    format: telegram\n", 4, "endpoints[0].format: must be one of json, slack"),
-        ("endpoints:\n  - name: a\n    url: http://x/\n    formt: slack\n", 4, "unknown key 'formt' (did you mean 'format'?)"),
-        ("endpoints:\n  - name: a\n    url: http://x/\n  - name: a\n    url: http://y/\n", 4, "endpoint name 'a' is used twice"),
+        (
+            "endpoints:\n  - name: a\n    url: http://x/\n    format: telegram\n", 4,
+            "endpoints[0].format: must be one of json, slack"
+        ),
+        (
+            "endpoints:\n  - name: a\n    url: http://x/\n    formt: slack\n", 4,
+            "unknown key 'formt' (did you mean 'format'?)"
+        ),
+        (
+            "endpoints:\n  - name: a\n    url: http://x/\n  - name: a\n    url: http://y/\n", 4,
+            "endpoint name 'a' is used twice"
+        ),
         ("endpoints:\n  - name: a\n    url: http://x/\n    secret: nope\n", 4, "endpoints[0].secret:"),
-        ("endpoints:\n  - name: a\n    url: http://x/\n    headers:\n      Authorization: {env: MISSING_VAR}\n", 5, "environment variable MISSING_VAR is not set"),
+        (
+            "endpoints:\n  - name: a\n    url: http://x/\n    headers:\n      Authorization: {env: MISSING_VAR}\n", 5,
+            "environment variable MISSING_VAR is not set"
+        ),
         ("endpoints:\n  - name: a\n    url: http://x/\n    rate_limit: fast\n", 4, "rate_limit: must look like 1/s"),
         ("endpoints:\n  - name: a\n    url: http://x/\n    format: zulip\n", 2, "format zulip needs stream"),
         ("endpoints:\n  - name: a\n    url: http://x/\n    format: template\n", 2, "format template needs template"),
-        ("endpoints:\n  - name: a\n    url: http://x/\n    format: template\n    template: '{\"a\": {{text}'\n", 5, "template error at line 1"),
-        ("endpoints:\n  - name: a\n    url: http://x/\n    format: template\n    template: '{\"a\": {{{text}}}}'\n", 5, "did not produce valid JSON"),
+        (
+            "endpoints:\n  - name: a\n    url: http://x/\n    format: template\n    template: '{\"a\": {{text}'\n", 5,
+            "template error at line 1"
+        ),
+        (
+            "endpoints:\n  - name: a\n    url: http://x/\n    format: template\n    template: '{\"a\": {{{text}}}}'\n",
+            5, "did not produce valid JSON"
+        ),
         ("endpoints:\n  - name: a\n    url: http://x/\n    template: 'x'\n", 4, "only applies to format template"),
-        ("endpoints:\n  - name: a\n    url: http://x/\n  - name: b\n    url: http://y/\n", 1, "'routes' must say which recipients go where"),
-        ("endpoints:\n  - name: a\n    url: http://x/\nroutes:\n  - match: x@y.z\n    endpoint: b\n", 6, "no endpoint named 'b' (did you mean 'a'?)"),
+        (
+            "endpoints:\n  - name: a\n    url: http://x/\n  - name: b\n    url: http://y/\n", 1,
+            "'routes' must say which recipients go where"
+        ),
+        (
+            "endpoints:\n  - name: a\n    url: http://x/\nroutes:\n  - match: x@y.z\n    endpoint: b\n", 6,
+            "no endpoint named 'b' (did you mean 'a'?)"
+        ),
         ("endpoints:\n  - name: a\n    url: http://x/\nroutes:\n  - endpoint: a\n", 5, "routes[0]: needs match"),
-        ("endpoints:\n  - name: a\n    url: http://x/\nroutes:\n  - match: {regex: \"([a\"}\n    endpoint: a\n", 5, "not a valid regular expression"),
-        ("endpoints:\n  - name: a\n    url: http://x/\nroutes:\n  - match: nobody\n    endpoint: a\n", 5, "must be an address"),
+        (
+            "endpoints:\n  - name: a\n    url: http://x/\nroutes:\n  - match: {regex: \"([a\"}\n    endpoint: a\n", 5,
+            "not a valid regular expression"
+        ),
+        (
+            "endpoints:\n  - name: a\n    url: http://x/\nroutes:\n  - match: nobody\n    endpoint: a\n", 5,
+            "must be an address"
+        ),
         // Resource bounds and access control
         ("limits:\n  data_timeout: 0s\n", 2, "limits.data_timeout: must be at least 1s"),
         ("limits:\n  max_connections: 0\n", 2, "limits.max_connections: must be between 1 and 1000000"),
@@ -94,7 +132,10 @@ struct ConfigFileTests {
         ("limits:\n  min_data_rat: 500\n", 2, "unknown key 'min_data_rat' (did you mean 'min_data_rate'?)"),
         ("access:\n  clients: [10.0.0.0/33]\n", 2, "access.clients[0]: must be an IP address or network"),
         ("access:\n  private_webhooks: maybe\n", 2, "access.private_webhooks: must be allow or deny"),
-        ("access:\n  private_webhooks: deny\nendpoints:\n  - name: a\n    url: http://127.0.0.1:8080/\n", 4, "127.0.0.1 is a private, loopback or link-local address"),
+        (
+            "access:\n  private_webhooks: deny\nendpoints:\n  - name: a\n    url: http://127.0.0.1:8080/\n", 4,
+            "127.0.0.1 is a private, loopback or link-local address"
+        ),
         ("listen:\n  - socket: /run/x.sock\n    owner: \"\"\n", 3, "listen[0].owner: must not be empty"),
     ]
 
@@ -102,7 +143,11 @@ struct ConfigFileTests {
     func worldReadableWarning() throws {
         let directory = TemporaryDirectory()
         let path = directory.file("lmtphook.yaml")
-        writeFile(path, "endpoints: [{name: a, url: \"https://hooks.example.com/x\", secret: whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw}]\n", mode: 0o644)
+        writeFile(
+            path,
+            "endpoints: [{name: a, url: \"https://hooks.example.com/x\", secret: whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw}]\n",
+            mode: 0o644
+        )
         #expect(try ConfigFile.load(path: path).warnings.contains { $0.contains("is world-readable") })
         chmod(path, 0o640)
         #expect(!(try ConfigFile.load(path: path).warnings.contains { $0.contains("world-readable") }))
@@ -111,7 +156,8 @@ struct ConfigFileTests {
 
     @Test("resource bounds and access control from the file reach the server configuration")
     func boundsAndAccess() throws {
-        let config = try ConfigFile.parse("""
+        let config = try ConfigFile.parse(
+            """
             listen:
               - {socket: /run/lmtphook/lmtp.sock, mode: "0660", owner: lmtphook, group: postfix}
               - tcp: 10.0.0.5:2424
@@ -132,12 +178,22 @@ struct ConfigFileTests {
               private_webhooks: deny
             spool: {path: /var/lib/lmtphook/spool}
             endpoints: [{name: a, url: "https://hooks.example.com/x", max_in_flight: 3}]
-            """, file: "bounds.yaml")
+            """,
+            file: "bounds.yaml"
+        )
         let server = config.relay.effectiveServer
-        #expect(server.idleTimeout == .seconds(120) && server.dataTimeout == .seconds(180) && server.minimumDataRate == 1024)
+        #expect(
+            server.idleTimeout == .seconds(120) && server.dataTimeout == .seconds(180) && server.minimumDataRate == 1024
+        )
         #expect(server.maxConnections == 50 && server.maxConnectionsPerPeer == 10)
-        #expect(server.session.maxHeaderBytes == 262_144 && server.session.maxHeaderFields == 500 && server.session.spillThreshold == 524_288)
-        #expect(server.maxConcurrentDeliveries == 8 && server.maxDeliveryBytes == 32 * 1_048_576 && server.maxQueuedDeliveries == 100)
+        #expect(
+            server.session.maxHeaderBytes == 262_144 && server.session.maxHeaderFields == 500
+                && server.session.spillThreshold == 524_288
+        )
+        #expect(
+            server.maxConcurrentDeliveries == 8 && server.maxDeliveryBytes == 32 * 1_048_576
+                && server.maxQueuedDeliveries == 100
+        )
         #expect(server.allowedClients?.map(\.description) == ["10.0.0.0/8", "2001:db8::/32"])
         #expect(server.unixSocketOwner == "lmtphook" && server.unixSocketGroup == "postfix")
         #expect(server.spillDirectory == "/var/lib/lmtphook/spool/incoming")
@@ -162,8 +218,10 @@ struct ConfigFileTests {
     func readmeExamples() throws {
         let readme = try String(contentsOf: Binary.packageRoot.appendingPathComponent("README.md"), encoding: .utf8)
         // lmtphook configurations (other YAML in the README, e.g. Prometheus's, has no endpoints).
-        let blocks = readme.components(separatedBy: "```yaml\n").dropFirst().map { $0.components(separatedBy: "```")[0] }
-            .filter { $0.contains("endpoints:") }
+        let blocks = readme.components(separatedBy: "```yaml\n").dropFirst().map {
+            $0.components(separatedBy: "```")[0]
+        }
+        .filter { $0.contains("endpoints:") }
         #expect(blocks.count >= 2)
         let deploy = Binary.packageRoot.appendingPathComponent("deploy").path
         for block in blocks {
@@ -171,15 +229,21 @@ struct ConfigFileTests {
             var environment: [String: String] = [:]
             for part in block.components(separatedBy: "{env: ").dropFirst() {
                 let name = String(part.prefix { $0.isLetter || $0.isNumber || $0 == "_" })
-                environment[name] = name.hasSuffix("URL") ? "https://example.net/hook/\(name)"
+                environment[name] =
+                    name.hasSuffix("URL")
+                    ? "https://example.net/hook/\(name)"
                     : name.hasSuffix("WEBHOOK_SECRET") ? "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw" : "secret-\(name)"
             }
             var yaml = block
-            if !yaml.contains("routes:") { yaml += "routes:\n  - {match: \"*\", endpoint: \(yaml.contains("name: slack") ? "slack" : "archive")}\n" }
+            if !yaml.contains("routes:") {
+                yaml += "routes:\n  - {match: \"*\", endpoint: \(yaml.contains("name: slack") ? "slack" : "archive")}\n"
+            }
             do {
                 let config = try ConfigFile.parse(yaml, file: "README.md", environment: environment) { name in
                     if name.hasSuffix(".url") { return "https://hooks.slack.com/services/T0/B0/x" }
-                    let path = name.hasPrefix("/etc/lmtphook/") ? deploy + "/" + name.dropFirst("/etc/lmtphook/".count) : deploy + "/" + name
+                    let path =
+                        name.hasPrefix("/etc/lmtphook/")
+                        ? deploy + "/" + name.dropFirst("/etc/lmtphook/".count) : deploy + "/" + name
                     return readFile(path).map { String(decoding: $0, as: UTF8.self) }
                 }
                 #expect(!config.relay.endpoints.isEmpty)

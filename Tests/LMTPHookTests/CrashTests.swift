@@ -36,8 +36,14 @@ struct CrashTests {
             lock.withLock { self.process = process }
             let deadline = ContinuousClock.now + .seconds(20)
             while ContinuousClock.now < deadline {
-                guard process.isRunning else { throw Failure("serve exited with status \(process.terminationStatus) at start") }
-                if let client = try? LMTPClientConnection(unixPath: socket, timeoutSeconds: 2), (try? client.readReply())?.code == 220 { return }
+                guard process.isRunning else {
+                    throw Failure("serve exited with status \(process.terminationStatus) at start")
+                }
+                if let client = try? LMTPClientConnection(unixPath: socket, timeoutSeconds: 2),
+                    (try? client.readReply())?.code == 220
+                {
+                    return
+                }
                 usleep(20_000)
             }
             throw Failure("serve did not greet on \(socket) within 20 s of its start")
@@ -69,7 +75,9 @@ struct CrashTests {
 
     /// One plain HTTP/1.0 GET of `/metrics` (blocking; call it through `blocking`).
     static func scrape(port: Int) -> String? {
-        guard let connection = try? LMTPClientConnection(host: "127.0.0.1", port: port, timeoutSeconds: 2) else { return nil }
+        guard let connection = try? LMTPClientConnection(host: "127.0.0.1", port: port, timeoutSeconds: 2) else {
+            return nil
+        }
         guard (try? connection.send("GET /metrics HTTP/1.0\r\nHost: 127.0.0.1\r\n\r\n")) != nil else { return nil }
         var lines: [String] = []
         while let line = try? connection.readLine() { lines.append(line) }
@@ -77,7 +85,9 @@ struct CrashTests {
     }
 
     static func gauge(_ metrics: String, _ name: String) -> Double? {
-        metrics.split(separator: "\n").first { $0.hasPrefix(name + " ") }.flatMap { Double($0.split(separator: " ").last ?? "") }
+        metrics.split(separator: "\n").first { $0.hasPrefix(name + " ") }.flatMap {
+            Double($0.split(separator: " ").last ?? "")
+        }
     }
 
     /// What the test saw at one kill.
@@ -89,7 +99,9 @@ struct CrashTests {
         }
     }
 
-    @Test("≥ 300 messages, receiver flapping, 5 × kill -9 while messages are in delivery: every 250 reaches the receiver")
+    @Test(
+        "≥ 300 messages, receiver flapping, 5 × kill -9 while messages are in delivery: every 250 reaches the receiver"
+    )
     func killNineUnderLoad() async throws {
         let sink = try await RecordingSink.start(responderThreads: 16)
         let directory = TemporaryDirectory("lmtphook-crash")
@@ -100,9 +112,13 @@ struct CrashTests {
         let syncBudget = 300  // ms; the slow receiver answers after 3 × this, so those messages are spooled
         let daemon = Daemon(
             arguments: [
-                "serve", "--socket", socket, "--spool", spoolPath, "--webhook", sink.url, "--sync-budget", "\(syncBudget)ms",
-                "--retry-schedule", "300ms", "--webhook-timeout", "2", "--log-level", "error", "--metrics-listen", "127.0.0.1:\(metricsPort)",
-            ], socket: socket)
+                "serve", "--socket", socket, "--spool", spoolPath, "--webhook", sink.url, "--sync-budget",
+                "\(syncBudget)ms",
+                "--retry-schedule", "300ms", "--webhook-timeout", "2", "--log-level", "error", "--metrics-listen",
+                "127.0.0.1:\(metricsPort)",
+            ],
+            socket: socket
+        )
         // Starting, killing and the blocking clients: off the cooperative pool, which the receiver
         // and the other suites' in-process relays need.
         try await blocking { try daemon.start() }
@@ -132,7 +148,9 @@ struct CrashTests {
                     group.addTask {
                         try await blocking {
                             var index = 0
-                            while acked.withLockedValue({ $0.count }) < minimumMessages || killsDone.withLockedValue({ $0 }) < killsWanted {
+                            while acked.withLockedValue({ $0.count }) < minimumMessages
+                                || killsDone.withLockedValue({ $0 }) < killsWanted
+                            {
                                 let subject = "crash-\(worker)-\(index)"
                                 index += 1
                                 // A message without a 250 is the MTA's to retry: again until acknowledged.
@@ -142,7 +160,8 @@ struct CrashTests {
                                     guard attempts < 400 else { throw Failure("\(subject) was never acknowledged") }
                                     let generation = killsDone.withLockedValue { $0 }
                                     guard let client = try? LMTPClientConnection(unixPath: socket, timeoutSeconds: 10),
-                                        (try? client.readReply())?.code == 220, (try? client.send("LHLO client.test\r\n")) != nil,
+                                        (try? client.readReply())?.code == 220,
+                                        (try? client.send("LHLO client.test\r\n")) != nil,
                                         (try? client.readReply())?.code == 250
                                     else {
                                         usleep(20_000)  // the daemon is down or restarting
@@ -150,8 +169,15 @@ struct CrashTests {
                                     }
                                     let message = sampleMessage(subject: subject, id: "<\(subject)@t>")
                                     do {
-                                        let reply = try client.deliver(lhlo: nil, from: "a@example.org", to: ["r@example.test"], message: message).first
-                                        if let reply, reply.code == 250, let text = reply.lines.last, let range = text.range(of: "id=") {
+                                        let reply = try client.deliver(
+                                            lhlo: nil,
+                                            from: "a@example.org",
+                                            to: ["r@example.test"],
+                                            message: message
+                                        ).first
+                                        if let reply, reply.code == 250, let text = reply.lines.last,
+                                            let range = text.range(of: "id=")
+                                        {
                                             acked.withLockedValue { $0.append(String(text[range.upperBound...])) }
                                             break
                                         }
@@ -193,7 +219,9 @@ struct CrashTests {
         try await clients.value
         flapping.cancel()
         sink.answer(nil)
-        for (generation, count) in broken.withLockedValue({ $0 }) where generation < kills.count { kills[generation].brokenTransactions = count }
+        for (generation, count) in broken.withLockedValue({ $0 }) where generation < kills.count {
+            kills[generation].brokenTransactions = count
+        }
 
         let ackedIDs = Set(acked.withLockedValue { $0 })
         #expect(ackedIDs.count >= minimumMessages, "every message was eventually acknowledged")

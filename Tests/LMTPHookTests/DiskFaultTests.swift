@@ -13,15 +13,32 @@ import Testing
 /// gives 451, leaves nothing half-written, and lmtphook recovers without a restart.
 @Suite("Disk faults", .serialized)
 struct DiskFaultTests {
-    static func relay(spool: String, sink: RecordingSink, faults: SpoolFaultInjection? = nil, session: LMTPConfiguration? = nil,
-                      retry: RetryPolicy = RetryPolicy(scheduleMilliseconds: [600_000], jitter: 0), log: CapturedLog? = nil) async throws -> RunningRelay {
+    static func relay(
+        spool: String,
+        sink: RecordingSink,
+        faults: SpoolFaultInjection? = nil,
+        session: LMTPConfiguration? = nil,
+        retry: RetryPolicy = RetryPolicy(scheduleMilliseconds: [600_000], jitter: 0),
+        log: CapturedLog? = nil
+    ) async throws -> RunningRelay {
         let directory = TemporaryDirectory()
-        var server = LMTPServerConfiguration(listeners: [], session: session ?? LMTPConfiguration(hostname: "relay.test"))
+        var server = LMTPServerConfiguration(
+            listeners: [],
+            session: session ?? LMTPConfiguration(hostname: "relay.test")
+        )
         server.shutdownGracePeriod = .seconds(5)
-        let endpoint = WebhookEndpoint(url: sink.url, connectTimeoutMilliseconds: 1_000, totalTimeoutMilliseconds: 5_000)
+        let endpoint = WebhookEndpoint(
+            url: sink.url,
+            connectTimeoutMilliseconds: 1_000,
+            totalTimeoutMilliseconds: 5_000
+        )
         var configuration = RelayConfiguration(
-            server: server, webhook: endpoint, spoolDirectory: spool,
-            delivery: WebhookDelivery.Settings(retry: retry, breakerThreshold: 1000), deliveryThreads: 4)
+            server: server,
+            webhook: endpoint,
+            spoolDirectory: spool,
+            delivery: WebhookDelivery.Settings(retry: retry, breakerThreshold: 1000),
+            deliveryThreads: 4
+        )
         configuration.spoolFaults = faults
         return try await RunningRelay.start(configuration, directory: directory, log: log)
     }
@@ -29,7 +46,11 @@ struct DiskFaultTests {
     static func send(_ relay: RunningRelay, subject: String, body: String = "Body line\r\n") async throws -> [Int] {
         try await blocking {
             try LMTPClientConnection(unixPath: relay.socketPath)
-                .deliver(from: "a@example.org", to: ["b@example.test", "c@example.test"], message: sampleMessage(subject: subject, body: body))
+                .deliver(
+                    from: "a@example.org",
+                    to: ["b@example.test", "c@example.test"],
+                    message: sampleMessage(subject: subject, body: body)
+                )
                 .map(\.code)
         }
     }
@@ -37,7 +58,8 @@ struct DiskFaultTests {
     static func files(_ path: String) -> [String] { (try? FileManager.default.contentsOfDirectory(atPath: path)) ?? [] }
 
     @Test(arguments: [
-        (SpoolFaultInjection.Operation.create, ENOSPC), (.write, EIO), (.write, ENOSPC), (.fsync, EIO), (.rename, EROFS), (.directorySync, EIO),
+        (SpoolFaultInjection.Operation.create, ENOSPC), (.write, EIO), (.write, ENOSPC), (.fsync, EIO),
+        (.rename, EROFS), (.directorySync, EIO),
     ])
     func injectedWriteFaultGives451ThenRecovers(operation: SpoolFaultInjection.Operation, code: Int32) async throws {
         let sink = try await RecordingSink.start()
@@ -50,7 +72,12 @@ struct DiskFaultTests {
         #expect(try await Self.send(relay, subject: "during the fault") == [451, 451])
         #expect(faults.hitCount(operation) >= 1, "the fault was on the message's path")
         // The error line names the file (under the spool) and the errno.
-        let errors = log.lines(.error, containing: "cannot queue message", directory.file("spool/"), String(cString: strerror(code)))
+        let errors = log.lines(
+            .error,
+            containing: "cannot queue message",
+            directory.file("spool/"),
+            String(cString: strerror(code))
+        )
         #expect(errors.count == 1, "error lines: \(log.lines.filter { $0.level >= .error })")
         let spool = try Spool(path: directory.file("spool"))
         #expect(spool.ids().isEmpty, "no entry for a message that got 451")
@@ -81,7 +108,8 @@ struct DiskFaultTests {
 
     @Test(
         "a spool on a file system remounted read-only: 451 (also for a message too big for memory), then 250 once it is writable again",
-        .requires(.root, .program("/bin/mount")))
+        .requires(.root, .program("/bin/mount"))
+    )
     func readOnlySpool() async throws {
         let tmpfs = try await Tmpfs.mount(size: "8m")
         defer { tmpfs.unmount() }
@@ -113,13 +141,19 @@ struct DiskFaultTests {
         let directory = TemporaryDirectory()
         let log = CapturedLog()
         let relay = try await Self.relay(
-            spool: directory.file("spool"), sink: sink, retry: RetryPolicy(scheduleMilliseconds: [1_500], jitter: 0), log: log)
+            spool: directory.file("spool"),
+            sink: sink,
+            retry: RetryPolicy(scheduleMilliseconds: [1_500], jitter: 0),
+            log: log
+        )
         #expect(try await Self.send(relay, subject: "intact") == [250, 250])
         #expect(try await Self.send(relay, subject: "to be damaged") == [250, 250])
         let spool = try Spool(path: directory.file("spool"))
         let ids = spool.ids()
         try #require(ids.count == 2)
-        let damaged = try #require(ids.first { String(decoding: (try? spool.read($0).raw) ?? [], as: UTF8.self).contains("to be damaged") })
+        let damaged = try #require(
+            ids.first { String(decoding: (try? spool.read($0).raw) ?? [], as: UTF8.self).contains("to be damaged") }
+        )
         let path = directory.file("spool/queue/\(damaged).msg")
         var bytes = try #require(readFile(path))
         let index = try #require(bytes.lastIndex(of: UInt8(ascii: "B")))  // a byte of the message body
@@ -134,7 +168,15 @@ struct DiskFaultTests {
         #expect(Self.files(directory.file("spool/quarantine")).contains("\(damaged).msg"))
         #expect(sink.accepted.count == 1)
         #expect(sink.accepted.allSatisfy { !String(decoding: $0.body, as: UTF8.self).contains("to be damaged") })
-        #expect(log.lines(.error, containing: "damaged spool entry moved to quarantine/", "spool_id=\(damaged)", "moved=yes").count == 1, "\(log.lines)")
+        #expect(
+            log.lines(
+                .error,
+                containing: "damaged spool entry moved to quarantine/",
+                "spool_id=\(damaged)",
+                "moved=yes"
+            ).count == 1,
+            "\(log.lines)"
+        )
         try await relay.stop()
         await sink.stop()
         directory.remove()
@@ -149,21 +191,38 @@ struct DiskFaultTests {
         let log = CapturedLog()
         let retry = 300  // ms: the entry is due again soon after its first attempt
         let relay = try await Self.relay(
-            spool: directory.file("spool"), sink: sink, faults: faults, retry: RetryPolicy(scheduleMilliseconds: [Int64(retry)], jitter: 0), log: log)
+            spool: directory.file("spool"),
+            sink: sink,
+            faults: faults,
+            retry: RetryPolicy(scheduleMilliseconds: [Int64(retry)], jitter: 0),
+            log: log
+        )
         #expect(try await Self.send(relay, subject: "unreadable for now") == [250, 250])
         let spool = try Spool(path: directory.file("spool"))
         let id = try #require(spool.ids().first)
         faults.fail(.read, errno: EIO)
         // The event: the retry worker hits the read fault.
         let deadline = ContinuousClock.now + .seconds(15)
-        while faults.hitCount(.read) == 0 && ContinuousClock.now < deadline { try await Task.sleep(for: .milliseconds(20)) }
+        while faults.hitCount(.read) == 0 && ContinuousClock.now < deadline {
+            try await Task.sleep(for: .milliseconds(20))
+        }
         let hitAt = UnixTime.now().milliseconds
         try #require(faults.hitCount(.read) >= 1, "the retry worker read the entry")
         let scheduled = try #require(relay.relay.delivery.scheduledAttempt(id), "still scheduled")
-        #expect((hitAt + 55_000...hitAt + 60_500).contains(scheduled), "next attempt \(scheduled - hitAt) ms after the failed read")
+        #expect(
+            (hitAt + 55_000...hitAt + 60_500).contains(scheduled),
+            "next attempt \(scheduled - hitAt) ms after the failed read"
+        )
         #expect(spool.ids() == [id], "kept in the queue")
         #expect(Self.files(directory.file("spool/quarantine")).isEmpty, "not quarantined: the bytes may be fine")
-        #expect(log.lines(.error, containing: "cannot read spool entry; retrying in 60 s", "spool_id=\(id)", "Input/output error").count == 1)
+        #expect(
+            log.lines(
+                .error,
+                containing: "cannot read spool entry; retrying in 60 s",
+                "spool_id=\(id)",
+                "Input/output error"
+            ).count == 1
+        )
         // Not retried in a loop meanwhile: ten retry periods later the fault was hit once.
         try await Task.sleep(for: .milliseconds(retry * 10))
         #expect(faults.hitCount(.read) == 1)

@@ -16,14 +16,21 @@ struct DiskFullTests {
         let sink = try await RecordingSink.start()
         sink.answer(503)
         let spoolPath = mountPoint + "/spool"
-        let settings = WebhookDelivery.Settings(retry: RetryPolicy(scheduleMilliseconds: [600_000], jitter: 0), breakerThreshold: 3)
+        let settings = WebhookDelivery.Settings(
+            retry: RetryPolicy(scheduleMilliseconds: [600_000], jitter: 0),
+            breakerThreshold: 3
+        )
         let relay = try await RunningRelay.start(webhookURL: sink.url, spool: spoolPath, delivery: settings)
         let body = String(repeating: "x", count: 60) + "\r\n"
         let bigBody = String(repeating: body, count: 500)  // ~31 KB per message
         var codes: [Int] = []
         for index in 0..<20 {
             let replies = try await blocking {
-                try LMTPClientConnection(unixPath: relay.socketPath).deliver(from: "a@example.org", to: ["b@example.test"], message: sampleMessage(subject: "m\(index)", body: bigBody))
+                try LMTPClientConnection(unixPath: relay.socketPath).deliver(
+                    from: "a@example.org",
+                    to: ["b@example.test"],
+                    message: sampleMessage(subject: "m\(index)", body: bigBody)
+                )
             }
             codes.append(replies.first?.code ?? 0)
         }
@@ -31,7 +38,10 @@ struct DiskFullTests {
         // 250 while an entry fits, then 451 for every message (the receiver keeps failing, so no space comes back).
         let firstRefusal = try #require(codes.firstIndex(of: 451), "the 256 KiB spool never filled up: \(codes)")
         #expect(firstRefusal >= 2, "several ~31 KB entries fit in 256 KiB: \(codes)")
-        #expect(codes[..<firstRefusal].allSatisfy { $0 == 250 } && codes[firstRefusal...].allSatisfy { $0 == 451 }, "250 until full, then 451: \(codes)")
+        #expect(
+            codes[..<firstRefusal].allSatisfy { $0 == 250 } && codes[firstRefusal...].allSatisfy { $0 == 451 },
+            "250 until full, then 451: \(codes)"
+        )
         #expect(spool.ids().count == firstRefusal, "every 250 has its entry; no 451 left one behind")
         // Refused only for want of space: what is left is less than one entry takes.
         let entryFiles = Self.files(in: spoolPath + "/queue").filter { $0.hasPrefix(spool.ids()[0]) }
@@ -39,14 +49,24 @@ struct DiskFullTests {
         var fileSystem = statvfs()
         #expect(statvfs(mountPoint, &fileSystem) == 0)
         let free = Int(fileSystem.f_bavail) * Int(fileSystem.f_frsize)
-        #expect(entryBytes > 30_000 && free < entryBytes, "\(free) bytes free, an entry takes \(entryBytes) (\(entryFiles))")
+        #expect(
+            entryBytes > 30_000 && free < entryBytes,
+            "\(free) bytes free, an entry takes \(entryBytes) (\(entryFiles))"
+        )
         for id in spool.ids() { #expect(throws: Never.self) { _ = try spool.read(id) } }
-        #expect(try FileManager.default.contentsOfDirectory(atPath: spoolPath + "/tmp").isEmpty, "failed writes leave no temporary files")
+        #expect(
+            try FileManager.default.contentsOfDirectory(atPath: spoolPath + "/tmp").isEmpty,
+            "failed writes leave no temporary files"
+        )
 
         // Space returns: the next message is queued again, without a restart.
         try await tmpfs.remount("size=4m")
         let after = try await blocking {
-            try LMTPClientConnection(unixPath: relay.socketPath).deliver(from: "a@example.org", to: ["b@example.test"], message: sampleMessage(subject: "after", body: bigBody))
+            try LMTPClientConnection(unixPath: relay.socketPath).deliver(
+                from: "a@example.org",
+                to: ["b@example.test"],
+                message: sampleMessage(subject: "after", body: bigBody)
+            )
         }
         #expect(after.first?.code == 250)
         try await relay.stop()
@@ -55,7 +75,9 @@ struct DiskFullTests {
 }
 
 extension DiskFullTests {
-    static func files(in directory: String) -> [String] { (try? FileManager.default.contentsOfDirectory(atPath: directory)) ?? [] }
+    static func files(in directory: String) -> [String] {
+        (try? FileManager.default.contentsOfDirectory(atPath: directory)) ?? []
+    }
 
     static func size(of path: String) -> Int {
         var info = stat()

@@ -6,11 +6,22 @@ import Testing
 import WebhookClient
 
 private let fastRetries = WebhookDelivery.Settings(
-    syncBudget: .seconds(5), retry: RetryPolicy(scheduleMilliseconds: [200], maxAgeMilliseconds: 60_000, jitter: 0), breakerThreshold: 100)
+    syncBudget: .seconds(5),
+    retry: RetryPolicy(scheduleMilliseconds: [200], maxAgeMilliseconds: 60_000, jitter: 0),
+    breakerThreshold: 100
+)
 
-private func send(_ relay: RunningRelay, to recipients: [String] = ["b@example.test"], subject: String = "Hello") async throws -> [LMTPClientConnection.Reply] {
+private func send(
+    _ relay: RunningRelay,
+    to recipients: [String] = ["b@example.test"],
+    subject: String = "Hello"
+) async throws -> [LMTPClientConnection.Reply] {
     try await blocking {
-        try LMTPClientConnection(unixPath: relay.socketPath).deliver(from: "a@example.org", to: recipients, message: sampleMessage(subject: subject))
+        try LMTPClientConnection(unixPath: relay.socketPath).deliver(
+            from: "a@example.org",
+            to: recipients,
+            message: sampleMessage(subject: subject)
+        )
     }
 }
 
@@ -27,7 +38,12 @@ struct DurableDeliveryTests {
         let sink = try await RecordingSink.start()
         sink.answer(503)
         let spoolPath = TemporaryDirectory().file("spool")
-        let relay = try await RunningRelay.start(webhookURL: sink.url, spool: spoolPath, delivery: fastRetries, secrets: [Self.secret])
+        let relay = try await RunningRelay.start(
+            webhookURL: sink.url,
+            spool: spoolPath,
+            delivery: fastRetries,
+            secrets: [Self.secret]
+        )
         let replies = try await send(relay, to: ["b@example.test", "c@example.test"])
         #expect(replies.map(\.code) == [250, 250])
         #expect(replies.allSatisfy { $0.lines.last?.contains("queued as") == true })
@@ -44,7 +60,10 @@ struct DurableDeliveryTests {
         let signer = try WebhookSigner(secrets: [Self.secret])
         for request in requests {
             let timestamp = try #require(Int64(header(request, "webhook-timestamp") ?? ""))
-            #expect(header(request, "webhook-signature") == signer.signature(id: ids.first!, timestamp: timestamp, body: request.body))
+            #expect(
+                header(request, "webhook-signature")
+                    == signer.signature(id: ids.first!, timestamp: timestamp, body: request.body)
+            )
             #expect(try json(request.body)["id"] as? String == ids.first)
         }
         try await relay.stop()
@@ -72,15 +91,22 @@ struct DurableDeliveryTests {
         let deadline = started + .milliseconds(answerDelay) + .seconds(20)
         while !spool.ids().isEmpty && ContinuousClock.now < deadline { try await Task.sleep(for: .milliseconds(20)) }
         #expect(spool.ids().isEmpty, "the late 2xx completed the entry")
-        #expect(ContinuousClock.now - started >= .milliseconds(answerDelay), "completed by the receiver's answer, not before it")
+        #expect(
+            ContinuousClock.now - started >= .milliseconds(answerDelay),
+            "completed by the receiver's answer, not before it"
+        )
         #expect(sink.requests.count == 1, "no second POST")
         try await relay.stop()
         await sink.stop()
     }
 
-    @Test("permanent answers bounce with the right code and nothing is queued", arguments: [
-        (404, "550 5.1.1"), (410, "550 5.1.1"), (413, "552 5.3.4"), (422, "550 5.6.0"), (403, "550 5.7.1"), (301, "550 5.4.0"), (418, "550 5.0.0"),
-    ])
+    @Test(
+        "permanent answers bounce with the right code and nothing is queued",
+        arguments: [
+            (404, "550 5.1.1"), (410, "550 5.1.1"), (413, "552 5.3.4"), (422, "550 5.6.0"), (403, "550 5.7.1"),
+            (301, "550 5.4.0"), (418, "550 5.0.0"),
+        ]
+    )
     func permanentFailures(_ status: Int, _ expected: String) async throws {
         let sink = try await RecordingSink.start()
         sink.answer(status)
@@ -163,7 +189,9 @@ struct DurableDeliveryTests {
         #expect(try await send(relay).first?.code == 250)
         let spool = try Spool(path: spoolPath)
         let deadline = ContinuousClock.now + .seconds(5)
-        while spool.ids(dead: true).isEmpty && ContinuousClock.now < deadline { try await Task.sleep(for: .milliseconds(50)) }
+        while spool.ids(dead: true).isEmpty && ContinuousClock.now < deadline {
+            try await Task.sleep(for: .milliseconds(50))
+        }
         let dead = try #require(spool.ids(dead: true).first)
         let entry = try spool.read(dead)
         #expect(entry.isDead)

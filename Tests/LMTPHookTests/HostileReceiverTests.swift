@@ -1,8 +1,8 @@
 import Foundation
 import LMTPHook
 import LMTPHookTestSupport
-import Testing
 import Spool
+import Testing
 import WebhookClient
 
 /// Receivers that misbehave (Tests/LMTPHookTests/Fixtures/hostile_receiver.py, a real HTTP
@@ -20,13 +20,18 @@ struct HostileReceiverTests {
 
         init(_ mode: String) async throws {
             directory = TemporaryDirectory()
-            let script = URL(fileURLWithPath: #filePath).deletingLastPathComponent().appendingPathComponent("Fixtures/hostile_receiver.py").path
+            let script = URL(fileURLWithPath: #filePath).deletingLastPathComponent().appendingPathComponent(
+                "Fixtures/hostile_receiver.py"
+            ).path
             var arguments = [script, mode, directory.file("port")]
             if mode == "tls" {
-                let made = await runProcess("/usr/bin/openssl", [
-                    "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1", "-subj", "/CN=127.0.0.1",
-                    "-keyout", directory.file("key.pem"), "-out", directory.file("cert.pem"),
-                ])
+                let made = await runProcess(
+                    "/usr/bin/openssl",
+                    [
+                        "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1", "-subj", "/CN=127.0.0.1",
+                        "-keyout", directory.file("key.pem"), "-out", directory.file("cert.pem"),
+                    ]
+                )
                 try #require(made.status == 0, "openssl: \(made.output)")
                 arguments += [directory.file("cert.pem"), directory.file("key.pem")]
             }
@@ -38,14 +43,20 @@ struct HostileReceiverTests {
             try process.run()
             var port = 0
             for _ in 0..<200 where port == 0 {
-                if let text = readFile(directory.file("port")) { port = Int(String(decoding: text, as: UTF8.self)) ?? 0 } else { try await Task.sleep(for: .milliseconds(25)) }
+                if let text = readFile(directory.file("port")) {
+                    port = Int(String(decoding: text, as: UTF8.self)) ?? 0
+                } else {
+                    try await Task.sleep(for: .milliseconds(25))
+                }
             }
             try #require(port > 0, "the hostile receiver did not start")
             self.port = port
         }
 
         /// Requests the receiver has read completely.
-        var requests: Int { readFile(directory.file("port.count")).flatMap { Int(String(decoding: $0, as: UTF8.self)) } ?? 0 }
+        var requests: Int {
+            readFile(directory.file("port.count")).flatMap { Int(String(decoding: $0, as: UTF8.self)) } ?? 0
+        }
 
         /// Kills the receiver and waits for it off the cooperative pool.
         func stop() async {
@@ -56,7 +67,12 @@ struct HostileReceiverTests {
         }
     }
 
-    static func relay(endpoints: String, routes: String? = nil, spool: String, threads: Int = 4) async throws -> RunningRelay {
+    static func relay(
+        endpoints: String,
+        routes: String? = nil,
+        spool: String,
+        threads: Int = 4
+    ) async throws -> RunningRelay {
         let yaml = """
             spool: {path: \(spool), retry_schedule: [10m]}
             delivery: {threads: \(threads), sync_budget: 1s}
@@ -86,30 +102,47 @@ struct HostileReceiverTests {
     func misbehavingReceiver(mode: String, code: Int, queued: Bool) async throws {
         let receiver = try await Receiver(mode)
         let directory = TemporaryDirectory()
-        let relay = try await Self.relay(endpoints: "  - {name: hostile, url: \"\(receiver.url)\", timeout: 3s, connect_timeout: 1s}", spool: directory.file("spool"))
+        let relay = try await Self.relay(
+            endpoints: "  - {name: hostile, url: \"\(receiver.url)\", timeout: 3s, connect_timeout: 1s}",
+            spool: directory.file("spool")
+        )
         let before = Self.residentMegabytes()
         let started = ContinuousClock.now
         let replies = try await blocking {
             try LMTPClientConnection(unixPath: relay.socketPath)
-                .deliver(from: "a@example.org", to: ["b@example.test", "c@example.test"], message: sampleMessage(subject: mode))
+                .deliver(
+                    from: "a@example.org",
+                    to: ["b@example.test", "c@example.test"],
+                    message: sampleMessage(subject: mode)
+                )
         }
         let elapsed = ContinuousClock.now - started
         #expect(replies.map(\.code) == [code, code], "\(mode): \(replies)")
         #expect(elapsed < .seconds(5), "\(mode): the reply took \(elapsed)")
-        if mode == "silent" || mode == "drip" { #expect(elapsed >= .seconds(1), "\(mode): queued when the 1 s sync budget ran out, not before") }
+        if mode == "silent" || mode == "drip" {
+            #expect(elapsed >= .seconds(1), "\(mode): queued when the 1 s sync budget ran out, not before")
+        }
         // Every mode but tls read the request in full before misbehaving; tls never got one.
-        #expect(receiver.requests == (mode == "tls" ? 0 : 1), "\(mode): requests the receiver read: \(receiver.requests)")
+        #expect(
+            receiver.requests == (mode == "tls" ? 0 : 1),
+            "\(mode): requests the receiver read: \(receiver.requests)"
+        )
         let spool = try Spool(path: directory.file("spool"))
         #expect(spool.ids().count == (queued ? 1 : 0), "\(mode)")
         if mode == "huge" || mode == "huge-error" {
-            #expect(Self.residentMegabytes() - before < 200, "\(mode): memory grew by \(Self.residentMegabytes() - before) MB")
+            #expect(
+                Self.residentMegabytes() - before < 200,
+                "\(mode): memory grew by \(Self.residentMegabytes() - before) MB"
+            )
         }
         try await relay.stop()
         await receiver.stop()
         directory.remove()
     }
 
-    @Test("an endpoint that never answers holds only its own request slots: mail to another endpoint still goes straight through")
+    @Test(
+        "an endpoint that never answers holds only its own request slots: mail to another endpoint still goes straight through"
+    )
     func hangingEndpointDoesNotStarveOthers() async throws {
         let hanging = try await Receiver("silent")
         let healthy = try await RecordingSink.start()
@@ -124,7 +157,9 @@ struct HostileReceiverTests {
                   - {match: stuck@example.test, endpoint: stuck}
                   - {match: fine@example.test, endpoint: fine}
                 """,
-            spool: directory.file("spool"), threads: 4)
+            spool: directory.file("spool"),
+            threads: 4
+        )
         // Eight messages to the hanging endpoint, all at once: each is queued after the 1 s budget
         // while its request keeps hanging (for 6 s); at most 3 of the 4 threads are theirs.
         let stuck = try await withThrowingTaskGroup(of: Int.self) { group in
@@ -132,7 +167,11 @@ struct HostileReceiverTests {
                 group.addTask {
                     try await blocking {
                         try LMTPClientConnection(unixPath: relay.socketPath)
-                            .deliver(from: "a@example.org", to: ["stuck@example.test"], message: sampleMessage(subject: "stuck \(index)")).first?.code ?? 0
+                            .deliver(
+                                from: "a@example.org",
+                                to: ["stuck@example.test"],
+                                message: sampleMessage(subject: "stuck \(index)")
+                            ).first?.code ?? 0
                     }
                 }
             }
@@ -142,20 +181,29 @@ struct HostileReceiverTests {
         let started = ContinuousClock.now
         let fine = try await blocking {
             try LMTPClientConnection(unixPath: relay.socketPath)
-                .deliver(from: "a@example.org", to: ["fine@example.test"], message: sampleMessage(subject: "fine")).first
+                .deliver(from: "a@example.org", to: ["fine@example.test"], message: sampleMessage(subject: "fine"))
+                .first
         }
         #expect(fine?.code == 250)
-        #expect(fine?.lines.last?.contains("delivered id=") == true, "delivered, not queued: \(String(describing: fine))")
+        #expect(
+            fine?.lines.last?.contains("delivered id=") == true,
+            "delivered, not queued: \(String(describing: fine))"
+        )
         #expect(ContinuousClock.now - started < .seconds(2))
         #expect(healthy.accepted.count == 1)
-        #expect(hanging.requests == 3, "the hanging endpoint got exactly its 3 slots (each held for its 6 s timeout): \(hanging.requests)")
+        #expect(
+            hanging.requests == 3,
+            "the hanging endpoint got exactly its 3 slots (each held for its 6 s timeout): \(hanging.requests)"
+        )
         try await relay.stop()
         await hanging.stop()
         await healthy.stop()
         directory.remove()
     }
 
-    @Test("access.private_webhooks deny: a name that resolves to loopback is refused at connect time, a literal private address at load time")
+    @Test(
+        "access.private_webhooks deny: a name that resolves to loopback is refused at connect time, a literal private address at load time"
+    )
     func privateAddressGuard() async throws {
         let sink = try await RecordingSink.start()
         let port = sink.url.split(separator: ":").last.map { String($0.dropLast()) } ?? "0"
@@ -170,18 +218,24 @@ struct HostileReceiverTests {
         await client.shutdown()
         #expect(sink.requests.count == 1, "only the allowed request reached the receiver")
         #expect(throws: ConfigError.self) {
-            try ConfigFile.parse("""
+            try ConfigFile.parse(
+                """
                 access: {private_webhooks: deny}
                 endpoints: [{name: internal, url: "http://169.254.169.254/latest/meta-data"}]
-                """, file: "guard.yaml") { _ in nil }
+                """,
+                file: "guard.yaml"
+            ) { _ in nil }
         }
         await sink.stop()
     }
 
     @Test(arguments: [
-        ("127.0.0.1", true), ("10.1.2.3", true), ("172.16.0.1", true), ("172.32.0.1", false), ("192.168.1.1", true), ("169.254.169.254", true),
-        ("100.64.0.1", true), ("0.0.0.0", true), ("224.0.0.1", true), ("8.8.8.8", false), ("203.0.113.9", true), ("198.51.100.1", true), ("192.0.2.1", true), ("1.1.1.1", false), ("::1", true), ("::", true),
-        ("fe80::1", true), ("fd00::1", true), ("::ffff:10.0.0.1", true), ("::ffff:8.8.8.8", false), ("2606:4700::1111", false), ("localhost", true),
+        ("127.0.0.1", true), ("10.1.2.3", true), ("172.16.0.1", true), ("172.32.0.1", false), ("192.168.1.1", true),
+        ("169.254.169.254", true),
+        ("100.64.0.1", true), ("0.0.0.0", true), ("224.0.0.1", true), ("8.8.8.8", false), ("203.0.113.9", true),
+        ("198.51.100.1", true), ("192.0.2.1", true), ("1.1.1.1", false), ("::1", true), ("::", true),
+        ("fe80::1", true), ("fd00::1", true), ("::ffff:10.0.0.1", true), ("::ffff:8.8.8.8", false),
+        ("2606:4700::1111", false), ("localhost", true),
     ])
     func privateAddresses(host: String, isPrivate: Bool) {
         #expect(WebhookAddressGuard.isPrivate(host) == isPrivate)

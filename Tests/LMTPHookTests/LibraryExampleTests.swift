@@ -30,7 +30,9 @@ struct LibraryExampleTests {
         let replies = try await blocking { () -> [LMTPClientConnection.Reply] in
             let client = try LMTPClientConnection(unixPath: socketPath)
             _ = try client.readReply()
-            try client.send("LHLO x\r\nMAIL FROM:<a@b.test>\r\nRCPT TO:<u@example.com>\r\nRCPT TO:<u@other.test>\r\nDATA\r\nhi\r\n.\r\n")
+            try client.send(
+                "LHLO x\r\nMAIL FROM:<a@b.test>\r\nRCPT TO:<u@example.com>\r\nRCPT TO:<u@other.test>\r\nDATA\r\nhi\r\n.\r\n"
+            )
             return try client.readReplies(6)
         }
         #expect(replies.map(\.code) == [250, 250, 250, 550, 354, 250])

@@ -20,7 +20,9 @@ struct OperationsTests {
     }
 
     static func value(_ metrics: String, _ series: String) -> Double? {
-        metrics.split(separator: "\n").first { $0.hasPrefix(series + " ") }.flatMap { Double($0.split(separator: " ").last ?? "") }
+        metrics.split(separator: "\n").first { $0.hasPrefix(series + " ") }.flatMap {
+            Double($0.split(separator: " ").last ?? "")
+        }
     }
 
     @Test("serve: /metrics counts what happened, /healthz follows the spool, log lines are JSON without bodies")
@@ -33,12 +35,21 @@ struct OperationsTests {
         let port = unusedTCPPort()
         let logPath = directory.file("serve.log")
         let process = try await ServeProcess.start(
-            ["--socket", socketPath, "--spool", spoolPath, "--webhook", sink.url, "--metrics-listen", "127.0.0.1:\(port)", "--log-format", "json", "--log-level", "info"],
-            socket: socketPath, stderr: logPath)
+            [
+                "--socket", socketPath, "--spool", spoolPath, "--webhook", sink.url, "--metrics-listen",
+                "127.0.0.1:\(port)", "--log-format", "json", "--log-level", "info",
+            ],
+            socket: socketPath,
+            stderr: logPath
+        )
         defer { if process.isRunning { process.terminate() } }
 
         let replies = try await blocking {
-            try LMTPClientConnection(unixPath: socketPath).deliver(from: "a@example.org", to: ["b@example.test", "c@example.test"], message: sampleMessage(body: "SECRET-BODY-TEXT\r\n"))
+            try LMTPClientConnection(unixPath: socketPath).deliver(
+                from: "a@example.org",
+                to: ["b@example.test", "c@example.test"],
+                message: sampleMessage(body: "SECRET-BODY-TEXT\r\n")
+            )
         }
         #expect(replies.map(\.code) == [250, 250])
         let metrics = await Self.get("http://127.0.0.1:\(port)/metrics")
@@ -46,7 +57,12 @@ struct OperationsTests {
         #expect(Self.value(metrics.body, "lmtphook_lmtp_transactions_total") == 1)
         #expect(Self.value(metrics.body, "lmtphook_lmtp_connections_total") == 1)
         #expect(Self.value(metrics.body, "lmtphook_recipients_total{status=\"delivered\"}") == 2)
-        #expect(Self.value(metrics.body, "lmtphook_webhook_requests_total{endpoint=\"default\",outcome=\"delivered\",kind=\"sync\"}") == 1)
+        #expect(
+            Self.value(
+                metrics.body,
+                "lmtphook_webhook_requests_total{endpoint=\"default\",outcome=\"delivered\",kind=\"sync\"}"
+            ) == 1
+        )
         #expect(Self.value(metrics.body, "lmtphook_lmtp_replies_total{class=\"2xx\"}") ?? 0 >= 6)
         #expect(Self.value(metrics.body, "lmtphook_webhook_request_duration_seconds_count{endpoint=\"default\"}") == 1)
         #expect(metrics.body.contains("# TYPE lmtphook_webhook_request_duration_seconds histogram"))
@@ -73,19 +89,25 @@ struct OperationsTests {
 
         try await ServeProcess.stop(process)
         let log = String(decoding: readFile(logPath) ?? [], as: UTF8.self)
-        let lines = log.split(separator: "\n").compactMap { try? JSONSerialization.jsonObject(with: Data($0.utf8)) as? [String: String] }
+        let lines = log.split(separator: "\n").compactMap {
+            try? JSONSerialization.jsonObject(with: Data($0.utf8)) as? [String: String]
+        }
         #expect(lines.count == log.split(separator: "\n").count, "every line is a JSON object of strings")
         let deliveries = lines.filter { $0["msg"] == "delivery" }
         #expect(deliveries.count == 2, "one line per recipient")
         for line in deliveries {
-            for key in ["ts", "level", "id", "queue_id", "rcpt", "endpoint", "status", "http", "attempt", "delay", "size"] { #expect(line[key] != nil, "\(key) in \(line)") }
+            for key in [
+                "ts", "level", "id", "queue_id", "rcpt", "endpoint", "status", "http", "attempt", "delay", "size",
+            ] { #expect(line[key] != nil, "\(key) in \(line)") }
             #expect(line["status"] == "delivered" && line["http"] == "200")
         }
         #expect(!log.contains("SECRET-BODY-TEXT"), "no message bodies in logs")
         await sink.stop()
     }
 
-    @Test("serve: an entry damaged on disk is quarantined at retry time, counted in dead_letters_total{reason=damaged} and logged")
+    @Test(
+        "serve: an entry damaged on disk is quarantined at retry time, counted in dead_letters_total{reason=damaged} and logged"
+    )
     func damagedEntryMetricAndLog() async throws {
         let sink = try await RecordingSink.start()
         sink.answer(503)
@@ -97,12 +119,20 @@ struct OperationsTests {
         let logPath = directory.file("serve.log")
         let process = try await ServeProcess.start(
             [
-                "--socket", socketPath, "--spool", spoolPath, "--webhook", sink.url, "--retry-schedule", "1s", "--metrics-listen", "127.0.0.1:\(port)",
+                "--socket", socketPath, "--spool", spoolPath, "--webhook", sink.url, "--retry-schedule", "1s",
+                "--metrics-listen", "127.0.0.1:\(port)",
                 "--log-format", "json",
-            ], socket: socketPath, stderr: logPath)
+            ],
+            socket: socketPath,
+            stderr: logPath
+        )
         defer { if process.isRunning { process.terminate() } }
         let replies = try await blocking {
-            try LMTPClientConnection(unixPath: socketPath).deliver(from: "a@example.org", to: ["b@example.test"], message: sampleMessage(subject: "to be damaged"))
+            try LMTPClientConnection(unixPath: socketPath).deliver(
+                from: "a@example.org",
+                to: ["b@example.test"],
+                message: sampleMessage(subject: "to be damaged")
+            )
         }
         #expect(replies.map(\.code) == [250])
         let spool = try Spool(path: spoolPath)
@@ -113,25 +143,39 @@ struct OperationsTests {
         try Data(bytes).write(to: URL(fileURLWithPath: path))
         let quarantined = "\(spoolPath)/quarantine/\(id).msg"
         let deadline = ContinuousClock.now + .seconds(20)
-        while !FileManager.default.fileExists(atPath: quarantined) && ContinuousClock.now < deadline { try await Task.sleep(for: .milliseconds(50)) }
+        while !FileManager.default.fileExists(atPath: quarantined) && ContinuousClock.now < deadline {
+            try await Task.sleep(for: .milliseconds(50))
+        }
         #expect(FileManager.default.fileExists(atPath: quarantined), "moved to quarantine/")
         #expect(spool.ids().isEmpty)
         let metrics = await Self.get("http://127.0.0.1:\(port)/metrics").body
-        #expect(Self.value(metrics, "lmtphook_dead_letters_total{endpoint=\"-\",reason=\"damaged\"}") == 1, "\(metrics.split(separator: "\n").filter { $0.contains("dead_letters") })")
+        #expect(
+            Self.value(metrics, "lmtphook_dead_letters_total{endpoint=\"-\",reason=\"damaged\"}") == 1,
+            "\(metrics.split(separator: "\n").filter { $0.contains("dead_letters") })"
+        )
         try await ServeProcess.stop(process)
         let lines = String(decoding: readFile(logPath) ?? [], as: UTF8.self).split(separator: "\n")
             .compactMap { try? JSONSerialization.jsonObject(with: Data($0.utf8)) as? [String: String] }
         let damaged = lines.filter { $0["msg"] == "damaged spool entry moved to quarantine/; it will not be retried" }
-        #expect(damaged.count == 1 && damaged.first?["level"] == "error" && damaged.first?["spool_id"] == id, "\(lines)")
+        #expect(
+            damaged.count == 1 && damaged.first?["level"] == "error" && damaged.first?["spool_id"] == id,
+            "\(lines)"
+        )
         #expect(sink.requests.count == 1, "the damaged entry was never sent again")
         await sink.stop()
     }
 
     @Test("the Grafana dashboard queries only metrics that lmtphook exports")
     func dashboardMetricsExist() async throws {
-        let dashboard = try #require(try JSONSerialization.jsonObject(with: Data(contentsOf: URL(fileURLWithPath: "\(Self.deploy)/grafana/lmtphook-dashboard.json"))) as? [String: Any])
+        let dashboard = try #require(
+            try JSONSerialization.jsonObject(
+                with: Data(contentsOf: URL(fileURLWithPath: "\(Self.deploy)/grafana/lmtphook-dashboard.json"))
+            ) as? [String: Any]
+        )
         let panels = try #require(dashboard["panels"] as? [[String: Any]])
-        let expressions = panels.flatMap { ($0["targets"] as? [[String: Any]] ?? []).compactMap { $0["expr"] as? String } }
+        let expressions = panels.flatMap {
+            ($0["targets"] as? [[String: Any]] ?? []).compactMap { $0["expr"] as? String }
+        }
         #expect(expressions.count >= 10)
         var names = Set<String>()
         for expression in expressions {
@@ -148,10 +192,20 @@ struct OperationsTests {
         let socketPath = directory.file("lmtp.sock")
         let port = unusedTCPPort()
         let process = try await ServeProcess.start(
-            ["--socket", socketPath, "--spool", directory.file("spool"), "--webhook", sink.url, "--metrics-listen", "127.0.0.1:\(port)", "--log-level", "error"],
-            socket: socketPath)
+            [
+                "--socket", socketPath, "--spool", directory.file("spool"), "--webhook", sink.url, "--metrics-listen",
+                "127.0.0.1:\(port)", "--log-level", "error",
+            ],
+            socket: socketPath
+        )
         defer { if process.isRunning { process.terminate() } }
-        _ = try await blocking { try LMTPClientConnection(unixPath: socketPath).deliver(from: "a@example.org", to: ["b@example.test"], message: sampleMessage()) }
+        _ = try await blocking {
+            try LMTPClientConnection(unixPath: socketPath).deliver(
+                from: "a@example.org",
+                to: ["b@example.test"],
+                message: sampleMessage()
+            )
+        }
         var exported = await Self.get("http://127.0.0.1:\(port)/metrics").body
         let monitored = ContinuousClock.now + .seconds(12)
         while !exported.contains("lmtphook_spool_entries") && ContinuousClock.now < monitored {  // the first monitor pass
@@ -159,25 +213,40 @@ struct OperationsTests {
             exported = await Self.get("http://127.0.0.1:\(port)/metrics").body
         }
         for name in names.sorted() {
-            #expect(exported.contains("\n\(name){") || exported.contains("\n\(name) ") || exported.hasPrefix(name), "dashboard uses \(name), which /metrics does not export")
+            #expect(
+                exported.contains("\n\(name){") || exported.contains("\n\(name) ") || exported.hasPrefix(name),
+                "dashboard uses \(name), which /metrics does not export"
+            )
         }
         try await ServeProcess.stop(process)
         await sink.stop()
     }
 
-    @Test("the systemd unit passes systemd-analyze verify and a hardening threshold", .requires(.program("/usr/bin/systemd-analyze")))
+    @Test(
+        "the systemd unit passes systemd-analyze verify and a hardening threshold",
+        .requires(.program("/usr/bin/systemd-analyze"))
+    )
     func systemdUnit() async throws {
         let directory = TemporaryDirectory()
         defer { directory.remove() }
         let unit = String(decoding: readFile("\(Self.deploy)/systemd/lmtphook.service") ?? [], as: UTF8.self)
         #expect(unit.contains("ExecReload=/bin/kill -HUP $MAINPID"))
-        #expect(unit.contains("StateDirectory=lmtphook") && unit.contains("RuntimeDirectory=lmtphook") && unit.contains("ProtectSystem=strict"))
+        #expect(
+            unit.contains("StateDirectory=lmtphook") && unit.contains("RuntimeDirectory=lmtphook")
+                && unit.contains("ProtectSystem=strict")
+        )
         #expect(unit.contains("NoNewPrivileges=yes") && unit.contains("Restart=on-failure"))
         // Point it at the binary that exists here (verify checks that ExecStart is executable).
-        writeFile(directory.file("lmtphook.service"), unit.replacingOccurrences(of: "/usr/local/bin/lmtphook", with: try Binary.require()))
+        writeFile(
+            directory.file("lmtphook.service"),
+            unit.replacingOccurrences(of: "/usr/local/bin/lmtphook", with: try Binary.require())
+        )
         let verify = await runProcess("/usr/bin/systemd-analyze", ["verify", directory.file("lmtphook.service")])
         #expect(verify.status == 0 && verify.output.isEmpty, "\(verify.output)")
-        let security = await runProcess("/usr/bin/systemd-analyze", ["security", "--offline=yes", "--threshold=25", "--no-pager", directory.file("lmtphook.service")])
+        let security = await runProcess(
+            "/usr/bin/systemd-analyze",
+            ["security", "--offline=yes", "--threshold=25", "--no-pager", directory.file("lmtphook.service")]
+        )
         #expect(security.status == 0, "exposure above 2.5 (of 10): \(security.output.suffix(600))")
     }
 
@@ -185,7 +254,10 @@ struct OperationsTests {
     func installScript() async throws {
         let stage = TemporaryDirectory()
         defer { stage.remove() }
-        let result = await runProcess("\(Self.deploy)/install.sh", ["--destdir", stage.path, "--prefix", "/opt/lmtphook", "--binary", try Binary.require()])
+        let result = await runProcess(
+            "\(Self.deploy)/install.sh",
+            ["--destdir", stage.path, "--prefix", "/opt/lmtphook", "--binary", try Binary.require()]
+        )
         #expect(result.status == 0, "\(result.output)")
         func mode(_ path: String) -> mode_t? {
             var info = stat()
@@ -203,7 +275,12 @@ struct OperationsTests {
         #expect(await runProcess(stage.path + "/opt/lmtphook/bin/lmtphook", ["--version"]).status == 0)
         // A second run keeps the edited configuration.
         writeFile(stage.path + "/etc/lmtphook/lmtphook.yaml", "# edited\n", mode: 0o640)
-        #expect(await runProcess("\(Self.deploy)/install.sh", ["--destdir", stage.path, "--binary", try Binary.require()]).status == 0)
-        #expect(String(decoding: readFile(stage.path + "/etc/lmtphook/lmtphook.yaml") ?? [], as: UTF8.self) == "# edited\n")
+        #expect(
+            await runProcess("\(Self.deploy)/install.sh", ["--destdir", stage.path, "--binary", try Binary.require()])
+                .status == 0
+        )
+        #expect(
+            String(decoding: readFile(stage.path + "/etc/lmtphook/lmtphook.yaml") ?? [], as: UTF8.self) == "# edited\n"
+        )
     }
 }

@@ -12,7 +12,9 @@ struct PayloadCorpusTests {
     static let corpus = URL(fileURLWithPath: Prerequisite.sharedPath).appendingPathComponent("corpus")
 
     static func emlFiles(under directory: URL) -> [URL] {
-        guard let walker = FileManager.default.enumerator(at: directory, includingPropertiesForKeys: nil) else { return [] }
+        guard let walker = FileManager.default.enumerator(at: directory, includingPropertiesForKeys: nil) else {
+            return []
+        }
         return walker.compactMap { $0 as? URL }.filter { $0.pathExtension == "eml" }.sorted { $0.path < $1.path }
     }
 
@@ -23,7 +25,10 @@ struct PayloadCorpusTests {
         try await sweep(files)
     }
 
-    @Test("every message of the shared corpus parses, renders and validates", .requires(.sharedFolder, .program("/usr/bin/python3")))
+    @Test(
+        "every message of the shared corpus parses, renders and validates",
+        .requires(.sharedFolder, .program("/usr/bin/python3"))
+    )
     func sharedCorpus() async throws {
         let files = Self.emlFiles(under: Self.corpus)
         #expect(files.count >= 300, "the shared corpus should hold about 392 messages")
@@ -45,7 +50,12 @@ struct PayloadCorpusTests {
                 let started = ContinuousClock.now
                 let id = MessagePayload.id(raw: raw, recipients: envelope.rcptTo, endpoint: "sweep")
                 let rendered = MessagePayload.render(
-                    id: id, receivedAt: .now(), envelope: envelope, raw: raw, options: PayloadOptions(attachments: .inline(maxBytes: 4096)))
+                    id: id,
+                    receivedAt: .now(),
+                    envelope: envelope,
+                    raw: raw,
+                    options: PayloadOptions(attachments: .inline(maxBytes: 4096))
+                )
                 let duration = ContinuousClock.now - started
                 if duration > slowest.duration { slowest = (file.lastPathComponent, duration) }
                 // Generous for a debug build on a loaded 2-core machine; a release build takes milliseconds.
@@ -53,14 +63,22 @@ struct PayloadCorpusTests {
                 if (try? JSONSerialization.jsonObject(with: Data(rendered.json))) as? [String: Any] == nil {
                     problems.append("\(file.path): not a JSON object")
                 }
-                writeFile("\(outputPath)/\(String(format: "%04d.json", index))", String(decoding: rendered.json, as: UTF8.self))
+                writeFile(
+                    "\(outputPath)/\(String(format: "%04d.json", index))",
+                    String(decoding: rendered.json, as: UTF8.self)
+                )
             }
             return (problems, slowest)
         }
         #expect(problems.isEmpty, "\(problems)")
         print("corpus sweep: \(files.count) messages, slowest \(slowest.name) \(slowest.duration)")
-        let validation = await runProcess("/usr/bin/python3", [Self.root.appendingPathComponent("deploy/schema/validate.py").path,
-                                                   Self.root.appendingPathComponent("deploy/schema/payload-v1.schema.json").path, output.path])
+        let validation = await runProcess(
+            "/usr/bin/python3",
+            [
+                Self.root.appendingPathComponent("deploy/schema/validate.py").path,
+                Self.root.appendingPathComponent("deploy/schema/payload-v1.schema.json").path, output.path,
+            ]
+        )
         #expect(validation.status == 0, "\(validation.output)")
         #expect(validation.output.contains("validated \(files.count) documents, 0 invalid"), "\(validation.output)")
     }

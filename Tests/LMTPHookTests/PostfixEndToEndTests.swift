@@ -24,7 +24,9 @@ struct PostfixInstance {
         smtpPort = unusedTCPPort()
         let lab = directory.path
         run("/bin/chmod", ["755", lab])  // Postfix daemons run as user postfix
-        for sub in ["conf", "spool", "data"] { try FileManager.default.createDirectory(atPath: "\(lab)/\(sub)", withIntermediateDirectories: true) }
+        for sub in ["conf", "spool", "data"] {
+            try FileManager.default.createDirectory(atPath: "\(lab)/\(sub)", withIntermediateDirectories: true)
+        }
         run("/bin/chown", ["postfix:postfix", "\(lab)/data"])
         run("/bin/chmod", ["700", "\(lab)/data"])
         // The socket directory exactly as deploy/install.sh makes it: group postfix, setgid, 2750.
@@ -32,12 +34,16 @@ struct PostfixInstance {
         run("/bin/chown", ["root:postfix", "\(lab)/spool/lmtphook"])
         run("/bin/chmod", ["2750", "\(lab)/spool/lmtphook"])
         func snippet(_ name: String) throws -> String {
-            guard let bytes = readFile("\(Self.deploy)/\(name)") else { throw PostfixFailure(description: "deploy/postfix/\(name) is missing") }
+            guard let bytes = readFile("\(Self.deploy)/\(name)") else {
+                throw PostfixFailure(description: "deploy/postfix/\(name) is missing")
+            }
             return String(decoding: bytes, as: UTF8.self).replacingOccurrences(of: "example.com", with: "example.test")
         }
         let mainSnippet = try snippet("main.cf")
         let masterSnippet = try snippet("master.cf")
-        writeFile("\(lab)/conf/main.cf", """
+        writeFile(
+            "\(lab)/conf/main.cf",
+            """
             compatibility_level = 3.7
             queue_directory = \(lab)/spool
             data_directory = \(lab)/data
@@ -57,8 +63,11 @@ struct PostfixInstance {
             minimal_backoff_time = 5s
             maximal_backoff_time = 10s
 
-            """ + mainSnippet)
-        writeFile("\(lab)/conf/master.cf", """
+            """ + mainSnippet
+        )
+        writeFile(
+            "\(lab)/conf/master.cf",
+            """
             127.0.0.1:\(smtpPort) inet n - n - - smtpd
             pickup    unix  n - n 60 1 pickup
             cleanup   unix  n - n - 0 cleanup
@@ -82,7 +91,8 @@ struct PostfixInstance {
             scache    unix  - - n - 1 scache
             postlog   unix-dgram n - n - 1 postlogd
 
-            """ + masterSnippet)
+            """ + masterSnippet
+        )
     }
 
     /// `postfix check` on this configuration (the shipped snippets included).
@@ -95,7 +105,9 @@ struct PostfixInstance {
         let started = run("/usr/sbin/postfix", ["-c", config, "start"])
         guard started.status == 0 else {
             let log = String(decoding: readFile("\(lab)/maillog") ?? [], as: UTF8.self)
-            throw PostfixFailure(description: "postfix start failed (status \(started.status)): \(started.output)\n\(log)")
+            throw PostfixFailure(
+                description: "postfix start failed (status \(started.status)): \(started.output)\n\(log)"
+            )
         }
     }
 
@@ -124,7 +136,8 @@ struct PostfixInstance {
 struct PostfixEndToEndTests {
     @Test(
         "Postfix delivers 10 messages × 2 recipients through lmtphook; every recipient is status=sent",
-        .requires(.root, .program("/usr/sbin/postfix")))
+        .requires(.root, .program("/usr/sbin/postfix"))
+    )
     func tenMessagesTwoRecipients() async throws {
         // Setting up, checking, starting and stopping Postfix run child processes: off the cooperative pool.
         let postfix = try await blocking { try PostfixInstance() }
@@ -143,7 +156,11 @@ struct PostfixEndToEndTests {
         #expect(check.status == 0, "postfix check with deploy/postfix/ snippets: \(check.output)")
         // The socket where deploy/postfix/main.cf says (relative to the queue directory), mode 0660,
         // group postfix through the setgid directory: Postfix's lmtp client (user postfix) connects.
-        let relay = try await RunningRelay.start(webhookURL: sink.url, socketMode: 0o660, socketPath: postfix.socketPath)
+        let relay = try await RunningRelay.start(
+            webhookURL: sink.url,
+            socketMode: 0o660,
+            socketPath: postfix.socketPath
+        )
         try await blocking { try postfix.start() }  // `postfix start` blocks: off the cooperative pool
 
         let port = postfix.smtpPort
@@ -165,7 +182,14 @@ struct PostfixEndToEndTests {
                 try expect(250, "RCPT")
                 try smtp.send("DATA\r\n")
                 try expect(354, "DATA")
-                try smtp.send(LMTPClientConnection.dotStuff(Array("From: sender\(index)@origin.test\r\nSubject: e2e \(index)\r\nMessage-ID: <e2e-\(index)@origin.test>\r\n\r\nmessage \(index)\r\n.leading dot\r\n".utf8)))
+                try smtp.send(
+                    LMTPClientConnection.dotStuff(
+                        Array(
+                            "From: sender\(index)@origin.test\r\nSubject: e2e \(index)\r\nMessage-ID: <e2e-\(index)@origin.test>\r\n\r\nmessage \(index)\r\n.leading dot\r\n"
+                                .utf8
+                        )
+                    )
+                )
                 try expect(250, "end of data")
             }
             try smtp.send("QUIT\r\n")
@@ -175,7 +199,10 @@ struct PostfixEndToEndTests {
         let sent = await postfix.waitForSent(20, timeout: .seconds(90))
         #expect(sent.count == 20, "maillog:\n\(String(decoding: readFile(postfix.maillog) ?? [], as: UTF8.self))")
         #expect(sent.allSatisfy { $0.contains("relay=") && $0.contains("delivered id=") })
-        #expect(sent.allSatisfy { $0.contains("postfix/lmtphook") }, "delivered by the snippet's dedicated lmtphook transport")
+        #expect(
+            sent.allSatisfy { $0.contains("postfix/lmtphook") },
+            "delivered by the snippet's dedicated lmtphook transport"
+        )
         let requests = await sink.waitFor(10)
         #expect(requests.count == 10)
         var subjects: Set<String> = []

@@ -11,12 +11,23 @@ struct RealClientTests {
         let swaks = "/usr/bin/swaks"
         let sink = try await RecordingSink.start()
         let relay = try await RunningRelay.start(webhookURL: sink.url)
-        let tcp = await runProcess(swaks, ["--protocol", "LMTP", "--server", "127.0.0.1:\(relay.tcpPort)", "--from", "a@example.org",
-                              "--to", "b@example.test,c@example.test", "--header", "Subject: from swaks", "--body", "hello\n.dot\n"])
+        let tcp = await runProcess(
+            swaks,
+            [
+                "--protocol", "LMTP", "--server", "127.0.0.1:\(relay.tcpPort)", "--from", "a@example.org",
+                "--to", "b@example.test,c@example.test", "--header", "Subject: from swaks", "--body", "hello\n.dot\n",
+            ]
+        )
         #expect(tcp.status == 0, "\(tcp.output)")
         #expect(tcp.output.contains("250 2.0.0 <b@example.test> delivered id="))
         #expect(tcp.output.contains("250 2.0.0 <c@example.test> delivered id="))
-        let unix = await runProcess(swaks, ["--protocol", "LMTP", "--socket", relay.socketPath, "--from", "", "--to", "d@example.test", "--header", "Subject: bounce via socket"])
+        let unix = await runProcess(
+            swaks,
+            [
+                "--protocol", "LMTP", "--socket", relay.socketPath, "--from", "", "--to", "d@example.test", "--header",
+                "Subject: bounce via socket",
+            ]
+        )
         #expect(unix.status == 0, "\(unix.output)")
         let requests = await sink.waitFor(2)
         let subjects = Set(try requests.map { try json($0.body)["subject"] as? String ?? "" })
@@ -31,14 +42,28 @@ struct RealClientTests {
         let sink = try await RecordingSink.start()
         let relay = try await RunningRelay.start(webhookURL: sink.url)
         let messageFile = relay.directory.file("m.eml")
-        writeFile(messageFile, "From: a@example.org\nTo: b@example.test\nSubject: from msmtp\n\nline\n.starts with dot\n")
-        let result = await runProcess("/bin/sh", ["-c", "\(msmtp) --host=127.0.0.1 --port=\(relay.tcpPort) --protocol=lmtp --auth=off --tls=off --from=a@example.org b@example.test c@example.test < \(messageFile)"])
+        writeFile(
+            messageFile,
+            "From: a@example.org\nTo: b@example.test\nSubject: from msmtp\n\nline\n.starts with dot\n"
+        )
+        let result = await runProcess(
+            "/bin/sh",
+            [
+                "-c",
+                "\(msmtp) --host=127.0.0.1 --port=\(relay.tcpPort) --protocol=lmtp --auth=off --tls=off --from=a@example.org b@example.test c@example.test < \(messageFile)",
+            ]
+        )
         #expect(result.status == 0, "\(result.output)")
         let document = try json(try #require(await sink.waitFor(1).first).body)
         #expect(document["subject"] as? String == "from msmtp")
-        let raw = String(decoding: Data(base64Encoded: document["raw_base64"] as? String ?? "") ?? Data(), as: UTF8.self)
+        let raw = String(
+            decoding: Data(base64Encoded: document["raw_base64"] as? String ?? "") ?? Data(),
+            as: UTF8.self
+        )
         #expect(raw.contains("\r\n.starts with dot\r\n"))
-        #expect((document["envelope"] as? [String: Any])?["rcpt_to"] as? [String] == ["b@example.test", "c@example.test"])
+        #expect(
+            (document["envelope"] as? [String: Any])?["rcpt_to"] as? [String] == ["b@example.test", "c@example.test"]
+        )
         try await relay.stop()
         await sink.stop()
     }

@@ -28,27 +28,53 @@ struct RunningRelay {
     let tcpPort: Int
 
     static func start(
-        webhookURL: String?, idleTimeout: Duration = .seconds(300), session: LMTPConfiguration = LMTPConfiguration(hostname: "relay.test"),
-        socketMode: UInt32 = 0o660, webhookTimeoutMilliseconds: Int = 5_000, spool: String? = nil,
-        delivery: WebhookDelivery.Settings = WebhookDelivery.Settings(), secrets: [String] = [], socketPath: String? = nil
+        webhookURL: String?,
+        idleTimeout: Duration = .seconds(300),
+        session: LMTPConfiguration = LMTPConfiguration(hostname: "relay.test"),
+        socketMode: UInt32 = 0o660,
+        webhookTimeoutMilliseconds: Int = 5_000,
+        spool: String? = nil,
+        delivery: WebhookDelivery.Settings = WebhookDelivery.Settings(),
+        secrets: [String] = [],
+        socketPath: String? = nil
     ) async throws -> RunningRelay {
         let directory = TemporaryDirectory()
         let socketPath = socketPath ?? directory.file("lmtp.sock")
         let server = LMTPServerConfiguration(
-            listeners: [.unix(path: socketPath, mode: socketMode), .tcp(host: "127.0.0.1", port: 0)], session: session,
-            idleTimeout: idleTimeout, shutdownGracePeriod: .seconds(5))
+            listeners: [.unix(path: socketPath, mode: socketMode), .tcp(host: "127.0.0.1", port: 0)],
+            session: session,
+            idleTimeout: idleTimeout,
+            shutdownGracePeriod: .seconds(5)
+        )
         let signer = try WebhookSigner(secrets: secrets)
         let endpoint = webhookURL.map {
-            WebhookEndpoint(url: $0, connectTimeoutMilliseconds: 1_000, totalTimeoutMilliseconds: webhookTimeoutMilliseconds, signer: signer)
+            WebhookEndpoint(
+                url: $0,
+                connectTimeoutMilliseconds: 1_000,
+                totalTimeoutMilliseconds: webhookTimeoutMilliseconds,
+                signer: signer
+            )
         }
         return try await start(
-            RelayConfiguration(server: server, webhook: endpoint, spoolDirectory: spool, delivery: delivery, deliveryThreads: 8), directory: directory,
-            keepListeners: true, socketPath: socketPath)
+            RelayConfiguration(
+                server: server,
+                webhook: endpoint,
+                spoolDirectory: spool,
+                delivery: delivery,
+                deliveryThreads: 8
+            ),
+            directory: directory,
+            keepListeners: true,
+            socketPath: socketPath
+        )
     }
 
     /// Runs `configuration` (from a config file, say) on a temp UNIX socket and a TCP port instead of its own listeners.
     static func start(
-        _ configuration: RelayConfiguration, directory: TemporaryDirectory = TemporaryDirectory(), keepListeners: Bool = false, socketPath: String? = nil,
+        _ configuration: RelayConfiguration,
+        directory: TemporaryDirectory = TemporaryDirectory(),
+        keepListeners: Bool = false,
+        socketPath: String? = nil,
         log: CapturedLog? = nil
     ) async throws -> RunningRelay {
         var configuration = configuration
@@ -76,8 +102,14 @@ struct RunningRelay {
 }
 
 /// A small RFC 5322 message with CRLF line ends.
-func sampleMessage(subject: String = "Hello", id: String = "<m1@example.org>", body: String = "Body line\r\n.dot line\r\n") -> [UInt8] {
-    Array("From: A <a@example.org>\r\nTo: b@example.test\r\nSubject: \(subject)\r\nMessage-ID: \(id)\r\n\r\n\(body)".utf8)
+func sampleMessage(
+    subject: String = "Hello",
+    id: String = "<m1@example.org>",
+    body: String = "Body line\r\n.dot line\r\n"
+) -> [UInt8] {
+    Array(
+        "From: A <a@example.org>\r\nTo: b@example.test\r\nSubject: \(subject)\r\nMessage-ID: \(id)\r\n\r\n\(body)".utf8
+    )
 }
 
 /// The JSON object of a recorded request.

@@ -14,7 +14,11 @@ struct RelaySocketTests {
         let message = sampleMessage()
         let replies = try await blocking {
             let client = try LMTPClientConnection(unixPath: relay.socketPath)
-            return try client.deliver(from: "a@example.org", to: ["b@example.test", "c@example.test"], message: message)
+            return try client.deliver(
+                from: "a@example.org",
+                to: ["b@example.test", "c@example.test"],
+                message: message
+            )
         }
         #expect(replies.map(\.code) == [250, 250])
         #expect(replies[0].lines.last?.hasPrefix("2.0.0 <b@example.test> delivered id=") == true)
@@ -48,7 +52,9 @@ struct RelaySocketTests {
         let replies = try await blocking {
             let client = try LMTPClientConnection(host: "127.0.0.1", port: relay.tcpPort)
             _ = try client.readReply()
-            try client.send("LHLO mx.test\r\nXFORWARD NAME=mail.example ADDR=192.0.2.1 PORT=25\r\nXFORWARD IDENT=4ABC PROTO=ESMTP SOURCE=REMOTE\r\n")
+            try client.send(
+                "LHLO mx.test\r\nXFORWARD NAME=mail.example ADDR=192.0.2.1 PORT=25\r\nXFORWARD IDENT=4ABC PROTO=ESMTP SOURCE=REMOTE\r\n"
+            )
             _ = try client.readReplies(3)
             return try client.deliver(lhlo: nil, from: "", to: ["b@example.test"], message: sampleMessage())
         }
@@ -72,10 +78,15 @@ struct RelaySocketTests {
             for index in 0..<50 {
                 group.addTask {
                     try await blocking {
-                        let client = index % 2 == 0
+                        let client =
+                            index % 2 == 0
                             ? try LMTPClientConnection(unixPath: relay.socketPath)
                             : try LMTPClientConnection(host: "127.0.0.1", port: relay.tcpPort)
-                        return try client.deliver(from: "a@example.org", to: ["r\(index)@example.test"], message: sampleMessage(subject: "n\(index)")).map(\.code)
+                        return try client.deliver(
+                            from: "a@example.org",
+                            to: ["r\(index)@example.test"],
+                            message: sampleMessage(subject: "n\(index)")
+                        ).map(\.code)
                     }
                 }
             }
@@ -99,14 +110,17 @@ struct RelaySocketTests {
         let codes = try await blocking { () -> [Int] in
             // All 200 are connected and greeted before any of them sends a transaction.
             let clients = try (0..<200).map { index -> LMTPClientConnection in
-                let client = index % 2 == 0
+                let client =
+                    index % 2 == 0
                     ? try LMTPClientConnection(unixPath: relay.socketPath)
                     : try LMTPClientConnection(host: "127.0.0.1", port: relay.tcpPort)
                 _ = try client.readReply()
                 return client
             }
             for (index, client) in clients.enumerated() {
-                try client.send("LHLO c\r\nMAIL FROM:<a@b.test>\r\nRCPT TO:<r\(index)@d.test>\r\nDATA\r\nSubject: c\(index)\r\n\r\nx\r\n.\r\n")
+                try client.send(
+                    "LHLO c\r\nMAIL FROM:<a@b.test>\r\nRCPT TO:<r\(index)@d.test>\r\nDATA\r\nSubject: c\(index)\r\n\r\nx\r\n.\r\n"
+                )
             }
             return try clients.flatMap { try $0.readReplies(5).map(\.code) }
         }
@@ -122,10 +136,16 @@ struct RelaySocketTests {
         let sink = try await RecordingSink.start()
         let relay = try await RunningRelay.start(webhookURL: sink.url + "status/500")
         let replies = try await blocking {
-            try LMTPClientConnection(unixPath: relay.socketPath).deliver(from: "a@example.org", to: ["b@example.test", "b@example.test"], message: sampleMessage())
+            try LMTPClientConnection(unixPath: relay.socketPath).deliver(
+                from: "a@example.org",
+                to: ["b@example.test", "b@example.test"],
+                message: sampleMessage()
+            )
         }
         #expect(replies.map(\.code) == [451, 451])
-        #expect(replies.allSatisfy { $0.lines.last?.hasPrefix("4.3.0 <b@example.test> webhook failed (HTTP 500") == true })
+        #expect(
+            replies.allSatisfy { $0.lines.last?.hasPrefix("4.3.0 <b@example.test> webhook failed (HTTP 500") == true }
+        )
         try await relay.stop()
         await sink.stop()
     }
@@ -138,13 +158,22 @@ struct RelaySocketTests {
             let relay = try await RunningRelay.start(webhookURL: url, webhookTimeoutMilliseconds: timeout)
             let started = ContinuousClock.now
             let replies = try await blocking {
-                try LMTPClientConnection(unixPath: relay.socketPath).deliver(from: "a@example.org", to: ["b@example.test"], message: sampleMessage())
+                try LMTPClientConnection(unixPath: relay.socketPath).deliver(
+                    from: "a@example.org",
+                    to: ["b@example.test"],
+                    message: sampleMessage()
+                )
             }
             let elapsed = ContinuousClock.now - started
             #expect(replies.map(\.code) == [451], "\(url)")
             #expect(replies.first?.lines.last?.hasPrefix("4.3.0 <b@example.test>") == true, "\(replies)")
             // Refused at once, or cut off by the timeout: never before it, and not long after it.
-            if hangs { #expect(elapsed >= .milliseconds(timeout), "answered after \(elapsed), before the \(timeout) ms timeout") }
+            if hangs {
+                #expect(
+                    elapsed >= .milliseconds(timeout),
+                    "answered after \(elapsed), before the \(timeout) ms timeout"
+                )
+            }
             #expect(elapsed < .milliseconds(timeout) + .seconds(4), "\(url): answered after \(elapsed)")
             try await relay.stop()
         }
@@ -157,7 +186,9 @@ struct RelaySocketTests {
         let relay = try await RunningRelay.start(webhookURL: sink.url)
         let summary = try await blocking {
             let client = try LMTPClientConnection(unixPath: relay.socketPath)
-            try client.send("LHLO x\r\nMAIL FROM:<a@b.test>\r\nRCPT TO:<c@d.test>\r\nRCPT TO:<nobody>\r\nRCPT TO:<e@d.test>\r\nDATA\r\nSubject: p\r\n\r\nhi\r\n.\r\nQUIT\r\n")
+            try client.send(
+                "LHLO x\r\nMAIL FROM:<a@b.test>\r\nRCPT TO:<c@d.test>\r\nRCPT TO:<nobody>\r\nRCPT TO:<e@d.test>\r\nDATA\r\nSubject: p\r\n\r\nhi\r\n.\r\nQUIT\r\n"
+            )
             let replies = try client.readReplies(10)
             return (replies.map(\.code), client.readsEndOfStream())
         }
@@ -173,11 +204,19 @@ struct RelaySocketTests {
         let relay = try await RunningRelay.start(webhookURL: sink.url)
         try await blocking {
             let client = try LMTPClientConnection(unixPath: relay.socketPath)
-            try client.send("LHLO x\r\nMAIL FROM:<a@b.test>\r\nRCPT TO:<c@d.test>\r\nDATA\r\nSubject: half\r\n\r\nhalf a mess")
+            try client.send(
+                "LHLO x\r\nMAIL FROM:<a@b.test>\r\nRCPT TO:<c@d.test>\r\nDATA\r\nSubject: half\r\n\r\nhalf a mess"
+            )
             _ = try client.readReplies(5)
         }
         // Send a complete message on another connection; once it is posted, the first had its chance.
-        _ = try await blocking { try LMTPClientConnection(unixPath: relay.socketPath).deliver(from: "a@b.test", to: ["c@d.test"], message: sampleMessage(subject: "whole")) }
+        _ = try await blocking {
+            try LMTPClientConnection(unixPath: relay.socketPath).deliver(
+                from: "a@b.test",
+                to: ["c@d.test"],
+                message: sampleMessage(subject: "whole")
+            )
+        }
         let requests = await sink.waitFor(1)
         try await Task.sleep(for: .milliseconds(200))
         #expect(sink.requests.count == 1)
@@ -228,14 +267,22 @@ struct RelaySocketTests {
             raw.copyBytes(from: bytes)
             raw[bytes.count] = 0
         }
-        _ = withUnsafePointer(to: &address) { $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(fd, $0, socklen_t(MemoryLayout<sockaddr_un>.size)) } }
+        _ = withUnsafePointer(to: &address) {
+            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) {
+                bind(fd, $0, socklen_t(MemoryLayout<sockaddr_un>.size))
+            }
+        }
         close(fd)
 
-        let first = LMTPServer(configuration: .init(listeners: [.unix(path: path)])) { message in message.recipients.map { _ in .delivered() } }
+        let first = LMTPServer(configuration: .init(listeners: [.unix(path: path)])) { message in
+            message.recipients.map { _ in .delivered() }
+        }
         let firstTask = Task { try await first.run() }
         _ = try await first.waitUntilListening()
 
-        let second = LMTPServer(configuration: .init(listeners: [.unix(path: path)])) { message in message.recipients.map { _ in .delivered() } }
+        let second = LMTPServer(configuration: .init(listeners: [.unix(path: path)])) { message in
+            message.recipients.map { _ in .delivered() }
+        }
         await #expect { try await second.run() } throws: { "\($0)".contains("already listening on \(path)") }
 
         first.stop()
@@ -243,7 +290,9 @@ struct RelaySocketTests {
 
         let plainFile = directory.file("plain")
         writeFile(plainFile, "not a socket")
-        let third = LMTPServer(configuration: .init(listeners: [.unix(path: plainFile)])) { message in message.recipients.map { _ in .delivered() } }
+        let third = LMTPServer(configuration: .init(listeners: [.unix(path: plainFile)])) { message in
+            message.recipients.map { _ in .delivered() }
+        }
         await #expect { try await third.run() } throws: { "\($0)".contains("is not a socket") }
         #expect(readFile(plainFile) == Array("not a socket".utf8))
         directory.remove()
@@ -262,7 +311,9 @@ struct RelaySocketTests {
         }
         let busy = try await blocking { () -> LMTPClientConnection in
             let client = try LMTPClientConnection(unixPath: relay.socketPath)
-            try client.send("LHLO x\r\nMAIL FROM:<a@b.test>\r\nRCPT TO:<c@d.test>\r\nDATA\r\nSubject: late\r\n\r\nfirst half\r\n")
+            try client.send(
+                "LHLO x\r\nMAIL FROM:<a@b.test>\r\nRCPT TO:<c@d.test>\r\nDATA\r\nSubject: late\r\n\r\nfirst half\r\n"
+            )
             _ = try client.readReplies(5)
             return client
         }

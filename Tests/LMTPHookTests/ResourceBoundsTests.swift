@@ -29,7 +29,9 @@ struct ResourceBoundsTests {
             let socketPath = directory.file("lmtp.sock")
             var configuration = LMTPServerConfiguration(
                 listeners: [.unix(path: socketPath), .tcp(host: "127.0.0.1", port: 0)],
-                session: LMTPConfiguration(hostname: "bounds.test"), shutdownGracePeriod: .seconds(2))
+                session: LMTPConfiguration(hostname: "bounds.test"),
+                shutdownGracePeriod: .seconds(2)
+            )
             adjust(&configuration)
             let delivered = NIOLockedValueBox<[LMTPMessage]>([])
             var logger = Logger(label: "bounds")
@@ -41,12 +43,25 @@ struct ResourceBoundsTests {
             }
             let task = Task { try await server.run() }
             let addresses = try await server.waitUntilListening()
-            guard let tcp = addresses.last, case .tcp(_, let port) = LMTPListenAddress.parseTCP(tcp) else { throw LMTPServerError("no TCP port") }
-            return Server(server: server, task: task, directory: directory, socketPath: socketPath, port: port, delivered: delivered)
+            guard let tcp = addresses.last, case .tcp(_, let port) = LMTPListenAddress.parseTCP(tcp) else {
+                throw LMTPServerError("no TCP port")
+            }
+            return Server(
+                server: server,
+                task: task,
+                directory: directory,
+                socketPath: socketPath,
+                port: port,
+                delivered: delivered
+            )
         }
 
-        func tcp() throws -> LMTPClientConnection { try LMTPClientConnection(host: "127.0.0.1", port: port, timeoutSeconds: 10) }
-        func unix() throws -> LMTPClientConnection { try LMTPClientConnection(unixPath: socketPath, timeoutSeconds: 10) }
+        func tcp() throws -> LMTPClientConnection {
+            try LMTPClientConnection(host: "127.0.0.1", port: port, timeoutSeconds: 10)
+        }
+        func unix() throws -> LMTPClientConnection {
+            try LMTPClientConnection(unixPath: socketPath, timeoutSeconds: 10)
+        }
 
         func stop() async throws {
             server.stop()
@@ -87,7 +102,8 @@ struct ResourceBoundsTests {
     func perPeerLimit() async throws {
         let server = try await Server.start { $0.maxConnectionsPerPeer = 2 }
         try await blocking {
-            let first = try server.tcp(), second = try server.tcp()
+            let first = try server.tcp()
+            let second = try server.tcp()
             #expect(try first.readReply().code == 220)
             #expect(try second.readReply().code == 220)
             let third = try server.tcp()
@@ -102,9 +118,13 @@ struct ResourceBoundsTests {
         try await server.stop()
     }
 
-    @Test("TCP clients outside the allow-list get 421 4.7.1 and are closed; listed networks and the UNIX socket are served")
+    @Test(
+        "TCP clients outside the allow-list get 421 4.7.1 and are closed; listed networks and the UNIX socket are served"
+    )
     func allowList() async throws {
-        let denying = try await Server.start { $0.allowedClients = [LMTPClientNetwork("192.0.2.0/24")!, LMTPClientNetwork("2001:db8::/32")!] }
+        let denying = try await Server.start {
+            $0.allowedClients = [LMTPClientNetwork("192.0.2.0/24")!, LMTPClientNetwork("2001:db8::/32")!]
+        }
         try await blocking {
             let outsider = try denying.tcp()
             let reply = try outsider.readReply()
@@ -118,15 +138,20 @@ struct ResourceBoundsTests {
         let allowing = try await Server.start { $0.allowedClients = [LMTPClientNetwork("127.0.0.0/8")!] }
         try await blocking {
             let client = try allowing.tcp()
-            #expect(try client.deliver(from: "a@example.org", to: ["b@example.test"], message: sampleMessage()).map(\.code) == [250])
+            #expect(
+                try client.deliver(from: "a@example.org", to: ["b@example.test"], message: sampleMessage()).map(\.code)
+                    == [250]
+            )
         }
         try await allowing.stop()
     }
 
     @Test(arguments: [
-        ("192.0.2.7", "192.0.2.0/24", true), ("192.0.3.7", "192.0.2.0/24", false), ("::ffff:192.0.2.7", "192.0.2.0/24", true),
+        ("192.0.2.7", "192.0.2.0/24", true), ("192.0.3.7", "192.0.2.0/24", false),
+        ("::ffff:192.0.2.7", "192.0.2.0/24", true),
         ("2001:db8::1", "2001:db8::/32", true), ("2001:db9::1", "2001:db8::/32", false), ("10.1.2.3", "10.1.2.3", true),
-        ("10.1.2.4", "10.1.2.3", false), ("127.0.0.1", "0.0.0.0/0", true), ("::1", "::1", true), ("fe80::1%eth0", "fe80::/10", true),
+        ("10.1.2.4", "10.1.2.3", false), ("127.0.0.1", "0.0.0.0/0", true), ("::1", "::1", true),
+        ("fe80::1%eth0", "fe80::/10", true),
     ])
     func clientNetworks(address: String, network: String, contained: Bool) throws {
         let parsed = try #require(LMTPClientNetwork(network))
@@ -151,7 +176,10 @@ struct ResourceBoundsTests {
                 #expect(try patient.readReply().code == 250)
                 usleep(useconds_t(timeout / 4 * 1000))
             }
-            #expect(ContinuousClock.now - patientStarted > .milliseconds(timeout), "the patient client outlived one timeout")
+            #expect(
+                ContinuousClock.now - patientStarted > .milliseconds(timeout),
+                "the patient client outlived one timeout"
+            )
             try patient.send("NOOP\r\n")
             #expect(try patient.readReply().code == 250, "still served")
             let dripper = try server.tcp()
@@ -185,7 +213,9 @@ struct ResourceBoundsTests {
             #expect(try client.readReplies(4).map(\.code) == [250, 250, 250, 354])
             // 20 bytes every 100 ms for 1.5 s = 200 B/s: never silent, but far below 1000 B/s.
             for _ in 0..<15 {
-                guard (try? client.send(Array(repeating: UInt8(ascii: "x"), count: 18) + [13, 10])) != nil else { break }
+                guard (try? client.send(Array(repeating: UInt8(ascii: "x"), count: 18) + [13, 10])) != nil else {
+                    break
+                }
                 usleep(100_000)
             }
             let reply = try client.readReply()
@@ -207,7 +237,9 @@ struct ResourceBoundsTests {
         try await server.stop()
     }
 
-    @Test("the delivery queue is bounded: a message beyond slots + queue gets 451 4.3.2 at once, the others are delivered")
+    @Test(
+        "the delivery queue is bounded: a message beyond slots + queue gets 451 4.3.2 at once, the others are delivered"
+    )
     func boundedDeliveryQueue() async throws {
         let gate = NIOLockedValueBox<[CheckedContinuation<Void, Never>]>([])
         let server = try await Server.start({
@@ -217,12 +249,28 @@ struct ResourceBoundsTests {
             await withCheckedContinuation { continuation in gate.withLockedValue { $0.append(continuation) } }
             return message.recipients.map { _ in .delivered() }
         }
-        let first = Task { try await blocking { try server.tcp().deliver(from: "a@example.org", to: ["one@example.test"], message: sampleMessage()).map(\.code) } }
+        let first = Task {
+            try await blocking {
+                try server.tcp().deliver(from: "a@example.org", to: ["one@example.test"], message: sampleMessage()).map(
+                    \.code
+                )
+            }
+        }
         while server.server.deliveryLoad.active < 1 { try await Task.sleep(for: .milliseconds(10)) }
-        let second = Task { try await blocking { try server.tcp().deliver(from: "a@example.org", to: ["two@example.test"], message: sampleMessage()).map(\.code) } }
+        let second = Task {
+            try await blocking {
+                try server.tcp().deliver(from: "a@example.org", to: ["two@example.test"], message: sampleMessage()).map(
+                    \.code
+                )
+            }
+        }
         while server.server.deliveryLoad.waiting < 1 { try await Task.sleep(for: .milliseconds(10)) }
         let third = try await blocking {
-            try server.tcp().deliver(from: "a@example.org", to: ["three@example.test", "four@example.test"], message: sampleMessage())
+            try server.tcp().deliver(
+                from: "a@example.org",
+                to: ["three@example.test", "four@example.test"],
+                message: sampleMessage()
+            )
         }
         #expect(third.map(\.code) == [451, 451])
         #expect(third[0].lines.last == "4.3.2 <three@example.test> Too busy, try again later")
@@ -240,15 +288,28 @@ struct ResourceBoundsTests {
     func deliveryByteBudget() async throws {
         let gate = NIOLockedValueBox<[CheckedContinuation<Void, Never>]>([])
         let server = try await Server.start({ $0.maxDeliveryBytes = 10_000 }) { message in
-            if message.data.count > 1000 { await withCheckedContinuation { continuation in gate.withLockedValue { $0.append(continuation) } } }
+            if message.data.count > 1000 {
+                await withCheckedContinuation { continuation in gate.withLockedValue { $0.append(continuation) } }
+            }
             return message.recipients.map { _ in .delivered() }
         }
         let big = sampleMessage(body: String(repeating: "b", count: 6000) + "\r\n")
-        let first = Task { try await blocking { try server.tcp().deliver(from: "a@example.org", to: ["one@example.test"], message: big).map(\.code) } }
+        let first = Task {
+            try await blocking {
+                try server.tcp().deliver(from: "a@example.org", to: ["one@example.test"], message: big).map(\.code)
+            }
+        }
         while server.server.deliveryLoad.active < 1 { try await Task.sleep(for: .milliseconds(10)) }
-        let second = Task { try await blocking { try server.tcp().deliver(from: "a@example.org", to: ["two@example.test"], message: big).map(\.code) } }
+        let second = Task {
+            try await blocking {
+                try server.tcp().deliver(from: "a@example.org", to: ["two@example.test"], message: big).map(\.code)
+            }
+        }
         while server.server.deliveryLoad.waiting < 1 { try await Task.sleep(for: .milliseconds(10)) }
-        #expect(server.server.deliveryLoad == (1, 1), "6,000 + 6,000 bytes exceed the 10,000-byte budget: the second waits")
+        #expect(
+            server.server.deliveryLoad == (1, 1),
+            "6,000 + 6,000 bytes exceed the 10,000-byte budget: the second waits"
+        )
         gate.withLockedValue { $0.removeFirst() }.resume()
         #expect(try await first.value == [250])
         while gate.withLockedValue({ $0.isEmpty }) { try await Task.sleep(for: .milliseconds(10)) }
@@ -258,7 +319,9 @@ struct ResourceBoundsTests {
         try await server.stop()
     }
 
-    @Test("bodies above the in-memory limit go to a file in the spill directory while they arrive; the handler gets every byte; no file remains")
+    @Test(
+        "bodies above the in-memory limit go to a file in the spill directory while they arrive; the handler gets every byte; no file remains"
+    )
     func spillToDisk() async throws {
         let spillDirectory = TemporaryDirectory()
         let spilling = try await Server.start {
@@ -318,7 +381,9 @@ struct ResourceBoundsTests {
             $0.session.spillThreshold = 64 * 1024
             $0.spillDirectory = incoming
         }
-        #expect(Set(try FileManager.default.contentsOfDirectory(atPath: incoming)) == ["lmtp-incoming-1-1", "unrelated"])
+        #expect(
+            Set(try FileManager.default.contentsOfDirectory(atPath: incoming)) == ["lmtp-incoming-1-1", "unrelated"]
+        )
         try await server.stop()
         directory.remove()
     }
@@ -334,11 +399,18 @@ struct ResourceBoundsTests {
         #expect(info.st_uid == getpwnam("nobody").pointee.pw_uid)
         #expect(info.st_gid == getgrnam("nogroup").pointee.gr_gid)
         try await server.stop()
-        let wrong = LMTPServer(configuration: LMTPServerConfiguration(listeners: [.unix(path: TemporaryDirectory().file("x.sock"))], unixSocketOwner: "no-such-user-here")) { _ in [] }
+        let wrong = LMTPServer(
+            configuration: LMTPServerConfiguration(
+                listeners: [.unix(path: TemporaryDirectory().file("x.sock"))],
+                unixSocketOwner: "no-such-user-here"
+            )
+        ) { _ in [] }
         await #expect(throws: LMTPServerError.self) { try await wrong.run() }
     }
 
-    @Test("stopping a server while clients keep connecting does not trap (an accepted, unserved connection: swift-nio #3481)")
+    @Test(
+        "stopping a server while clients keep connecting does not trap (an accepted, unserved connection: swift-nio #3481)"
+    )
     func stopWhileConnecting() async throws {
         var connected = 0
         var stoppedWhileConnecting = 0
@@ -361,31 +433,51 @@ struct ResourceBoundsTests {
             #expect(UnixDomainSocket.connect(path) < 0, "the stopped server no longer accepts")
         }
         #expect(connected > 0, "the clients did connect")
-        #expect(stoppedWhileConnecting > 0, "at least one stop came while a client was still connecting: \(stoppedWhileConnecting) of 40")
+        #expect(
+            stoppedWhileConnecting > 0,
+            "at least one stop came while a client was still connecting: \(stoppedWhileConnecting) of 40"
+        )
     }
 
-    @Test("TCP listen addresses: a missing host is 127.0.0.1", arguments: [
-        (":2424", "127.0.0.1", 2424), ("127.0.0.1:25", "127.0.0.1", 25), ("0.0.0.0:0", "0.0.0.0", 0), ("[::1]:2424", "::1", 2424),
-        ("2424", nil, 0), ("[::1]2424", nil, 0), ("::1:2424", nil, 0), (":70000", nil, 0), ("a.test:x", nil, 0),
-    ])
+    @Test(
+        "TCP listen addresses: a missing host is 127.0.0.1",
+        arguments: [
+            (":2424", "127.0.0.1", 2424), ("127.0.0.1:25", "127.0.0.1", 25), ("0.0.0.0:0", "0.0.0.0", 0),
+            ("[::1]:2424", "::1", 2424),
+            ("2424", nil, 0), ("[::1]2424", nil, 0), ("::1:2424", nil, 0), (":70000", nil, 0), ("a.test:x", nil, 0),
+        ]
+    )
     func listenAddresses(text: String, host: String?, port: Int) {
         let parsed = LMTPListenAddress.parseTCP(text)
-        if let host { #expect(parsed == .tcp(host: host, port: port), "\(text)") } else { #expect(parsed == nil, "\(text)") }
+        if let host {
+            #expect(parsed == .tcp(host: host, port: port), "\(text)")
+        } else {
+            #expect(parsed == nil, "\(text)")
+        }
     }
 
-    @Test("a listener given without a host binds 127.0.0.1; a non-loopback one without an allow-list logs a warning at start")
+    @Test(
+        "a listener given without a host binds 127.0.0.1; a non-loopback one without an allow-list logs a warning at start"
+    )
     func defaultBindAndExposureWarning() async throws {
-        for (listen, allowList, warns) in [(":0", nil, false), ("0.0.0.0:0", nil, true), ("0.0.0.0:0", ["127.0.0.1"], false)] as [(String, [String]?, Bool)] {
+        for (listen, allowList, warns) in [
+            (":0", nil, false), ("0.0.0.0:0", nil, true), ("0.0.0.0:0", ["127.0.0.1"], false),
+        ] as [(String, [String]?, Bool)] {
             let log = CapturedLog()
             let address = try #require(LMTPListenAddress.parseTCP(listen))
             var configuration = LMTPServerConfiguration(listeners: [address], shutdownGracePeriod: .seconds(1))
             configuration.allowedClients = allowList?.compactMap(LMTPClientNetwork.init)
-            let server = LMTPServer(configuration: configuration, logger: log.logger()) { message in message.recipients.map { _ in .delivered() } }
+            let server = LMTPServer(configuration: configuration, logger: log.logger()) { message in
+                message.recipients.map { _ in .delivered() }
+            }
             let task = Task { try await server.run() }
             let bound = try await server.waitUntilListening()
             if listen == ":0" { #expect(bound.count == 1 && bound[0].hasPrefix("127.0.0.1:"), "bound \(bound)") }
             let warnings = log.lines(.warning, containing: "non-loopback address without an allow-list")
-            #expect(warnings.count == (warns ? 1 : 0), "\(listen), allow-list \(String(describing: allowList)): \(log.lines)")
+            #expect(
+                warnings.count == (warns ? 1 : 0),
+                "\(listen), allow-list \(String(describing: allowList)): \(log.lines)"
+            )
             server.stop()
             try await task.value
         }
@@ -394,9 +486,20 @@ struct ResourceBoundsTests {
     @Test("invalid server bounds are refused at start with a message naming them")
     func invalidBounds() async throws {
         let cases: [(LMTPServerConfiguration, String)] = [
-            (LMTPServerConfiguration(listeners: [.tcp(host: "127.0.0.1", port: 0)], maxConnections: 0), "max connections"),
-            (LMTPServerConfiguration(listeners: [.tcp(host: "127.0.0.1", port: 0)], maxConcurrentDeliveries: 0), "max concurrent deliveries"),
-            (LMTPServerConfiguration(listeners: [.tcp(host: "127.0.0.1", port: 0)], session: LMTPConfiguration(spillThreshold: 65536)), "spill directory"),
+            (
+                LMTPServerConfiguration(listeners: [.tcp(host: "127.0.0.1", port: 0)], maxConnections: 0),
+                "max connections"
+            ),
+            (
+                LMTPServerConfiguration(listeners: [.tcp(host: "127.0.0.1", port: 0)], maxConcurrentDeliveries: 0),
+                "max concurrent deliveries"
+            ),
+            (
+                LMTPServerConfiguration(
+                    listeners: [.tcp(host: "127.0.0.1", port: 0)],
+                    session: LMTPConfiguration(spillThreshold: 65536)
+                ), "spill directory"
+            ),
         ]
         for (configuration, text) in cases {
             #expect(throws: LMTPServerError.self) { try configuration.validate() }

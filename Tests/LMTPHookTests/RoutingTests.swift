@@ -8,14 +8,26 @@ import Testing
 @Suite("Routing to several endpoints")
 struct RoutingTests {
     static func relay(_ yaml: String) async throws -> RunningRelay {
-        try await RunningRelay.start(ConfigFile.parse(yaml, file: "test.yaml") { path in readFile(path).map { String(decoding: $0, as: UTF8.self) } }.relay)
+        try await RunningRelay.start(
+            ConfigFile.parse(yaml, file: "test.yaml") { path in
+                readFile(path).map { String(decoding: $0, as: UTF8.self) }
+            }.relay
+        )
     }
 
-    static func send(_ relay: RunningRelay, to recipients: [String], subject: String = "Routing") async throws -> [LMTPClientConnection.Reply] {
+    static func send(
+        _ relay: RunningRelay,
+        to recipients: [String],
+        subject: String = "Routing"
+    ) async throws -> [LMTPClientConnection.Reply] {
         let socket = relay.socketPath
         return try await blocking {
             let client = try LMTPClientConnection(unixPath: socket)
-            return try client.deliverEach(from: "a@example.org", to: recipients, message: sampleMessage(subject: subject))
+            return try client.deliverEach(
+                from: "a@example.org",
+                to: recipients,
+                message: sampleMessage(subject: subject)
+            )
         }
     }
 
@@ -24,21 +36,29 @@ struct RoutingTests {
         let accepting = try await RecordingSink.start()
         let refusing = try await RecordingSink.start()
         refusing.answer(400)
-        let relay = try await Self.relay("""
+        let relay = try await Self.relay(
+            """
             endpoints:
               - {name: tickets, url: "\(accepting.url)"}
               - {name: chat, url: "\(refusing.url)"}
             routes:
               - {match: support@example.test, endpoint: tickets}
               - {match: alerts@example.test, endpoint: chat}
-            """)
-        let replies = try await Self.send(relay, to: ["alerts@example.test", "support@example.test", "nobody@example.test"])
+            """
+        )
+        let replies = try await Self.send(
+            relay,
+            to: ["alerts@example.test", "support@example.test", "nobody@example.test"]
+        )
         #expect(replies.map(\.code) == [550, 250, 550])
         #expect(replies[0].lines.last?.hasPrefix("5.6.0") == true, "\(replies[0])")
         #expect(replies[2].lines.last?.contains("5.1.1") == true, "unrouted: refused at RCPT: \(replies[2])")
         #expect(accepting.requests.count == 1 && refusing.requests.count == 1)
         let ticket = try json(try #require(accepting.requests.first).body)
-        #expect(ticket["envelope"].flatMap { ($0 as? [String: Any])?["rcpt_to"] as? [String] } == ["support@example.test"], "each endpoint sees only its recipients")
+        #expect(
+            ticket["envelope"].flatMap { ($0 as? [String: Any])?["rcpt_to"] as? [String] } == ["support@example.test"],
+            "each endpoint sees only its recipients"
+        )
         try await relay.stop()
         await accepting.stop()
         await refusing.stop()
@@ -48,19 +68,24 @@ struct RoutingTests {
     func fanOut() async throws {
         let first = try await RecordingSink.start()
         let second = try await RecordingSink.start()
-        let relay = try await Self.relay("""
+        let relay = try await Self.relay(
+            """
             endpoints:
               - {name: one, url: "\(first.url)"}
               - {name: two, url: "\(second.url)"}
             routes:
               - {match: "*", endpoints: [one, two]}
-            """)
+            """
+        )
         var replies = try await Self.send(relay, to: ["x@example.test", "y@example.test"])
         #expect(replies.map(\.code) == [250, 250])
         #expect(first.requests.count == 1 && second.requests.count == 1, "one request per endpoint for both recipients")
         second.answer(503)
         replies = try await Self.send(relay, to: ["x@example.test"])
-        #expect(replies.map(\.code) == [451], "no spool: the MTA keeps the mail and retries; the webhook id lets 'one' drop the duplicate")
+        #expect(
+            replies.map(\.code) == [451],
+            "no spool: the MTA keeps the mail and retries; the webhook id lets 'one' drop the duplicate"
+        )
         #expect(first.requests.count == 2)
         #expect(first.requests[1].headers.first { $0.0.lowercased() == "webhook-id" }?.1 != nil)
         try await relay.stop()
@@ -71,7 +96,8 @@ struct RoutingTests {
     @Test("chat formats go out in the target's shape; Discord's URL gets wait=true and its answer must carry an id")
     func chatFormats() async throws {
         let sink = try await RecordingSink.start()
-        let relay = try await Self.relay("""
+        let relay = try await Self.relay(
+            """
             endpoints:
               - {name: slack, url: "\(sink.url)slack/T0/B0/secret", format: slack}
               - {name: discord, url: "\(sink.url)discord/1/token", format: discord}
@@ -80,10 +106,18 @@ struct RoutingTests {
               - {match: slack@example.test, endpoint: slack}
               - {match: discord@example.test, endpoint: discord}
               - {match: broken@example.test, endpoint: broken-discord}
-            """)
-        let replies = try await Self.send(relay, to: ["slack@example.test", "discord@example.test", "broken@example.test"], subject: "<!channel> hi")
+            """
+        )
+        let replies = try await Self.send(
+            relay,
+            to: ["slack@example.test", "discord@example.test", "broken@example.test"],
+            subject: "<!channel> hi"
+        )
         #expect(replies.map(\.code) == [250, 250, 451], "\(replies)")
-        #expect(replies[2].lines.last?.contains("without 'id'") == true, "a 2xx without the saved message is not success: \(replies[2])")
+        #expect(
+            replies[2].lines.last?.contains("without 'id'") == true,
+            "a 2xx without the saved message is not success: \(replies[2])"
+        )
         let slack = try #require(sink.requests.first { $0.path.hasPrefix("/slack/") })
         let slackBody = try json(slack.body)
         #expect(slackBody["blocks"] is [Any])
@@ -98,10 +132,12 @@ struct RoutingTests {
     @Test("a rate limit spaces requests to the endpoint")
     func rateLimit() async throws {
         let sink = try await RecordingSink.start()
-        let relay = try await Self.relay("""
+        let relay = try await Self.relay(
+            """
             endpoints:
               - {name: slow, url: "\(sink.url)", rate_limit: 1/s}
-            """)
+            """
+        )
         let started = ContinuousClock.now
         for index in 0..<3 {
             let replies = try await Self.send(relay, to: ["r@example.test"], subject: "rate \(index)")
@@ -117,13 +153,15 @@ struct RoutingTests {
     @Test("a template endpoint renders its body; the plus-tag is available to it")
     func templateEndpoint() async throws {
         let sink = try await RecordingSink.start()
-        let relay = try await Self.relay("""
+        let relay = try await Self.relay(
+            """
             endpoints:
               - name: tickets
                 url: "\(sink.url)"
                 format: template
                 template: '{"title": "{{subject}}", "queue": "{{tag}}", "from": "{{from.address}}"}'
-            """)
+            """
+        )
         let replies = try await Self.send(relay, to: ["support+billing@example.test"], subject: "Invoice \"7\"")
         #expect(replies.map(\.code) == [250])
         let body = try json(try #require(sink.requests.first).body)
@@ -138,7 +176,8 @@ struct RoutingTests {
     func threeAppsFromOneFile() async throws {
         let sink = try await RecordingSink.start()
         let template = Binary.packageRoot.appendingPathComponent("deploy/templates/zammad.json.mustache").path
-        let relay = try await Self.relay("""
+        let relay = try await Self.relay(
+            """
             endpoints:
               - {name: zammad, url: "\(sink.url)zammad/api/v1/tickets", format: template, template_file: "\(template)", attachments: inline}
               - {name: slack, url: "\(sink.url)slack/T0/B0/x", format: slack}
@@ -147,11 +186,15 @@ struct RoutingTests {
               - {match: support@example.com, endpoint: zammad}
               - {match: alerts@example.com, endpoint: slack}
               - {match: "*", endpoint: archive}
-            """)
+            """
+        )
         let socket = relay.socketPath
         let replies = try await blocking {
             try LMTPClientConnection(unixPath: socket).deliverEach(
-                from: "alice@example.org", to: ["support+billing@example.com", "alerts@example.com", "ceo@example.com"], message: SampleMessage.raw())
+                from: "alice@example.org",
+                to: ["support+billing@example.com", "alerts@example.com", "ceo@example.com"],
+                message: SampleMessage.raw()
+            )
         }
         #expect(replies.map(\.code) == [250, 250, 250], "\(replies)")
         let ticket = try json(try #require(sink.requests.first { $0.path.hasPrefix("/zammad/") }).body)
@@ -175,11 +218,13 @@ struct RoutingTests {
         sink.answer(503)
         let spool = TemporaryDirectory()
         defer { spool.remove() }
-        let relay = try await Self.relay("""
+        let relay = try await Self.relay(
+            """
             spool: {path: "\(spool.path)", retry_schedule: [200ms]}
             endpoints:
               - {name: chat, url: "\(sink.url)slack/x", format: slack}
-            """)
+            """
+        )
         let replies = try await Self.send(relay, to: ["ops+db@example.test"], subject: "disk full")
         #expect(replies.first?.code == 250)
         #expect(replies.first?.lines.last?.contains("queued as") == true, "\(replies)")
@@ -187,7 +232,10 @@ struct RoutingTests {
         let deadline = ContinuousClock.now + .seconds(10)
         while sink.accepted.isEmpty && ContinuousClock.now < deadline { try await Task.sleep(for: .milliseconds(50)) }
         let body = try json(try #require(sink.accepted.first).body)
-        #expect((body["blocks"] as? [[String: Any]])?.first?["type"] as? String == "header", "retried as Slack blocks, not payload v1")
+        #expect(
+            (body["blocks"] as? [[String: Any]])?.first?["type"] as? String == "header",
+            "retried as Slack blocks, not payload v1"
+        )
         #expect(String(decoding: try #require(sink.accepted.first).body, as: UTF8.self).contains("disk full"))
         try await relay.stop()
         await sink.stop()

@@ -6,19 +6,38 @@ struct AddressListTests {
     @Test(arguments: [
         ("a@example.org", [MailAddress(name: nil, address: "a@example.org")]),
         ("Alice <A@Example.ORG>", [MailAddress(name: "Alice", address: "A@example.org")]),
-        ("\"Doe, John\" <j@x.test>, k@y.test", [MailAddress(name: "Doe, John", address: "j@x.test"), MailAddress(name: nil, address: "k@y.test")]),
-        ("=?utf-8?q?Zetterstr=C3=B6m=2C_Erik?= <e@x.test>", [MailAddress(name: "Zetterström, Erik", address: "e@x.test")]),
-        ("=?utf-8?q?J=C3=BCrgen?= =?utf-8?q?_M=C3=BCller?= <j@x.test>", [MailAddress(name: "Jürgen Müller", address: "j@x.test")]),
+        (
+            "\"Doe, John\" <j@x.test>, k@y.test",
+            [MailAddress(name: "Doe, John", address: "j@x.test"), MailAddress(name: nil, address: "k@y.test")]
+        ),
+        (
+            "=?utf-8?q?Zetterstr=C3=B6m=2C_Erik?= <e@x.test>",
+            [MailAddress(name: "Zetterström, Erik", address: "e@x.test")]
+        ),
+        (
+            "=?utf-8?q?J=C3=BCrgen?= =?utf-8?q?_M=C3=BCller?= <j@x.test>",
+            [MailAddress(name: "Jürgen Müller", address: "j@x.test")]
+        ),
         ("John Q. Public <jqp@x.test>", [MailAddress(name: "John Q. Public", address: "jqp@x.test")]),
         ("jqp@x.test (John Q. Public)", [MailAddress(name: "John Q. Public", address: "jqp@x.test")]),
-        ("A Group:Ed Jones <c@a.test>,joe@where.test,John <jdoe@one.test>;", [
-            MailAddress(name: "Ed Jones", address: "c@a.test"), MailAddress(name: nil, address: "joe@where.test"), MailAddress(name: "John", address: "jdoe@one.test"),
-        ]),
+        (
+            "A Group:Ed Jones <c@a.test>,joe@where.test,John <jdoe@one.test>;",
+            [
+                MailAddress(name: "Ed Jones", address: "c@a.test"), MailAddress(name: nil, address: "joe@where.test"),
+                MailAddress(name: "John", address: "jdoe@one.test"),
+            ]
+        ),
         ("undisclosed-recipients:;", []),
         ("<@route.test,@r2.test:user@d.test>", [MailAddress(name: nil, address: "user@d.test")]),
-        ("a@b.test,,c@d.test,", [MailAddress(name: nil, address: "a@b.test"), MailAddress(name: nil, address: "c@d.test")]),
+        (
+            "a@b.test,,c@d.test,",
+            [MailAddress(name: nil, address: "a@b.test"), MailAddress(name: nil, address: "c@d.test")]
+        ),
         ("\"a@b.test\" <c@d.test>", [MailAddress(name: "a@b.test", address: "c@d.test")]),
-        ("Pete(A nice \\) chap) <pete(his account)@silly.test(his host)>", [MailAddress(name: "Pete", address: "pete@silly.test")]),
+        (
+            "Pete(A nice \\) chap) <pete(his account)@silly.test(his host)>",
+            [MailAddress(name: "Pete", address: "pete@silly.test")]
+        ),
         ("mailto:ops@x.test", [MailAddress(name: nil, address: "ops@x.test")]),
         ("\"unterminated <u@x.test>", [MailAddress(name: "\"unterminated", address: "u@x.test")]),
         ("", []),
@@ -47,7 +66,9 @@ struct MailDateTests {
         #expect(MailDate.rfc3339(text) == expected)
     }
 
-    @Test(arguments: ["", "%DATE%", "yesterday", "32 Nov 2026 10:00:00 +0000", "28 Nov 2026 25:00:00 +0000", "28 Foo 2026 10:00:00"])
+    @Test(arguments: [
+        "", "%DATE%", "yesterday", "32 Nov 2026 10:00:00 +0000", "28 Nov 2026 25:00:00 +0000", "28 Foo 2026 10:00:00",
+    ])
     func rejects(_ text: String) {
         #expect(MailDate.rfc3339(text) == nil)
     }
@@ -60,19 +81,28 @@ struct DecodingTests {
         #expect(TransferDecoding.base64(Array("SGVsbG8=".utf8)[...], malformed: &malformed) == Array("Hello".utf8))
         #expect(TransferDecoding.base64(Array("SGVs\r\nbG8".utf8)[...], malformed: &malformed) == Array("Hello".utf8))
         #expect(!malformed)
-        #expect(TransferDecoding.base64(Array("SGVsbG8=SGk=".utf8)[...], malformed: &malformed) == Array("HelloHi".utf8))
+        #expect(
+            TransferDecoding.base64(Array("SGVsbG8=SGk=".utf8)[...], malformed: &malformed) == Array("HelloHi".utf8)
+        )
         #expect(TransferDecoding.base64(Array("S*G!V#s$b%G^8".utf8)[...], malformed: &malformed) == Array("Hello".utf8))
         #expect(malformed)
     }
 
     @Test func quotedPrintable() {
-        #expect(TransferDecoding.quotedPrintable(Array("a=3Db=\r\nc  \r\nd=20\r\n=e9=E9=XY".utf8)[...]) == Array("a=bc\r\nd \r\n".utf8) + [0xE9, 0xE9] + Array("=XY".utf8))
+        #expect(
+            TransferDecoding.quotedPrintable(Array("a=3Db=\r\nc  \r\nd=20\r\n=e9=E9=XY".utf8)[...]) == Array(
+                "a=bc\r\nd \r\n".utf8
+            ) + [0xE9, 0xE9] + Array("=XY".utf8)
+        )
     }
 
     @Test(arguments: [
-        ("utf-8", [0xE2, 0x82, 0xAC] as [UInt8], "€"), ("iso-8859-1", [0xE9], "é"), ("latin1", [0x80], "€"), ("windows-1251", [0xC6], "Ж"),
-        ("koi8-r", [0xF0], "П"), ("iso-8859-2", [0xB1], "ą"), ("gb2312", [0xC4, 0xE3], "你"), ("big5", [0xA4, 0xA4], "中"),
-        ("shift_jis", [0x82, 0xA0], "あ"), ("euc-kr", [0xC7, 0xD1], "한"), ("euc-jp", [0xA4, 0xA2], "あ"), ("us-ascii", [0xC3, 0xA9], "é"),
+        ("utf-8", [0xE2, 0x82, 0xAC] as [UInt8], "€"), ("iso-8859-1", [0xE9], "é"), ("latin1", [0x80], "€"),
+        ("windows-1251", [0xC6], "Ж"),
+        ("koi8-r", [0xF0], "П"), ("iso-8859-2", [0xB1], "ą"), ("gb2312", [0xC4, 0xE3], "你"),
+        ("big5", [0xA4, 0xA4], "中"),
+        ("shift_jis", [0x82, 0xA0], "あ"), ("euc-kr", [0xC7, 0xD1], "한"), ("euc-jp", [0xA4, 0xA2], "あ"),
+        ("us-ascii", [0xC3, 0xA9], "é"),
         ("utf-7", Array("+AOk-".utf8), "é"), ("\"UTF-8\"", [0x61], "a"),
     ])
     func charsets(_ label: String, _ bytes: [UInt8], _ expected: String) {
@@ -91,12 +121,19 @@ struct DecodingTests {
 
     @Test func contentTypeParameters() {
         var problems: [String] = []
-        let value = MIMEHeaderValue(parsing: "Text/Plain; charset=\"UTF-8\"; name*0*=utf-8'de'%C3%9C; name*1=ber.txt; format=flowed", problems: &problems)
+        let value = MIMEHeaderValue(
+            parsing: "Text/Plain; charset=\"UTF-8\"; name*0*=utf-8'de'%C3%9C; name*1=ber.txt; format=flowed",
+            problems: &problems
+        )
         #expect(value.value == "text/plain")
         #expect(value.parameters["charset"] == "UTF-8")
         #expect(value.parameters["name"] == "Über.txt")
         #expect(value.parameters["format"] == "flowed")
-        #expect(MIMEHeaderValue(parsing: "attachment; filename=\"a \\\"b\\\".pdf\"", problems: &problems).parameters["filename"] == "a \"b\".pdf")
+        #expect(
+            MIMEHeaderValue(parsing: "attachment; filename=\"a \\\"b\\\".pdf\"", problems: &problems).parameters[
+                "filename"
+            ] == "a \"b\".pdf"
+        )
     }
 
     @Test func htmlToText() {

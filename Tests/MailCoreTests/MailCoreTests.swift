@@ -6,7 +6,8 @@ import Testing
 struct HeaderBlockTests {
     @Test("CRLF and LF-only messages parse the same", arguments: ["\r\n", "\n"])
     func lineEnds(_ newline: String) {
-        let text = ["Subject: one", "X-Dup: a", "To: b@example.test,", "\tc@example.test", "X-Dup: b", "", "body", ""].joined(separator: newline)
+        let text = ["Subject: one", "X-Dup: a", "To: b@example.test,", "\tc@example.test", "X-Dup: b", "", "body", ""]
+            .joined(separator: newline)
         let block = HeaderBlock(parsing: Array(text.utf8))
         #expect(block.fields.map(\.name) == ["Subject", "X-Dup", "To", "X-Dup"])
         #expect(block.first("subject")?.text == "one")
@@ -17,7 +18,10 @@ struct HeaderBlockTests {
     }
 
     @Test func mboxFromLineByteOrderMarkAndSpaceBeforeColon() {
-        let block = HeaderBlock(parsing: [0xEF, 0xBB, 0xBF] + Array("From a@b Sat Nov 28 10:00:00 2026\r\nSubject : s\r\nTo: t\r\n\r\n".utf8))
+        let block = HeaderBlock(
+            parsing: [0xEF, 0xBB, 0xBF]
+                + Array("From a@b Sat Nov 28 10:00:00 2026\r\nSubject : s\r\nTo: t\r\n\r\n".utf8)
+        )
         #expect(block.fields.map(\.name) == ["Subject", "To"])
         #expect(block.first("Subject")?.text == "s")
     }

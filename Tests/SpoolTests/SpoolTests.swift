@@ -14,8 +14,18 @@ func temporarySpoolPath() -> String {
 
 func metadata(_ id: String, size: Int) -> SpoolMetadata {
     SpoolMetadata(
-        id: id, webhookID: "W\(id)", endpoint: "http://127.0.0.1:1/", mailFrom: "a@b.test", rcptTo: ["c@d.test"], lhlo: "mx",
-        smtpUTF8: false, body: nil, client: ["ident": "Q1"], receivedAtMilliseconds: 1_000, size: size)
+        id: id,
+        webhookID: "W\(id)",
+        endpoint: "http://127.0.0.1:1/",
+        mailFrom: "a@b.test",
+        rcptTo: ["c@d.test"],
+        lhlo: "mx",
+        smtpUTF8: false,
+        body: nil,
+        client: ["ident": "Q1"],
+        receivedAtMilliseconds: 1_000,
+        size: size
+    )
 }
 
 @Suite("Spool")
@@ -33,7 +43,10 @@ struct SpoolTests {
         var expected = metadata(id, size: raw.count)
         expected.initialState = SpoolState(nextAttemptMilliseconds: 5_000)
         #expect(entry.metadata == expected)
-        #expect(spool.state(id)?.nextAttemptMilliseconds == 5_000, "the state travels in the entry until the first update")
+        #expect(
+            spool.state(id)?.nextAttemptMilliseconds == 5_000,
+            "the state travels in the entry until the first update"
+        )
         #expect(entry.state.nextAttemptMilliseconds == 5_000)
         #expect(!entry.isDead)
         spool.complete(id)
@@ -48,7 +61,11 @@ struct SpoolTests {
         let spool = try Spool(path: path)
         let good = SpoolID.make(milliseconds: 1, random: 1)
         let bad = SpoolID.make(milliseconds: 2, random: 2)
-        try spool.enqueue(metadata(good, size: 3), raw: Array("abc".utf8), state: SpoolState(nextAttemptMilliseconds: 0))
+        try spool.enqueue(
+            metadata(good, size: 3),
+            raw: Array("abc".utf8),
+            state: SpoolState(nextAttemptMilliseconds: 0)
+        )
         try spool.enqueue(metadata(bad, size: 3), raw: Array("xyz".utf8), state: SpoolState(nextAttemptMilliseconds: 0))
         // Damage one entry (a torn write) and leave a half-written file in tmp/.
         let badPath = "\(path)/queue/\(bad).msg"
@@ -69,7 +86,11 @@ struct SpoolTests {
         defer { _ = try? FileManager.default.removeItem(atPath: path) }
         let spool = try Spool(path: path)
         let id = SpoolID.make(milliseconds: 3, random: 3)
-        try spool.enqueue(metadata(id, size: 5), raw: Array("hello".utf8), state: SpoolState(nextAttemptMilliseconds: 0))
+        try spool.enqueue(
+            metadata(id, size: 5),
+            raw: Array("hello".utf8),
+            state: SpoolState(nextAttemptMilliseconds: 0)
+        )
         let file = "\(path)/queue/\(id).msg"
         var bytes = try Data(contentsOf: URL(fileURLWithPath: file))
         let index = bytes.firstRange(of: Data("hello".utf8))!.lowerBound
@@ -122,7 +143,11 @@ struct SpoolTests {
         let ids = (0..<200).map { SpoolID.make(milliseconds: Int64($0), random: UInt32($0)) }
         DispatchQueue.concurrentPerform(iterations: ids.count) { index in
             let raw = Array("message \(index)".utf8)
-            try! spool.enqueue(metadata(ids[index], size: raw.count), raw: raw, state: SpoolState(nextAttemptMilliseconds: 0))
+            try! spool.enqueue(
+                metadata(ids[index], size: raw.count),
+                raw: raw,
+                state: SpoolState(nextAttemptMilliseconds: 0)
+            )
         }
         #expect(spool.ids() == ids.sorted())
         for (index, id) in ids.enumerated() { #expect(try spool.read(id).raw == Array("message \(index)".utf8)) }
@@ -132,7 +157,11 @@ struct SpoolTests {
         let path = temporarySpoolPath()
         defer { _ = try? FileManager.default.removeItem(atPath: path) }
         let spool = try Spool(path: path)
-        try spool.enqueue(metadata(SpoolID.make(milliseconds: 1, random: 1), size: 10), raw: [UInt8](repeating: 1, count: 10), state: SpoolState(nextAttemptMilliseconds: 0))
+        try spool.enqueue(
+            metadata(SpoolID.make(milliseconds: 1, random: 1), size: 10),
+            raw: [UInt8](repeating: 1, count: 10),
+            state: SpoolState(nextAttemptMilliseconds: 0)
+        )
         let stats = spool.statistics()
         #expect(stats.live == 1 && stats.dead == 0 && stats.liveBytes > 10)
     }
@@ -142,12 +171,23 @@ struct SpoolTests {
 struct RetryPolicyTests {
     let policy = RetryPolicy()
 
-    @Test("schedule 5 s, 5 min, 30 min, 2 h, … 24 h (repeating), ±20 % jitter", arguments: [
-        (1, 5_000 as Int64), (2, 300_000), (3, 1_800_000), (4, 7_200_000), (9, 86_400_000), (15, 86_400_000),
-    ])
+    @Test(
+        "schedule 5 s, 5 min, 30 min, 2 h, … 24 h (repeating), ±20 % jitter",
+        arguments: [
+            (1, 5_000 as Int64), (2, 300_000), (3, 1_800_000), (4, 7_200_000), (9, 86_400_000), (15, 86_400_000),
+        ]
+    )
     func schedule(_ attempts: Int, _ delay: Int64) {
         for random in [0.0, 0.5, 0.999] {
-            guard case .retry(let at) = policy.afterTransientFailure(attempts: attempts, createdAtMilliseconds: 0, nowMilliseconds: 0, retryAfterSeconds: nil, random: random) else {
+            guard
+                case .retry(let at) = policy.afterTransientFailure(
+                    attempts: attempts,
+                    createdAtMilliseconds: 0,
+                    nowMilliseconds: 0,
+                    retryAfterSeconds: nil,
+                    random: random
+                )
+            else {
                 Issue.record("expected a retry")
                 return
             }
@@ -158,14 +198,44 @@ struct RetryPolicyTests {
     }
 
     @Test func retryAfterIsHonouredAndClamped() {
-        #expect(policy.afterTransientFailure(attempts: 1, createdAtMilliseconds: 0, nowMilliseconds: 0, retryAfterSeconds: 120, random: 0.5) == .retry(atMilliseconds: 120_000))
-        #expect(policy.afterTransientFailure(attempts: 1, createdAtMilliseconds: 0, nowMilliseconds: 0, retryAfterSeconds: 10_000_000, random: 0.5) == .retry(atMilliseconds: 86_400_000))
+        #expect(
+            policy.afterTransientFailure(
+                attempts: 1,
+                createdAtMilliseconds: 0,
+                nowMilliseconds: 0,
+                retryAfterSeconds: 120,
+                random: 0.5
+            ) == .retry(atMilliseconds: 120_000)
+        )
+        #expect(
+            policy.afterTransientFailure(
+                attempts: 1,
+                createdAtMilliseconds: 0,
+                nowMilliseconds: 0,
+                retryAfterSeconds: 10_000_000,
+                random: 0.5
+            ) == .retry(atMilliseconds: 86_400_000)
+        )
         // A shorter Retry-After does not make retries more aggressive than the schedule.
-        #expect(policy.afterTransientFailure(attempts: 2, createdAtMilliseconds: 0, nowMilliseconds: 0, retryAfterSeconds: 1, random: 0.5) == .retry(atMilliseconds: 300_000))
+        #expect(
+            policy.afterTransientFailure(
+                attempts: 2,
+                createdAtMilliseconds: 0,
+                nowMilliseconds: 0,
+                retryAfterSeconds: 1,
+                random: 0.5
+            ) == .retry(atMilliseconds: 300_000)
+        )
     }
 
     @Test func maxAgeDeadLetters() {
-        let decision = policy.afterTransientFailure(attempts: 20, createdAtMilliseconds: 0, nowMilliseconds: 5 * 86_400_000 - 1_000, retryAfterSeconds: nil, random: 0.5)
+        let decision = policy.afterTransientFailure(
+            attempts: 20,
+            createdAtMilliseconds: 0,
+            nowMilliseconds: 5 * 86_400_000 - 1_000,
+            retryAfterSeconds: nil,
+            random: 0.5
+        )
         guard case .deadLetter(let reason) = decision else {
             Issue.record("expected dead letter, got \(decision)")
             return
@@ -188,7 +258,15 @@ struct SpoolStateHistoryTests {
     func boundedHistory() throws {
         var state = SpoolState(nextAttemptMilliseconds: 0)
         for index in 0..<1_000 {
-            state.append(.init(atMilliseconds: Int64(index), status: 503, error: nil, snippet: nil, kind: index == 0 ? "sync" : "retry"))
+            state.append(
+                .init(
+                    atMilliseconds: Int64(index),
+                    status: 503,
+                    error: nil,
+                    snippet: nil,
+                    kind: index == 0 ? "sync" : "retry"
+                )
+            )
         }
         #expect(state.attemptCount == 1_000)
         #expect(state.attempts.count == SpoolState.historyLimit)
@@ -196,7 +274,10 @@ struct SpoolStateHistoryTests {
         let decoded = try JSONDecoder().decode(SpoolState.self, from: JSONEncoder().encode(state))
         #expect(decoded == state && decoded.attemptCount == 1_000)
         // State files written before the cap still decode.
-        let old = try JSONDecoder().decode(SpoolState.self, from: Data(#"{"attempts":[],"nextAttemptMilliseconds":5}"#.utf8))
+        let old = try JSONDecoder().decode(
+            SpoolState.self,
+            from: Data(#"{"attempts":[],"nextAttemptMilliseconds":5}"#.utf8)
+        )
         #expect(old.attemptCount == 0 && old.nextAttemptMilliseconds == 5)
     }
 }

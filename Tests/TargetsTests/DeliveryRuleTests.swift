@@ -17,8 +17,14 @@ struct DeliveryRuleTests {
     }
 
     @Test func discordURLWaits() {
-        #expect(DiscordFormat.waitingURL("https://discord.com/api/webhooks/1/t") == "https://discord.com/api/webhooks/1/t?wait=true")
-        #expect(DiscordFormat.waitingURL("https://discord.com/api/webhooks/1/t?thread_id=5") == "https://discord.com/api/webhooks/1/t?thread_id=5&wait=true")
+        #expect(
+            DiscordFormat.waitingURL("https://discord.com/api/webhooks/1/t")
+                == "https://discord.com/api/webhooks/1/t?wait=true"
+        )
+        #expect(
+            DiscordFormat.waitingURL("https://discord.com/api/webhooks/1/t?thread_id=5")
+                == "https://discord.com/api/webhooks/1/t?thread_id=5&wait=true"
+        )
         #expect(DiscordFormat.waitingURL("https://x/?wait=true") == "https://x/?wait=true")
     }
 

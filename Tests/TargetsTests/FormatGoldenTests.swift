@@ -24,7 +24,9 @@ struct FormatGoldenTests {
         if body.contentType == "application/x-www-form-urlencoded" {
             var fields: [String: String] = [:]
             for pair in String(decoding: body.bytes, as: UTF8.self).split(separator: "&") {
-                let parts = pair.split(separator: "=", maxSplits: 1).map { $0.replacingOccurrences(of: "+", with: " ").removingPercentEncoding ?? "" }
+                let parts = pair.split(separator: "=", maxSplits: 1).map {
+                    $0.replacingOccurrences(of: "+", with: " ").removingPercentEncoding ?? ""
+                }
                 fields[parts[0]] = parts.count > 1 ? parts[1] : ""
             }
             return fields
@@ -36,11 +38,17 @@ struct FormatGoldenTests {
         let actual = try decode(body)
         let url = directory.appendingPathComponent("Golden/\(name).json")
         if ProcessInfo.processInfo.environment["UPDATE_GOLDEN"] == "1" {
-            let pretty = try JSONSerialization.data(withJSONObject: actual, options: [.prettyPrinted, .sortedKeys, .withoutEscapingSlashes])
+            let pretty = try JSONSerialization.data(
+                withJSONObject: actual,
+                options: [.prettyPrinted, .sortedKeys, .withoutEscapingSlashes]
+            )
             try (pretty + Data("\n".utf8)).write(to: url)
         }
         let golden = try JSONSerialization.jsonObject(with: Data(contentsOf: url))
-        #expect(NSDictionary(dictionary: ["v": actual]) == NSDictionary(dictionary: ["v": golden]), "\(name): \(String(decoding: body.bytes, as: UTF8.self).prefix(2000))")
+        #expect(
+            NSDictionary(dictionary: ["v": actual]) == NSDictionary(dictionary: ["v": golden]),
+            "\(name): \(String(decoding: body.bytes, as: UTF8.self).prefix(2000))"
+        )
     }
 
     @Test(arguments: chatFormats, FormatFixtures.names)

@@ -20,7 +20,8 @@ struct FormatShapeTests {
         let kept = String(text.dropLast(TextLimit.marker.count))
         // No dangling combining mark, ZWJ or variation selector at the cut.
         guard let last = kept.unicodeScalars.last else { return true }
-        return last != "\u{200D}" && !(0xFE00...0xFE0F).contains(last.value) && !(0x1F3FB...0x1F3FF).contains(last.value)
+        return last != "\u{200D}" && !(0xFE00...0xFE0F).contains(last.value)
+            && !(0x1F3FB...0x1F3FF).contains(last.value)
     }
 
     @Test(arguments: FormatFixtures.names)
@@ -64,9 +65,16 @@ struct FormatShapeTests {
         #expect(Self.utf16(embed["description"]) <= DiscordFormat.descriptionLimit)
         let author = Self.utf16((embed["author"] as? [String: Any])?["name"])
         let footer = Self.utf16((embed["footer"] as? [String: Any])?["text"])
-        let fields = (embed["fields"] as? [[String: Any]] ?? []).reduce(0) { $0 + Self.utf16($1["name"]) + Self.utf16($1["value"]) }
-        for field in embed["fields"] as? [[String: Any]] ?? [] { #expect(Self.utf16(field["value"]) <= DiscordFormat.fieldLimit) }
-        #expect(Self.utf16(embed["title"]) + Self.utf16(embed["description"]) + author + footer + fields <= DiscordFormat.embedTotalLimit)
+        let fields = (embed["fields"] as? [[String: Any]] ?? []).reduce(0) {
+            $0 + Self.utf16($1["name"]) + Self.utf16($1["value"])
+        }
+        for field in embed["fields"] as? [[String: Any]] ?? [] {
+            #expect(Self.utf16(field["value"]) <= DiscordFormat.fieldLimit)
+        }
+        #expect(
+            Self.utf16(embed["title"]) + Self.utf16(embed["description"]) + author + footer + fields
+                <= DiscordFormat.embedTotalLimit
+        )
         #expect(Self.isCleanTruncation(embed["description"] as? String ?? ""))
         if fixture == "markup" {
             let description = try #require(embed["description"] as? String)
@@ -89,7 +97,9 @@ struct FormatShapeTests {
         for text in [mattermost, rocket, zulip["content"] as? String ?? ""] {
             #expect(Self.isCleanTruncation(text))
             if fixture == "markup" {
-                for mention in ["@everyone", "@here", "@channel", "@all"] { #expect(!text.contains(mention), "\(mention) must not notify") }
+                for mention in ["@everyone", "@here", "@channel", "@all"] {
+                    #expect(!text.contains(mention), "\(mention) must not notify")
+                }
                 #expect(!text.contains("[https://bank.example](https://evil.example)"))
             }
         }
@@ -97,7 +107,9 @@ struct FormatShapeTests {
 
     @Test(arguments: FormatFixtures.names)
     func teams(_ fixture: String) throws {
-        let body = try FormatGoldenTests.decode(try TargetFormat.teams.render(FormatFixtures.input(fixture), options: FormatOptions()))
+        let body = try FormatGoldenTests.decode(
+            try TargetFormat.teams.render(FormatFixtures.input(fixture), options: FormatOptions())
+        )
         let bytes = try TargetFormat.teams.render(FormatFixtures.input(fixture), options: FormatOptions()).bytes
         #expect(bytes.count <= TeamsFormat.requestLimit)
         let message = try #require(body as? [String: Any])
@@ -107,7 +119,11 @@ struct FormatShapeTests {
         let card = try #require(attachment["content"] as? [String: Any])
         #expect(card["type"] as? String == "AdaptiveCard")
         #expect(card["version"] as? String == "1.4")
-        #expect((card["body"] as? [[String: Any]])?.allSatisfy { ["TextBlock", "FactSet"].contains($0["type"] as? String ?? "") } == true)
+        #expect(
+            (card["body"] as? [[String: Any]])?.allSatisfy {
+                ["TextBlock", "FactSet"].contains($0["type"] as? String ?? "")
+            } == true
+        )
     }
 
     @Test(arguments: FormatFixtures.names)
@@ -132,32 +148,53 @@ struct FormatShapeTests {
 
     @Test func chatFormatsShowSenderSubjectAndAttachments() throws {
         for format in FormatGoldenTests.chatFormats {
-            let text = String(decoding: try format.render(FormatFixtures.input("attachments"), options: FormatFixtures.options).bytes, as: UTF8.self)
+            let text = String(
+                decoding: try format.render(FormatFixtures.input("attachments"), options: FormatFixtures.options).bytes,
+                as: UTF8.self
+            )
             let decoded = (text.removingPercentEncoding ?? text).replacingOccurrences(of: "+", with: " ")
             #expect(decoded.contains("carol@example.org"), "\(format): sender")
             #expect(decoded.contains("Scans attached"), "\(format): subject")
-            #expect(decoded.contains("scan-001.pdf") && decoded.contains("175.8 KB"), "\(format): attachment name and size")
+            #expect(
+                decoded.contains("scan-001.pdf") && decoded.contains("175.8 KB"),
+                "\(format): attachment name and size"
+            )
         }
     }
 
     @Test func quotedReplyAndSignatureAreTrimmedInChat() throws {
         let input = RenderInput(
-            summary: MailSummary(id: "X", message: ParsedMessage(parsing: Array("""
-                From: a@example.org\r
-                Subject: Re: hi\r
-                \r
-                Yes, works for me.\r
-                \r
-                On Mon, 30 Nov 2026 at 09:12, B <b@example.org> wrote:\r
-                > Does Friday work?\r
-                > -- \r
-                > B\r
-                -- \r
-                A, sent from my phone\r
+            summary: MailSummary(
+                id: "X",
+                message: ParsedMessage(
+                    parsing: Array(
+                        """
+                        From: a@example.org\r
+                        Subject: Re: hi\r
+                        \r
+                        Yes, works for me.\r
+                        \r
+                        On Mon, 30 Nov 2026 at 09:12, B <b@example.org> wrote:\r
+                        > Does Friday work?\r
+                        > -- \r
+                        > B\r
+                        -- \r
+                        A, sent from my phone\r
 
-                """.utf8)), envelope: FormatFixtures.envelope),
-            message: ParsedMessage(parsing: []), envelope: FormatFixtures.envelope, payloadJSON: [], receivedAt: UnixTime(milliseconds: 0))
-        let slack = String(decoding: try TargetFormat.slack.render(input, options: FormatOptions()).bytes, as: UTF8.self)
+                        """.utf8
+                    )
+                ),
+                envelope: FormatFixtures.envelope
+            ),
+            message: ParsedMessage(parsing: []),
+            envelope: FormatFixtures.envelope,
+            payloadJSON: [],
+            receivedAt: UnixTime(milliseconds: 0)
+        )
+        let slack = String(
+            decoding: try TargetFormat.slack.render(input, options: FormatOptions()).bytes,
+            as: UTF8.self
+        )
         #expect(slack.contains("Yes, works for me."))
         #expect(!slack.contains("Does Friday work"))
         #expect(!slack.contains("sent from my phone"))

@@ -3,15 +3,43 @@ import Testing
 
 @Suite("Route table")
 struct RouteTableTests {
-    static let table = RouteTable(routes: [
-        Route(name: "support", conditions: [RouteCondition(address: "support@example.com")], endpoints: ["zammad"]),
-        Route(name: "billing-urgent", conditions: [RouteCondition(address: "billing@example.com", tag: "urgent")], endpoints: ["phone"]),
-        Route(name: "billing", conditions: [RouteCondition(address: "billing@example.com")], endpoints: ["erp", "archive"]),
-        Route(name: "alerts", conditions: [RouteCondition(domain: "example.com", localPart: "alert*"), RouteCondition(domain: "alerts.example.com")], endpoints: ["slack"]),
-        Route(name: "sub", conditions: [RouteCondition(domain: "*.lists.example.com")], endpoints: ["lists"]),
-        Route(name: "monitoring", conditions: [RouteCondition(regex: try! AddressPattern("^(nagios|zabbix)-[a-z0-9]+@monitoring\\.example\\.com$"))], endpoints: ["discord"]),
-        Route(name: "one-char", conditions: [RouteCondition(domain: "example.net", localPart: "?ops")], endpoints: ["ops"]),
-    ], delimiters: ["+", "-"])
+    static let table = RouteTable(
+        routes: [
+            Route(name: "support", conditions: [RouteCondition(address: "support@example.com")], endpoints: ["zammad"]),
+            Route(
+                name: "billing-urgent",
+                conditions: [RouteCondition(address: "billing@example.com", tag: "urgent")],
+                endpoints: ["phone"]
+            ),
+            Route(
+                name: "billing",
+                conditions: [RouteCondition(address: "billing@example.com")],
+                endpoints: ["erp", "archive"]
+            ),
+            Route(
+                name: "alerts",
+                conditions: [
+                    RouteCondition(domain: "example.com", localPart: "alert*"),
+                    RouteCondition(domain: "alerts.example.com"),
+                ],
+                endpoints: ["slack"]
+            ),
+            Route(name: "sub", conditions: [RouteCondition(domain: "*.lists.example.com")], endpoints: ["lists"]),
+            Route(
+                name: "monitoring",
+                conditions: [
+                    RouteCondition(regex: try! AddressPattern("^(nagios|zabbix)-[a-z0-9]+@monitoring\\.example\\.com$"))
+                ],
+                endpoints: ["discord"]
+            ),
+            Route(
+                name: "one-char",
+                conditions: [RouteCondition(domain: "example.net", localPart: "?ops")],
+                endpoints: ["ops"]
+            ),
+        ],
+        delimiters: ["+", "-"]
+    )
 
     static let cases: [(String, String?, [String], String?)] = [
         // address, route, endpoints, tag

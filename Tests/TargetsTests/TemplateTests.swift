@@ -4,12 +4,23 @@ import Testing
 
 @Suite("Mustache templates")
 struct TemplateTests {
-    static func render(_ source: String, _ fixture: String = "markup", contentType: String = "application/json") throws -> String {
-        String(decoding: try MessageTemplate(source: source, contentType: contentType).render(FormatFixtures.input(fixture)).bytes, as: UTF8.self)
+    static func render(
+        _ source: String,
+        _ fixture: String = "markup",
+        contentType: String = "application/json"
+    ) throws -> String {
+        String(
+            decoding: try MessageTemplate(source: source, contentType: contentType).render(
+                FormatFixtures.input(fixture)
+            ).bytes,
+            as: UTF8.self
+        )
     }
 
     @Test func valuesAreJSONEscapedByDefault() throws {
-        let out = try Self.render(#"{"s": "{{subject}}", "t": "{{text}}", "from": "{{from.display}}", "to": "{{recipient}}", "tag": "{{tag}}"}"#)
+        let out = try Self.render(
+            #"{"s": "{{subject}}", "t": "{{text}}", "from": "{{from.display}}", "to": "{{recipient}}", "tag": "{{tag}}"}"#
+        )
         let object = try #require(try JSONSerialization.jsonObject(with: Data(out.utf8)) as? [String: String])
         #expect(object["s"] == "<!channel> @everyone [urgent](https://evil.example) <@U024BE7LH>")
         #expect(object["t"]?.contains("Tom & Jerry") == true)
@@ -18,7 +29,10 @@ struct TemplateTests {
     }
 
     @Test func helpers() throws {
-        let out = try Self.render(#"{"short": "{{truncate20(subject)}}", "literal": {{{json(subject)}}}, "html": "{{html(subject)}}", "md": "{{markdown(subject)}}", "up": "{{uppercased(tag)}}", "list": [{{#attachments}}"{{filename}}"{{^last()}},{{/last()}}{{/attachments}}]}"#, "attachments")
+        let out = try Self.render(
+            #"{"short": "{{truncate20(subject)}}", "literal": {{{json(subject)}}}, "html": "{{html(subject)}}", "md": "{{markdown(subject)}}", "up": "{{uppercased(tag)}}", "list": [{{#attachments}}"{{filename}}"{{^last()}},{{/last()}}{{/attachments}}]}"#,
+            "attachments"
+        )
         let object = try #require(try JSONSerialization.jsonObject(with: Data(out.utf8)) as? [String: Any])
         #expect(object["short"] as? String == "Scans attached")
         #expect(object["literal"] as? String == "Scans attached")
@@ -34,7 +48,9 @@ struct TemplateTests {
     }
 
     @Test func textTemplatesAreNotEscaped() throws {
-        #expect(try Self.render("Subject: {{subject}}", "plain", contentType: "text/plain") == "Subject: Lunch on Friday?")
+        #expect(
+            try Self.render("Subject: {{subject}}", "plain", contentType: "text/plain") == "Subject: Lunch on Friday?"
+        )
     }
 
     @Test func syntaxErrorsNameTheLine() {

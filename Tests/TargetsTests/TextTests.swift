@@ -19,7 +19,10 @@ struct TextTests {
     @Test func shortTextIsUntouchedAndLongTextIsMarked() {
         #expect(TextLimit(10, .characters).truncate("hello") == "hello")
         #expect(TextLimit(20, .characters).truncate("hello world, this is long") == "hello w… [truncated]")
-        #expect(TextLimit(3, .characters).truncate("hello world") == "hel", "no room for the marker: whole graphemes only")
+        #expect(
+            TextLimit(3, .characters).truncate("hello world") == "hel",
+            "no room for the marker: whole graphemes only"
+        )
     }
 
     @Test func unitsCountDifferently() {
@@ -41,7 +44,11 @@ struct TextTests {
     @Test func splitPrefersLineBreaks() {
         let pieces = TextLimit.split("aaaa bbbb\ncccc dddd", pieceLimit: 12, measure: { _ in 1 })
         #expect(pieces == ["aaaa bbbb\n", "cccc dddd"])
-        #expect(TextLimit.split(String(repeating: "x", count: 25), pieceLimit: 10, measure: { _ in 1 }).map(\.count) == [10, 10, 5])
+        #expect(
+            TextLimit.split(String(repeating: "x", count: 25), pieceLimit: 10, measure: { _ in 1 }).map(\.count) == [
+                10, 10, 5,
+            ]
+        )
     }
 
     @Test func readableTextDropsQuoteAttributionAndSignature() {
@@ -50,7 +57,11 @@ struct TextTests {
         #expect(ReadableText.extract("Hi\r\n-- \r\nSig line\r\n") == "Hi")
         #expect(ReadableText.extract("Answer\n\n-----Original Message-----\nFrom: x\nold") == "Answer")
         #expect(ReadableText.extract("Answer\n\n________________________________\nFrom: x\nold") == "Answer")
-        #expect(ReadableText.extract("Le lun. 30 nov. 2026, B a écrit :\n> old") == "Le lun. 30 nov. 2026, B a écrit :\n> old", "nothing new: keep everything")
+        #expect(
+            ReadableText.extract("Le lun. 30 nov. 2026, B a écrit :\n> old")
+                == "Le lun. 30 nov. 2026, B a écrit :\n> old",
+            "nothing new: keep everything"
+        )
     }
 
     @Test func interleavedQuotingIsKept() {
@@ -59,7 +70,9 @@ struct TextTests {
     }
 
     @Test func mentionsAndLinksAreNeutralised() {
-        #expect(ChatMarkup.slack("<!channel> & <https://evil|bank>") == "&lt;!channel&gt; &amp; &lt;https://evil|bank&gt;")
+        #expect(
+            ChatMarkup.slack("<!channel> & <https://evil|bank>") == "&lt;!channel&gt; &amp; &lt;https://evil|bank&gt;"
+        )
         let markdown = ChatMarkup.markdown("@everyone [bank](https://evil) mail@example.org")
         #expect(markdown == "@\u{200B}everyone \\[bank\\](https://evil) mail@example.org", "addresses keep their @")
         #expect(ChatMarkup.neutraliseLinks("[bank](https://evil)") == "[bank]\u{200B}(https://evil)")

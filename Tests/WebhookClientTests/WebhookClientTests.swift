@@ -1,5 +1,5 @@
-import LMTPHookTestSupport
 import Foundation
+import LMTPHookTestSupport
 import Testing
 import WebhookClient
 
@@ -10,7 +10,13 @@ struct WebhookClientTests {
         let sink = try await RecordingSink.start()
         let client = WebhookClient(threads: 2)
         let body = Array(#"{"hello":"world","n":1}"#.utf8)
-        let response = await client.post(WebhookRequest(url: sink.url + "hooks/in", headers: [WebhookHeader("Idempotency-Key", "abc123")], body: body))
+        let response = await client.post(
+            WebhookRequest(
+                url: sink.url + "hooks/in",
+                headers: [WebhookHeader("Idempotency-Key", "abc123")],
+                body: body
+            )
+        )
         #expect(response.isSuccess)
         #expect(response.status == 200)
         #expect(response.snippet == #"{"ok":true}"#)
@@ -20,7 +26,10 @@ struct WebhookClientTests {
         #expect(request.method == "POST")
         #expect(request.path == "/hooks/in")
         #expect(request.body == body)
-        let headers = Dictionary(request.headers.map { ($0.0.lowercased(), $0.1) }, uniquingKeysWith: { first, _ in first })
+        let headers = Dictionary(
+            request.headers.map { ($0.0.lowercased(), $0.1) },
+            uniquingKeysWith: { first, _ in first }
+        )
         #expect(headers["content-type"] == "application/json")
         #expect(headers["idempotency-key"] == "abc123")
         #expect(headers["user-agent"]?.hasPrefix("lmtphook/") == true)
@@ -59,26 +68,41 @@ struct WebhookClientTests {
         let server = try await HangingHTTPServer.start()
         let client = WebhookClient(threads: 1)
         let started = ContinuousClock.now
-        let response = await client.post(WebhookRequest(url: server.url, body: Array("{}".utf8), connectTimeoutMilliseconds: 500, totalTimeoutMilliseconds: 700))
+        let response = await client.post(
+            WebhookRequest(
+                url: server.url,
+                body: Array("{}".utf8),
+                connectTimeoutMilliseconds: 500,
+                totalTimeoutMilliseconds: 700
+            )
+        )
         let elapsed = ContinuousClock.now - started
         #expect(response.error?.kind == .timeout)
         #expect(response.status == 0)
         #expect(!response.isSuccess)
-        #expect(elapsed < .seconds(15), "bounded by the 700 ms total timeout, not hanging (generous: the suite runs in parallel)")
+        #expect(
+            elapsed < .seconds(15),
+            "bounded by the 700 ms total timeout, not hanging (generous: the suite runs in parallel)"
+        )
         await client.shutdown()
         await server.stop()
     }
 
     @Test func connectionRefused() async throws {
         let client = WebhookClient(threads: 1)
-        let response = await client.post(WebhookRequest(url: "http://127.0.0.1:\(unusedTCPPort())/", body: Array("{}".utf8)))
+        let response = await client.post(
+            WebhookRequest(url: "http://127.0.0.1:\(unusedTCPPort())/", body: Array("{}".utf8))
+        )
         #expect(response.error?.kind == .connect)
         #expect(response.error?.curlCode == 7)
         #expect(!response.isSuccess)
         await client.shutdown()
     }
 
-    @Test("only http and https", arguments: ["ftp://127.0.0.1/x", "file:///etc/passwd", "gopher://127.0.0.1/", "not a url"])
+    @Test(
+        "only http and https",
+        arguments: ["ftp://127.0.0.1/x", "file:///etc/passwd", "gopher://127.0.0.1/", "not a url"]
+    )
     func refusesOtherSchemes(_ url: String) async {
         let client = WebhookClient(threads: 1)
         let response = await client.post(WebhookRequest(url: url, body: []))
@@ -118,7 +142,13 @@ struct WebhookClientTests {
     func headerInjection() async throws {
         let sink = try await RecordingSink.start()
         let client = WebhookClient(threads: 1)
-        let response = await client.post(WebhookRequest(url: sink.url, headers: [WebhookHeader("X-Evil", "a\r\nX-Injected: 1"), WebhookHeader("X-Good", "yes")], body: Array("{}".utf8)))
+        let response = await client.post(
+            WebhookRequest(
+                url: sink.url,
+                headers: [WebhookHeader("X-Evil", "a\r\nX-Injected: 1"), WebhookHeader("X-Good", "yes")],
+                body: Array("{}".utf8)
+            )
+        )
         #expect(response.isSuccess)
         let request = try #require(await sink.waitFor(1).first)
         #expect(!request.headers.contains { $0.0.lowercased() == "x-injected" || $0.0.lowercased() == "x-evil" })
@@ -140,14 +170,24 @@ struct WebhookSignatureTests {
     @Test("the specification's test vector")
     func specificationVector() throws {
         let signer = try WebhookSigner(secrets: ["whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw"])
-        let signature = signer.signature(id: "msg_p5jXN8AQM9LWM0D4loKWxJek", timestamp: 1614265330, body: Array(#"{"test": 2432232314}"#.utf8))
+        let signature = signer.signature(
+            id: "msg_p5jXN8AQM9LWM0D4loKWxJek",
+            timestamp: 1_614_265_330,
+            body: Array(#"{"test": 2432232314}"#.utf8)
+        )
         #expect(signature == "v1,g0hM9SsE+OTPJTGt/tmIKtSyZlE3uFJELVlNIOLJ1OE=")
     }
 
     @Test("several secrets give several signatures (rotation)")
     func rotation() throws {
-        let signer = try WebhookSigner(secrets: ["whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw", "whsec_" + Data(repeating: 7, count: 32).base64EncodedString()])
-        let parts = signer.signature(id: "msg_p5jXN8AQM9LWM0D4loKWxJek", timestamp: 1614265330, body: Array(#"{"test": 2432232314}"#.utf8)).split(separator: " ")
+        let signer = try WebhookSigner(secrets: [
+            "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw", "whsec_" + Data(repeating: 7, count: 32).base64EncodedString(),
+        ])
+        let parts = signer.signature(
+            id: "msg_p5jXN8AQM9LWM0D4loKWxJek",
+            timestamp: 1_614_265_330,
+            body: Array(#"{"test": 2432232314}"#.utf8)
+        ).split(separator: " ")
         #expect(parts.count == 2)
         #expect(parts[0] == "v1,g0hM9SsE+OTPJTGt/tmIKtSyZlE3uFJELVlNIOLJ1OE=")
         let headers = signer.headers(id: "x", timestamp: 1, body: [])
