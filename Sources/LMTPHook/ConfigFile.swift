@@ -444,7 +444,8 @@ struct ConfigParser {
             }
             do {
                 let template = try MessageTemplate(source: source, contentType: contentType)
-                _ = try template.render(SampleMessage.renderInput())  // a template that cannot render valid output is refused now
+                // a template that cannot render valid output is refused now
+                _ = try template.render(SampleMessage.renderInput())
                 options.template = template
             } catch {
                 throw sourceNode.error("\(error)")

@@ -59,7 +59,8 @@ public final class Relay: Service, Sendable {
         do {
             if let path = configuration.spoolDirectory {
                 let faults = configuration.spoolFaults
-                spool = try await spoolThreads.runIfActive { try Spool(path: path, faults: faults) }  // mkdir/open: off the cooperative pool
+                // mkdir/open: off the cooperative pool
+                spool = try await spoolThreads.runIfActive { try Spool(path: path, faults: faults) }
             } else {
                 spool = nil
             }

@@ -166,7 +166,8 @@ public enum Charset {
                     var outPointer: UnsafeMutablePointer<CChar>? = UnsafeMutableRawPointer(
                         outBuffer.baseAddress! + produced
                     ).assumingMemoryBound(to: CChar.self)
-                    if flushing { return Glibc.iconv(descriptor, nil, nil, &outPointer, &outLeft) }  // shift state reset
+                    // shift state reset
+                    if flushing { return Glibc.iconv(descriptor, nil, nil, &outPointer, &outLeft) }
                     return Glibc.iconv(descriptor, &inPointer, &inLeft, &outPointer, &outLeft)
                 }
                 produced += outCapacity - outLeft

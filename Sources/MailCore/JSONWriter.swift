@@ -44,6 +44,14 @@ public struct JSONWriter {
         appendString(value)
     }
     public mutating func string(_ value: String?) { if let value { string(value) } else { null() } }
+
+    /// `"name":["a","b",…]`: a key and an array of strings.
+    public mutating func strings(_ name: String, _ values: [String]) {
+        key(name)
+        beginArray()
+        for value in values { string(value) }
+        endArray()
+    }
     public mutating func null() {
         separator()
         bytes += Array("null".utf8)

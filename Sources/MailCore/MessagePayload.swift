@@ -93,10 +93,7 @@ public enum MessagePayload {
         json.beginObject()
         json.key("mail_from")
         json.string(envelope.mailFrom)
-        json.key("rcpt_to")
-        json.beginArray()
-        envelope.rcptTo.forEach { json.string($0) }
-        json.endArray()
+        json.strings("rcpt_to", envelope.rcptTo)
         json.key("lhlo")
         json.string(envelope.lhlo)
         json.key("client")
@@ -135,14 +132,8 @@ public enum MessagePayload {
         addresses(message.to, into: &json)
         json.key("cc")
         addresses(message.cc, into: &json)
-        json.key("in_reply_to")
-        json.beginArray()
-        message.inReplyTo.forEach { json.string($0) }
-        json.endArray()
-        json.key("references")
-        json.beginArray()
-        message.references.forEach { json.string($0) }
-        json.endArray()
+        json.strings("in_reply_to", message.inReplyTo)
+        json.strings("references", message.references)
         json.key("headers")
         json.beginArray()
         for header in message.headers {
@@ -179,14 +170,8 @@ public enum MessagePayload {
         json.endArray()
         json.key("automated")
         json.bool(message.automated || envelope.mailFrom.isEmpty)
-        json.key("authentication_results")
-        json.beginArray()
-        message.authenticationResults.forEach { json.string($0) }
-        json.endArray()
-        json.key("parse_errors")
-        json.beginArray()
-        message.problems.forEach { json.string($0) }
-        json.endArray()
+        json.strings("authentication_results", message.authenticationResults)
+        json.strings("parse_errors", message.problems)
         json.key("raw_base64")
         if options.includeRaw { json.base64String(raw) } else { json.null() }
         json.endObject()

@@ -80,7 +80,8 @@ public enum ChatMarkup {
         return { character in
             let base = limit.length(of: String(character))
             if specials.contains(character) { return base + 1 }
-            if character == "@" { return base + limit.length(of: String(zeroWidthSpace)) }  // counted as if always broken
+            // counted as if always broken
+            if character == "@" { return base + limit.length(of: String(zeroWidthSpace)) }
             return base
         }
     }

@@ -36,8 +36,9 @@ public final class RecordingSink: Sendable {
                 if status == nil || (200..<300).contains(status!) { accepted.withLockedValue { $0.append(request) } }
                 return status
             },
-            responderThreads: responderThreads
-        ) { request in store.withLockedValue { $0.append(request) } }
+            responderThreads: responderThreads,
+            record: { request in store.withLockedValue { $0.append(request) } }
+        )
         return RecordingSink(sink: sink, store: store, accepted: accepted, behaviour: behaviour)
     }
 

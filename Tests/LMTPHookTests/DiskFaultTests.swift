@@ -121,7 +121,8 @@ struct DiskFaultTests {
         #expect(try await Self.send(relay, subject: "before") == [250, 250])
         try await tmpfs.remount("ro")
         #expect(try await Self.send(relay, subject: "read-only") == [451, 451])
-        let big = String(repeating: String(repeating: "z", count: 78) + "\r\n", count: 4000)  // 320 KB: spilled to disk while it arrives
+        // 320 KB: spilled to disk while it arrives
+        let big = String(repeating: String(repeating: "z", count: 78) + "\r\n", count: 4000)
         #expect(try await Self.send(relay, subject: "big and read-only", body: big) == [451, 451])
         #expect(try Spool(path: mountPoint + "/spool").ids().count == 1)
         try await tmpfs.remount("rw")

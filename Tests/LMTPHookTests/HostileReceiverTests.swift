@@ -91,7 +91,8 @@ struct HostileReceiverTests {
 
     @Test(arguments: [
         // mode, expected reply code, queued in the spool
-        ("silent", 250, true),  // no answer: the sync budget (1 s) runs out, queued; the request ends at its 3 s timeout
+        // no answer: the sync budget (1 s) runs out, queued; the request ends at its 3 s timeout
+        ("silent", 250, true),
         ("drip", 250, true),  // headers a byte at a time: the total timeout cuts it, queued
         ("huge", 250, false),  // 200 with a 1 GiB body: the status counts, the body is cut after 1 MiB
         ("huge-error", 250, true),  // 503 with a 1 GiB body: transient, queued, body cut

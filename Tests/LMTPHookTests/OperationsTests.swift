@@ -139,7 +139,8 @@ struct OperationsTests {
         let id = try #require(spool.ids().first)
         let path = "\(spoolPath)/queue/\(id).msg"
         var bytes = try #require(readFile(path))
-        bytes[try #require(bytes.lastIndex(of: UInt8(ascii: "B")))] = UInt8(ascii: "X")  // a byte of the body: the checksum no longer matches
+        // a byte of the body: the checksum no longer matches
+        bytes[try #require(bytes.lastIndex(of: UInt8(ascii: "B")))] = UInt8(ascii: "X")
         try Data(bytes).write(to: URL(fileURLWithPath: path))
         let quarantined = "\(spoolPath)/quarantine/\(id).msg"
         let deadline = ContinuousClock.now + .seconds(20)
@@ -208,7 +209,8 @@ struct OperationsTests {
         }
         var exported = await Self.get("http://127.0.0.1:\(port)/metrics").body
         let monitored = ContinuousClock.now + .seconds(12)
-        while !exported.contains("lmtphook_spool_entries") && ContinuousClock.now < monitored {  // the first monitor pass
+        // the first monitor pass
+        while !exported.contains("lmtphook_spool_entries") && ContinuousClock.now < monitored {
             try await Task.sleep(for: .milliseconds(200))
             exported = await Self.get("http://127.0.0.1:\(port)/metrics").body
         }

@@ -171,7 +171,8 @@ struct ResourceBoundsTests {
             let patient = try server.tcp()
             _ = try patient.readReply()
             let patientStarted = ContinuousClock.now
-            for _ in 0..<6 {  // 6 pauses of a quarter of the timeout: longer than it in all, but every command completes in time
+            // 6 pauses of a quarter of the timeout: longer than it in all, but every command completes in time
+            for _ in 0..<6 {
                 try patient.send("NOOP\r\n")
                 #expect(try patient.readReply().code == 250)
                 usleep(useconds_t(timeout / 4 * 1000))
@@ -185,7 +186,8 @@ struct ResourceBoundsTests {
             let dripper = try server.tcp()
             _ = try dripper.readReply()
             let started = ContinuousClock.now
-            for byte in String(repeating: "NOOP ", count: 20).utf8 {  // never a line end, a byte every tenth of the timeout
+            // never a line end, a byte every tenth of the timeout
+            for byte in String(repeating: "NOOP ", count: 20).utf8 {
                 guard (try? dripper.send([byte])) != nil else { break }
                 usleep(useconds_t(timeout / 10 * 1000))
                 if ContinuousClock.now - started > .milliseconds(timeout * 3 / 2) { break }
@@ -242,13 +244,16 @@ struct ResourceBoundsTests {
     )
     func boundedDeliveryQueue() async throws {
         let gate = NIOLockedValueBox<[CheckedContinuation<Void, Never>]>([])
-        let server = try await Server.start({
-            $0.maxConcurrentDeliveries = 1
-            $0.maxQueuedDeliveries = 1
-        }) { message in
-            await withCheckedContinuation { continuation in gate.withLockedValue { $0.append(continuation) } }
-            return message.recipients.map { _ in .delivered() }
-        }
+        let server = try await Server.start(
+            {
+                $0.maxConcurrentDeliveries = 1
+                $0.maxQueuedDeliveries = 1
+            },
+            handler: { message in
+                await withCheckedContinuation { continuation in gate.withLockedValue { $0.append(continuation) } }
+                return message.recipients.map { _ in .delivered() }
+            }
+        )
         let first = Task {
             try await blocking {
                 try server.tcp().deliver(from: "a@example.org", to: ["one@example.test"], message: sampleMessage()).map(
@@ -287,12 +292,15 @@ struct ResourceBoundsTests {
     @Test("message bytes in delivery are bounded: a second big message waits until the first is done")
     func deliveryByteBudget() async throws {
         let gate = NIOLockedValueBox<[CheckedContinuation<Void, Never>]>([])
-        let server = try await Server.start({ $0.maxDeliveryBytes = 10_000 }) { message in
-            if message.data.count > 1000 {
-                await withCheckedContinuation { continuation in gate.withLockedValue { $0.append(continuation) } }
+        let server = try await Server.start(
+            { $0.maxDeliveryBytes = 10_000 },
+            handler: { message in
+                if message.data.count > 1000 {
+                    await withCheckedContinuation { continuation in gate.withLockedValue { $0.append(continuation) } }
+                }
+                return message.recipients.map { _ in .delivered() }
             }
-            return message.recipients.map { _ in .delivered() }
-        }
+        )
         let big = sampleMessage(body: String(repeating: "b", count: 6000) + "\r\n")
         let first = Task {
             try await blocking {

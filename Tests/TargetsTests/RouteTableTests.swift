@@ -52,7 +52,8 @@ struct RouteTableTests {
         ("billing+urgent@example.com", "billing-urgent", ["phone"], "urgent"),  // tag condition, first match wins
         ("billing+later@example.com", "billing", ["erp", "archive"], "later"),  // fan-out
         ("billing@example.com", "billing", ["erp", "archive"], nil),
-        ("alert-disk@example.com", "alerts", ["slack"], "disk"),  // glob matches the local part without its tag: "alert"
+        // glob matches the local part without its tag: "alert"
+        ("alert-disk@example.com", "alerts", ["slack"], "disk"),
         ("alerts@example.com", "alerts", ["slack"], nil),
         ("anything@alerts.example.com", "alerts", ["slack"], nil),  // second condition
         ("x@deep.lists.example.com", "sub", ["lists"], nil),  // subdomain wildcard
