@@ -37,6 +37,8 @@ getent group postfix >/dev/null 2>&1 || postfix_group=lmtphook
 
 install -d "$destdir$prefix/bin"
 install -m 0755 "$binary" "$destdir$prefix/bin/lmtphook"
+install -d "$destdir$prefix/share/man/man8"
+install -m 0644 deploy/man/lmtphook.8 "$destdir$prefix/share/man/man8/lmtphook.8"
 # shellcheck disable=SC2046
 install -d -m 0750 $(owner root lmtphook) "$destdir/etc/lmtphook" "$destdir/etc/lmtphook/templates"
 install -m 0644 deploy/templates/*.mustache "$destdir/etc/lmtphook/templates/"

@@ -213,43 +213,4 @@ struct ConfigFileTests {
             #expect(error.description.hasPrefix("bad.yaml"), "\(error.description)")
         }
     }
-
-    @Test("every lmtphook YAML example in the README is a valid configuration")
-    func readmeExamples() throws {
-        let readme = try String(contentsOf: Binary.packageRoot.appendingPathComponent("README.md"), encoding: .utf8)
-        // lmtphook configurations (other YAML in the README, e.g. Prometheus's, has no endpoints).
-        let blocks = readme.components(separatedBy: "```yaml\n").dropFirst().map {
-            $0.components(separatedBy: "```")[0]
-        }
-        .filter { $0.contains("endpoints:") }
-        #expect(blocks.count >= 2)
-        let deploy = Binary.packageRoot.appendingPathComponent("deploy").path
-        for block in blocks {
-            // Every {env: NAME} gets a value; template files resolve under deploy/; file secrets are stubbed.
-            var environment: [String: String] = [:]
-            for part in block.components(separatedBy: "{env: ").dropFirst() {
-                let name = String(part.prefix { $0.isLetter || $0.isNumber || $0 == "_" })
-                environment[name] =
-                    name.hasSuffix("URL")
-                    ? "https://example.net/hook/\(name)"
-                    : name.hasSuffix("WEBHOOK_SECRET") ? "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw" : "secret-\(name)"
-            }
-            var yaml = block
-            if !yaml.contains("routes:") {
-                yaml += "routes:\n  - {match: \"*\", endpoint: \(yaml.contains("name: slack") ? "slack" : "archive")}\n"
-            }
-            do {
-                let config = try ConfigFile.parse(yaml, file: "README.md", environment: environment) { name in
-                    if name.hasSuffix(".url") { return "https://hooks.slack.com/services/T0/B0/x" }
-                    let path =
-                        name.hasPrefix("/etc/lmtphook/")
-                        ? deploy + "/" + name.dropFirst("/etc/lmtphook/".count) : deploy + "/" + name
-                    return readFile(path).map { String(decoding: $0, as: UTF8.self) }
-                }
-                #expect(!config.relay.endpoints.isEmpty)
-            } catch {
-                Issue.record("README example does not parse: \(error)\n\(block)")
-            }
-        }
-    }
 }

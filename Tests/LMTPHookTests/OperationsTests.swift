@@ -252,6 +252,28 @@ struct OperationsTests {
         #expect(security.status == 0, "exposure above 2.5 (of 10): \(security.output.suffix(600))")
     }
 
+    /// Built by the README's test command (`swift build --product generate-manual`).
+    static let generateManual = Binary.packageRoot.appendingPathComponent(".build/debug/generate-manual").path
+
+    @Test(
+        "the committed man page deploy/man/lmtphook.8 is what generate-manual makes now",
+        .requires(.program(generateManual))
+    )
+    func manPageIsCurrent() async throws {
+        let output = TemporaryDirectory()
+        defer { output.remove() }
+        let generated = await runProcess(
+            Self.generateManual,
+            [try Binary.require(), "--section", "8", "--date", "2026-12-02", "--output-directory", output.path]
+        )
+        #expect(generated.status == 0, "\(generated.output)")
+        let fresh = try #require(readFile(output.file("lmtphook.8")))
+        let committed = try #require(readFile("\(Self.deploy)/man/lmtphook.8"))
+        #expect(fresh == committed, "deploy/man/lmtphook.8 is out of date: run deploy/man/generate.sh")
+        let page = String(decoding: committed, as: UTF8.self)
+        #expect(page.contains(".Dt LMTPHOOK 8") && page.contains("serve") && page.contains("sync-budget"))
+    }
+
     @Test("install.sh stages the binary, configuration, spool, socket directory and unit")
     func installScript() async throws {
         let stage = TemporaryDirectory()
@@ -266,6 +288,7 @@ struct OperationsTests {
             return stat(stage.path + path, &info) == 0 ? info.st_mode & 0o7777 : nil
         }
         #expect(mode("/opt/lmtphook/bin/lmtphook") == 0o755)
+        #expect(mode("/opt/lmtphook/share/man/man8/lmtphook.8") == 0o644, "the man page: man 8 lmtphook")
         #expect(mode("/etc/lmtphook") == 0o750)
         #expect(mode("/etc/lmtphook/lmtphook.yaml") == 0o640, "secrets stay private")
         #expect(mode("/etc/lmtphook/secrets.env") == 0o640)
