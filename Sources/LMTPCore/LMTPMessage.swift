@@ -37,7 +37,7 @@ public struct LMTPMessage: Sendable {
     /// (From ``LMTPSession`` with a spill threshold: only the bytes after the first `spilledBytes`.)
     public var data: [UInt8]
     /// How many bytes before `data` the session handed to the driver with `.spill`; `0` for a
-    /// message held whole in memory, and always `0` in what ``LMTPServer`` gives its handler.
+    /// message held whole in memory, and always `0` in what the `LMTPServer` library gives its handler.
     public var spilledBytes: Int
 
     public init(
