@@ -2,18 +2,25 @@ import Foundation
 import Fuzzing
 import Testing
 
-/// The fuzzers' short form in every test run: each seed and every past finding (Corpus/lmtp,
-/// Corpus/mime) goes through the same harness libFuzzer drives, invariants included.
+/// The fuzzers' short form in every test run: each seed and every past finding goes through the
+/// same harness libFuzzer drives, invariants included. The lmtp seeds are in Corpus/lmtp; the mime
+/// seeds are the parser's test messages (Tests/MailCoreTests/Messages, kept once) plus any mime
+/// finding in Corpus/mime.
 @Suite("Fuzz corpora replay")
 struct FuzzCorpusTests {
     static let corpus = URL(fileURLWithPath: #filePath).deletingLastPathComponent().appendingPathComponent("Corpus")
 
+    static let parserMessages = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()
+        .appendingPathComponent("MailCoreTests/Messages")
+
     static func inputs(_ name: String) throws -> [URL] {
-        try FileManager.default.contentsOfDirectory(
-            at: corpus.appendingPathComponent(name),
-            includingPropertiesForKeys: nil
-        )
-        .filter { !$0.lastPathComponent.hasPrefix(".") }.sorted { $0.path < $1.path }
+        let own = corpus.appendingPathComponent(name)
+        let directories = name == "mime" ? [own, parserMessages] : [own]
+        return directories.flatMap { directory in
+            ((try? FileManager.default.contentsOfDirectory(at: directory, includingPropertiesForKeys: nil)) ?? [])
+                .filter { !$0.lastPathComponent.hasPrefix(".") }
+        }
+        .sorted { $0.path < $1.path }
     }
 
     @Test("every seed and past finding passes its fuzzer's invariants", arguments: ["lmtp", "mime"])

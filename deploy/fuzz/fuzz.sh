@@ -38,7 +38,10 @@ export SWIFT_BACKTRACE=enable=no  # ASan reports findings; the Swift backtracer 
 corpus=.build/fuzz-corpus/$target
 findings=.build/fuzz-findings/$target
 mkdir -p "$corpus" "$findings"
-cp -n Tests/FuzzingTests/Corpus/"$target"/* "$corpus"/
+# Seeds: Corpus/TARGET (the lmtp transcripts; findings of either fuzzer); for mime also the
+# parser's test messages, which are stored once, in Tests/MailCoreTests/Messages.
+if [ -d Tests/FuzzingTests/Corpus/"$target" ]; then cp -n Tests/FuzzingTests/Corpus/"$target"/* "$corpus"/; fi
+if [ "$target" = mime ]; then cp -n Tests/MailCoreTests/Messages/*.eml "$corpus"/; fi
 if [ "$target" = mime ] && [ ! -d ../shared/corpus ]; then
     # CI must fuzz from the real-world corpus; elsewhere say that it is missing.
     [ "${CI:-}" = true ] && { echo "fuzz.sh: ../shared/corpus is missing (CI=true: the mime fuzzer needs it)" >&2; exit 1; }
