@@ -1,3 +1,5 @@
+import MailCore
+
 #if canImport(Glibc)
 import Glibc
 #elseif canImport(Darwin)
@@ -26,6 +28,14 @@ public enum StandardOutput {
                 offset += written
             }
         }
+    }
+
+    /// The request body indented for people (keys in the order they were written, schema order for
+    /// payload v1), followed by a newline, in one write.
+    @Sendable public static func printIndentedJSON(_ request: WebhookSink.Request) {
+        var bytes = JSONIndenter.indent(request.body)
+        bytes.append(0x0A)
+        write(bytes)
     }
 
     /// The local receiver's default: the request body (one JSON document) as one line on stdout.

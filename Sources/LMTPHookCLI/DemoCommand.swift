@@ -20,6 +20,9 @@ struct DemoCommand: AsyncParsableCommand {
     @Flag(help: "Exit after the sample message instead of serving on.")
     var once = false
 
+    @Flag(help: "Print each received document as one JSON line instead of indented.")
+    var jsonLines = false
+
     @OptionGroup var logging: LogOptions
 
     func validate() throws {
@@ -51,11 +54,12 @@ struct DemoCommand: AsyncParsableCommand {
             session: .init(hostname: "lmtphook.demo"),
             shutdownGracePeriod: .seconds(5)
         )
+        let jsonLines = self.jsonLines
         let relay = try await Relay(configuration: RelayConfiguration(server: server), logger: logger) { request in
             StandardOutput.writeLine(
                 "--- the local receiver got \(request.method) \(request.path) with \(request.body.count) bytes of JSON:"
             )
-            StandardOutput.printJSONLine(request)
+            if jsonLines { StandardOutput.printJSONLine(request) } else { StandardOutput.printIndentedJSON(request) }
         }
         let group = ServiceGroup(
             configuration: .init(

@@ -144,9 +144,21 @@ struct CommandLineTests {
     func demo() async throws {
         let result = await runProcess(try Binary.require(), ["demo", "--once", "--listen", "127.0.0.1:0"])
         #expect(result.status == 0, "\(result.output)")
-        #expect(result.output.contains("\"subject\":\"Printer on floor 3 is on fire\""))
+        // Indented for people, keys in schema order (schema first).
+        #expect(result.output.contains("\n{\n  \"schema\": 1,\n  \"id\": \""), "\(result.output.prefix(600))")
+        #expect(result.output.contains("\n  \"subject\": \"Printer on floor 3 is on fire\",\n"))
         #expect(result.output.contains("250 2.0.0 <support@example.test> delivered id="))
         #expect(result.output.contains("250 2.0.0 <ops@example.test> delivered id="))
         #expect(result.output.contains("--- demo OK"))
+        let lines = await runProcess(
+            try Binary.require(),
+            ["demo", "--once", "--json-lines", "--listen", "127.0.0.1:0"]
+        )
+        #expect(lines.status == 0, "\(lines.output)")
+        let document = lines.output.split(separator: "\n").first { $0.hasPrefix("{") }
+        #expect(
+            document?.contains("\"subject\":\"Printer on floor 3 is on fire\"") == true,
+            "one JSON line with --json-lines"
+        )
     }
 }

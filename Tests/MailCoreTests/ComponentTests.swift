@@ -1,3 +1,4 @@
+import Foundation
 import MailCore
 import Testing
 
@@ -149,5 +150,47 @@ struct DecodingTests {
         #expect(MessageIDList.parse("<a@b> (comment <x@y>)\r\n <c@d>") == ["<a@b>", "<c@d>"])
         #expect(MessageIDList.parse("bare@id.test") == ["<bare@id.test>"])
         #expect(MessageIDList.parse("") == [])
+    }
+}
+
+@Suite("JSON indenter (lmtphook demo)")
+struct JSONIndenterTests {
+    @Test func indentsKeepingKeyOrderAndStrings() {
+        let compact = #"{"b":1,"a":{"z":[1,{"y":null}],"e":{},"f":[]},"s":"x, {\"q\": [1]}\\","t":true}"#
+        let pretty = String(decoding: JSONIndenter.indent(Array(compact.utf8)), as: UTF8.self)
+        #expect(
+            pretty == """
+                {
+                  "b": 1,
+                  "a": {
+                    "z": [
+                      1,
+                      {
+                        "y": null
+                      }
+                    ],
+                    "e": {},
+                    "f": []
+                  },
+                  "s": "x, {\\"q\\": [1]}\\\\",
+                  "t": true
+                }
+                """
+        )
+    }
+
+    @Test func everyGoldenPayloadKeepsItsMeaning() throws {
+        let golden = URL(fileURLWithPath: #filePath).deletingLastPathComponent().appendingPathComponent("Golden")
+        let files = try FileManager.default.contentsOfDirectory(at: golden, includingPropertiesForKeys: nil).filter {
+            $0.pathExtension == "json"
+        }
+        #expect(files.count >= 30)
+        for file in files {
+            let compact = try Data(contentsOf: file)
+            let pretty = Data(JSONIndenter.indent(Array(compact)))
+            let before = try JSONSerialization.jsonObject(with: compact) as? NSDictionary
+            let after = try JSONSerialization.jsonObject(with: pretty) as? NSDictionary
+            #expect(before != nil && before == after, "\(file.lastPathComponent)")
+        }
     }
 }
