@@ -1,14 +1,14 @@
 /// A strict RFC 8259 checker: one value, nothing after it, strings valid UTF-8 without raw
 /// control characters, nesting at most 512 deep. Used by the fuzzers on every body lmtphook builds.
-public struct JSONValidator {
+package struct JSONValidator {
     private let bytes: [UInt8]
     /// Where checking stopped (the first bad byte when ``validate()`` returns `false`).
-    public private(set) var index = 0
+    package private(set) var index = 0
 
-    public init(_ bytes: [UInt8]) { self.bytes = bytes }
+    package init(_ bytes: [UInt8]) { self.bytes = bytes }
 
     /// `true` when the bytes are exactly one valid JSON value (white space around it allowed).
-    public mutating func validate() -> Bool {
+    package mutating func validate() -> Bool {
         skipSpace()
         guard value(depth: 0) else { return false }
         skipSpace()

@@ -6,9 +6,9 @@ import LMTPCore
 /// refusals, 4xx and 5xx results are exercised too.
 ///
 /// Input layout: byte 0 seeds the chunk sizes; the rest is what the client sends.
-public enum LMTPSessionFuzzer {
+package enum LMTPSessionFuzzer {
     /// Small limits so the fuzzer reaches every limit branch with short inputs.
-    public static let configuration = LMTPConfiguration(
+    package static let configuration = LMTPConfiguration(
         hostname: "fuzz.test",
         maxMessageSize: 8192,
         maxRecipients: 4,
@@ -20,7 +20,7 @@ public enum LMTPSessionFuzzer {
     )
 
     /// Runs one input; traps (a finding) when an invariant does not hold.
-    public static func run(_ input: UnsafeBufferPointer<UInt8>) {
+    package static func run(_ input: UnsafeBufferPointer<UInt8>) {
         guard let seed = input.first else { return }
         let stream = Array(input.dropFirst())
         let whole = transcript(of: stream, chunkSizes: [stream.count])

@@ -3,9 +3,9 @@ import Targets
 
 /// Feeds one arbitrary message into the MIME parser, the payload v1 encoder and a chat renderer,
 /// and traps unless the payload is valid JSON that carries the raw bytes intact.
-public enum MessageParserFuzzer {
+package enum MessageParserFuzzer {
     /// Runs one input; traps (a finding) when an invariant does not hold.
-    public static func run(_ input: UnsafeBufferPointer<UInt8>) {
+    package static func run(_ input: UnsafeBufferPointer<UInt8>) {
         let raw = Array(input)
         let envelope = MailEnvelope(mailFrom: "a@fuzz.test", rcptTo: ["b@fuzz.test"], lhlo: "fuzz")
         let options = PayloadOptions(attachments: .inline(maxBytes: 256), includeRaw: true)

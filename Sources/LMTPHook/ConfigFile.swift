@@ -9,16 +9,16 @@ import Yams
 
 /// The configuration file (YAML): listeners, limits, spool, endpoints and routes. The complete,
 /// commented example is `deploy/lmtphook.example.yaml`; every key is documented there.
-public struct ConfigFile: Sendable {
+package struct ConfigFile: Sendable {
     /// What `serve` runs with.
-    public var relay: RelayConfiguration
+    package var relay: RelayConfiguration
     /// Things that are allowed but probably not meant (shown by `check-config` and logged at start).
-    public var warnings: [String]
+    package var warnings: [String]
     /// The effective configuration with secrets masked, for `check-config`.
-    public var summary: String
+    package var summary: String
 
     /// Reads and validates `path`; `environment` supplies `{env: NAME}` secrets.
-    public static func load(
+    package static func load(
         path: String,
         environment: [String: String] = ProcessInfo.processInfo.environment
     ) throws(ConfigError) -> ConfigFile {
@@ -45,7 +45,7 @@ public struct ConfigFile: Sendable {
     }
 
     /// Parses configuration text; `readFile` resolves `…_file` paths (relative to the config file).
-    public static func parse(
+    package static func parse(
         _ text: String,
         file: String = "config",
         environment: [String: String] = [:],
@@ -74,7 +74,7 @@ public struct ConfigFile: Sendable {
     }
 
     /// This host's name for the greeting and LHLO reply (`localhost` when it is unusable).
-    public static func systemHostname() -> String {
+    package static func systemHostname() -> String {
         var buffer = [CChar](repeating: 0, count: 256)
         guard gethostname(&buffer, buffer.count - 1) == 0 else { return "localhost" }
         let name = String(decoding: buffer.prefix { $0 != 0 }.map { UInt8(bitPattern: $0) }, as: UTF8.self)

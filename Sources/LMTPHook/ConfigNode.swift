@@ -3,21 +3,21 @@ import Spool
 import Yams
 
 /// A configuration error: the file, the line, the key path and what is wrong with it.
-public struct ConfigError: Error, Sendable, CustomStringConvertible {
-    public var file: String
-    public var line: Int?
+package struct ConfigError: Error, Sendable, CustomStringConvertible {
+    package var file: String
+    package var line: Int?
     /// `endpoints[1].url`.
-    public var key: String
-    public var message: String
+    package var key: String
+    package var message: String
 
-    public init(file: String, line: Int?, key: String, message: String) {
+    package init(file: String, line: Int?, key: String, message: String) {
         self.file = file
         self.line = line
         self.key = key
         self.message = message
     }
 
-    public var description: String {
+    package var description: String {
         let location = line.map { "\(file):\($0)" } ?? file
         return key.isEmpty ? "\(location): \(message)" : "\(location): \(key): \(message)"
     }
@@ -166,8 +166,8 @@ struct SecretValue {
 }
 
 /// Byte counts with optional K/M/G suffixes (powers of 1024).
-public enum ByteSize {
-    public static func parse(_ text: String) -> Int? {
+package enum ByteSize {
+    package static func parse(_ text: String) -> Int? {
         let upper = text.uppercased()
         let multipliers: [Character: Int] = ["K": 1024, "M": 1024 * 1024, "G": 1024 * 1024 * 1024]
         if let last = upper.last, let multiplier = multipliers[last] {

@@ -10,32 +10,32 @@ import Darwin
 /// `lmtphook send`, and by the tests. It blocks its thread; call it from a thread pool, not from
 /// an event loop or the cooperative pool in production code. One user at a time: it may move
 /// between threads (hence `@unchecked Sendable`) but must not be used from two at once.
-public final class LMTPClientConnection: @unchecked Sendable {
+package final class LMTPClientConnection: @unchecked Sendable {
     /// A reply as read: the code and its text lines (without code prefixes).
-    public struct Reply: Sendable, Hashable, CustomStringConvertible {
-        public var code: Int
-        public var lines: [String]
-        public var description: String { "\(code) \(lines.last ?? "")" }
+    package struct Reply: Sendable, Hashable, CustomStringConvertible {
+        package var code: Int
+        package var lines: [String]
+        package var description: String { "\(code) \(lines.last ?? "")" }
     }
 
     /// A connection or protocol failure.
-    public struct Failure: Error, Sendable, CustomStringConvertible {
-        public let description: String
-        public init(_ description: String) { self.description = description }
+    package struct Failure: Error, Sendable, CustomStringConvertible {
+        package let description: String
+        package init(_ description: String) { self.description = description }
     }
 
     private let fd: Int32
     private var buffer: [UInt8] = []
 
     /// Connects to a UNIX socket path.
-    public init(unixPath path: String, timeoutSeconds: Int = 30) throws {
+    package init(unixPath path: String, timeoutSeconds: Int = 30) throws {
         fd = UnixDomainSocket.connect(path)
         guard fd >= 0 else { throw Failure("connect to \(path): \(Self.lastError())") }
         setTimeout(timeoutSeconds)
     }
 
     /// Connects to an IPv4 or IPv6 address literal (or `localhost`) and port.
-    public init(host: String, port: Int, timeoutSeconds: Int = 30) throws {
+    package init(host: String, port: Int, timeoutSeconds: Int = 30) throws {
         var hints = addrinfo()
         hints.ai_family = AF_UNSPEC
         #if canImport(Glibc)
@@ -79,7 +79,7 @@ public final class LMTPClientConnection: @unchecked Sendable {
     private static func lastError() -> String { String(cString: strerror(errno)) }
 
     /// Sends bytes as they are.
-    public func send(_ bytes: [UInt8]) throws {
+    package func send(_ bytes: [UInt8]) throws {
         var offset = 0
         while offset < bytes.count {
             let written = bytes.withUnsafeBytes { raw in
@@ -94,13 +94,13 @@ public final class LMTPClientConnection: @unchecked Sendable {
     }
 
     /// Sends text as UTF-8.
-    public func send(_ text: String) throws { try send(Array(text.utf8)) }
+    package func send(_ text: String) throws { try send(Array(text.utf8)) }
 
     /// Half-closes the sending side.
-    public func shutdownWrite() { shutdown(fd, Int32(SHUT_WR)) }
+    package func shutdownWrite() { shutdown(fd, Int32(SHUT_WR)) }
 
     /// Reads one reply line; `nil` at end of stream.
-    public func readLine() throws -> String? {
+    package func readLine() throws -> String? {
         while true {
             if let lineFeed = buffer.firstIndex(of: 0x0A) {
                 var line = Array(buffer[..<lineFeed])
@@ -120,7 +120,7 @@ public final class LMTPClientConnection: @unchecked Sendable {
     }
 
     /// Reads one (possibly multi-line) reply.
-    public func readReply() throws -> Reply {
+    package func readReply() throws -> Reply {
         var lines: [String] = []
         while true {
             guard let line = try readLine() else { throw Failure("connection closed while waiting for a reply") }
@@ -134,18 +134,18 @@ public final class LMTPClientConnection: @unchecked Sendable {
     }
 
     /// Reads `count` replies.
-    public func readReplies(_ count: Int) throws -> [Reply] {
+    package func readReplies(_ count: Int) throws -> [Reply] {
         try (0..<count).map { _ in try readReply() }
     }
 
     /// `true` when the server has closed the connection (reads end of stream).
-    public func readsEndOfStream() -> Bool {
+    package func readsEndOfStream() -> Bool {
         (try? readLine()) == nil
     }
 
     /// A whole pipelined transaction: LHLO (when `lhlo` is set, after reading the greeting), MAIL,
     /// RCPTs, DATA, the dot-stuffed message. Returns one reply per accepted recipient.
-    public func deliver(
+    package func deliver(
         lhlo: String? = "client.local",
         from sender: String,
         to recipients: [String],
@@ -159,7 +159,7 @@ public final class LMTPClientConnection: @unchecked Sendable {
 
     /// Like ``deliver(lhlo:from:to:message:)``, but with one reply per recipient in RCPT order:
     /// the RCPT reply for a refused recipient, the final reply after the data for an accepted one.
-    public func deliverEach(
+    package func deliverEach(
         lhlo: String? = "client.local",
         from sender: String,
         to recipients: [String],
@@ -197,7 +197,7 @@ public final class LMTPClientConnection: @unchecked Sendable {
     }
 
     /// Dot-stuffs a message, normalises line ends to CRLF and appends the terminating `.CRLF`.
-    public static func dotStuff(_ message: [UInt8]) -> [UInt8] {
+    package static func dotStuff(_ message: [UInt8]) -> [UInt8] {
         var out: [UInt8] = []
         out.reserveCapacity(message.count + message.count / 64 + 5)
         var atLineStart = true

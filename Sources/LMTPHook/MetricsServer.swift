@@ -5,10 +5,10 @@ import NIOPosix
 /// A tiny HTTP server for operators: `GET /metrics` (Prometheus text exposition, from `render`)
 /// and `GET /healthz` (200 `ok` when ready, else 503 with the reason). Bind it to loopback or a
 /// management network; it serves nothing else.
-public final class MetricsServer: Sendable {
+package final class MetricsServer: Sendable {
     private let channel: any Channel
     /// The bound address, `host:port`.
-    public let address: String
+    package let address: String
 
     private init(channel: any Channel, address: String) {
         self.channel = channel
@@ -16,7 +16,7 @@ public final class MetricsServer: Sendable {
     }
 
     /// Starts serving on `host:port` (port 0 picks a free one).
-    public static func start(
+    package static func start(
         host: String,
         port: Int,
         render: @escaping @Sendable () -> [UInt8],
@@ -37,7 +37,7 @@ public final class MetricsServer: Sendable {
         return MetricsServer(channel: channel, address: host.contains(":") ? "[\(host)]:\(bound)" : "\(host):\(bound)")
     }
 
-    public func stop() async { try? await channel.close() }
+    package func stop() async { try? await channel.close() }
 }
 
 private final class MetricsHandler: ChannelInboundHandler {

@@ -12,24 +12,24 @@ import WebhookClient
 /// lmtphook itself: an ``LMTPServer`` whose messages go to a webhook through libcurl (or to the
 /// built-in local receiver when no webhook is configured), with the durable spool and its retry
 /// worker when a spool directory is configured.
-public final class Relay: Service, Sendable {
-    public let configuration: RelayConfiguration
+package final class Relay: Service, Sendable {
+    package let configuration: RelayConfiguration
     private let logger: Logger
     private let server: LMTPServer
     private let client: WebhookClient
     private let spoolThreads: NIOThreadPool
     private let localSink: WebhookSink?
     /// The delivery engine (sync attempt, spool, retries).
-    public let delivery: WebhookDelivery
+    package let delivery: WebhookDelivery
     /// The webhook URL of the first endpoint (the local receiver's when none was configured).
-    public let webhookURL: String
+    package let webhookURL: String
     /// The route table in force (replaced by ``reload(_:)``).
     private let routes: NIOLockedValueBox<RouteTable>
     /// Readiness for `/healthz`, refreshed by the monitor.
     private let readiness = NIOLockedValueBox<(ready: Bool, detail: String)>((false, "starting"))
 
     /// Prepares the relay; `localRecord` receives what the built-in receiver gets (default: stdout).
-    public init(
+    package init(
         configuration: RelayConfiguration,
         logger: Logger,
         localRecord: (@Sendable (WebhookSink.Request) -> Void)? = nil
@@ -164,7 +164,7 @@ public final class Relay: Service, Sendable {
     /// Applies a new configuration's routes and endpoints without dropping connections; mail in
     /// flight finishes with the old ones. Listeners, limits and the spool directory stay as they
     /// were started (the returned notes say which of those changed and need a restart).
-    public func reload(_ new: RelayConfiguration) -> [String] {
+    package func reload(_ new: RelayConfiguration) -> [String] {
         var notes: [String] = []
         if new.server != configuration.server {
             notes.append("listeners, limits or timeouts changed: they take effect after a restart")
@@ -192,7 +192,7 @@ public final class Relay: Service, Sendable {
     }
 
     /// `ready` once the listeners are up and the spool (if any) can take a file; else why not.
-    public func health() -> (ready: Bool, detail: String) { readiness.withLockedValue { $0 } }
+    package func health() -> (ready: Bool, detail: String) { readiness.withLockedValue { $0 } }
 
     /// Every few seconds: spool depth, bytes, oldest entry, dead letters, writability, circuits.
     private func monitor() async {
@@ -235,10 +235,10 @@ public final class Relay: Service, Sendable {
     static let monitorInterval = 5
 
     /// The route table in force.
-    public var routeTable: RouteTable { routes.withLockedValue { $0 } }
+    package var routeTable: RouteTable { routes.withLockedValue { $0 } }
 
     /// Serves until ``stop()`` or graceful shutdown; retries run alongside and stop with the server.
-    public func run() async throws {
+    package func run() async throws {
         do {
             try await withThrowingTaskGroup(of: Void.self) { group in
                 group.addTask { await self.delivery.runRetries() }
@@ -262,10 +262,10 @@ public final class Relay: Service, Sendable {
     }
 
     /// Waits until the LMTP listeners are bound; returns their addresses.
-    public func waitUntilListening() async throws -> [String] {
+    package func waitUntilListening() async throws -> [String] {
         try await server.waitUntilListening()
     }
 
     /// Stops accepting, finishes transactions in flight, then ``run()`` returns. Safe from anywhere.
-    public func stop() { server.stop() }
+    package func stop() { server.stop() }
 }

@@ -5,29 +5,29 @@ import Spool
 import Targets
 
 /// The settings of `lmtphook serve`, from flags or from a configuration file.
-public struct RelayConfiguration: Sendable {
+package struct RelayConfiguration: Sendable {
     /// The LMTP side: listeners, limits, timeouts.
-    public var server: LMTPServerConfiguration
+    package var server: LMTPServerConfiguration
     /// The endpoints; none runs the built-in local receiver and prints each document on stdout.
-    public var endpoints: [WebhookEndpoint]
+    package var endpoints: [WebhookEndpoint]
     /// Which recipients go to which endpoints; `nil` sends every recipient to every endpoint.
-    public var routes: RouteTable?
+    package var routes: RouteTable?
     /// Payload options for the built-in local receiver (a configured endpoint carries its own).
-    public var payload: PayloadOptions
+    package var payload: PayloadOptions
     /// Spool directory: with one, transient failures are queued durably and retried; without, they get 451.
-    public var spoolDirectory: String?
+    package var spoolDirectory: String?
     /// Sync budget, retry schedule, circuit breaker.
-    public var delivery: WebhookDelivery.Settings
+    package var delivery: WebhookDelivery.Settings
     /// Delivery threads: the most webhook requests in flight at once.
-    public var deliveryThreads: Int
+    package var deliveryThreads: Int
     /// Where `serve` answers `GET /metrics` and `GET /healthz` (`host:port`), if anywhere.
-    public var metricsListen: String?
-    /// Refuse webhook connections to private, loopback, link-local and other non-public addresses.
-    public var denyPrivateWebhookAddresses = false
+    package var metricsListen: String?
+    /// Refuse webhook connections to private, loopback, link-local and other non-package addresses.
+    package var denyPrivateWebhookAddresses = false
     /// Fault injection in the spool's I/O (tests only).
-    public var spoolFaults: SpoolFaultInjection?
+    package var spoolFaults: SpoolFaultInjection?
 
-    public init(
+    package init(
         server: LMTPServerConfiguration,
         webhook: WebhookEndpoint? = nil,
         endpoints: [WebhookEndpoint] = [],
@@ -58,7 +58,7 @@ public struct RelayConfiguration: Sendable {
 extension RelayConfiguration {
     /// The server configuration as run: with a spool, message bytes beyond the in-memory limit per
     /// transaction are written to `SPOOL/incoming` while they arrive.
-    public var effectiveServer: LMTPServerConfiguration {
+    package var effectiveServer: LMTPServerConfiguration {
         var server = self.server
         if server.spillDirectory == nil, let spoolDirectory { server.spillDirectory = spoolDirectory + "/incoming" }
         return server

@@ -4,9 +4,9 @@ import Targets
 /// A realistic test message: a reply with quoted text and a signature, plain and HTML parts, a
 /// non-Latin name and an emoji in the subject, and a small PDF-like attachment. Used by
 /// `lmtphook send-test` and to check templates when a configuration is loaded.
-public enum SampleMessage {
+package enum SampleMessage {
     /// The message in RFC 5322 form with CRLF line endings.
-    public static func raw(
+    package static func raw(
         from: String = "alice@example.org",
         to recipients: [String] = ["support@example.test"],
         date: String = "Tue, 01 Dec 2026 12:00:00 +0000",
@@ -70,7 +70,7 @@ public enum SampleMessage {
     }
 
     /// What a format or template sees for the sample message.
-    public static func renderInput(id: String = "SAMPLE0000000000000000000A") -> RenderInput {
+    package static func renderInput(id: String = "SAMPLE0000000000000000000A") -> RenderInput {
         let raw = raw()
         let envelope = MailEnvelope(
             mailFrom: "alice@example.org",

@@ -7,16 +7,16 @@ import Darwin
 #endif
 
 /// Writes whole lines to stdout with one `write(2)` each, so concurrent writers never interleave.
-public enum StandardOutput {
+package enum StandardOutput {
     /// Writes `text` plus a newline.
-    public static func writeLine(_ text: String) {
+    package static func writeLine(_ text: String) {
         var bytes = Array(text.utf8)
         bytes.append(0x0A)
         write(bytes)
     }
 
     /// Writes raw bytes, retrying short writes.
-    public static func write(_ bytes: [UInt8]) {
+    package static func write(_ bytes: [UInt8]) {
         bytes.withUnsafeBytes { raw in
             var offset = 0
             while offset < raw.count {
@@ -32,14 +32,14 @@ public enum StandardOutput {
 
     /// The request body indented for people (keys in the order they were written, schema order for
     /// payload v1), followed by a newline, in one write.
-    @Sendable public static func printIndentedJSON(_ request: WebhookSink.Request) {
+    @Sendable package static func printIndentedJSON(_ request: WebhookSink.Request) {
         var bytes = JSONIndenter.indent(request.body)
         bytes.append(0x0A)
         write(bytes)
     }
 
     /// The local receiver's default: the request body (one JSON document) as one line on stdout.
-    @Sendable public static func printJSONLine(_ request: WebhookSink.Request) {
+    @Sendable package static func printJSONLine(_ request: WebhookSink.Request) {
         var bytes = request.body.filter { $0 != 0x0A && $0 != 0x0D }
         bytes.append(0x0A)
         write(bytes)

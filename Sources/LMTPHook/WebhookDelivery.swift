@@ -13,23 +13,23 @@ import WebhookClient
 /// → the message is written durably to the spool (file fsync, rename, directory fsync) and gets
 /// `250 queued`; if the spool cannot take it → `451`, nothing claimed. Never `250` otherwise.
 /// The retry worker (``runRetries()``) delivers spooled entries on the retry schedule.
-public final class WebhookDelivery: Sendable {
+package final class WebhookDelivery: Sendable {
     /// Tunables of the delivery policy.
-    public struct Settings: Sendable {
+    package struct Settings: Sendable {
         /// Time the MTA waits for the first attempt before the message is queued instead.
-        public var syncBudget: Duration
-        public var retry: RetryPolicy
+        package var syncBudget: Duration
+        package var retry: RetryPolicy
         /// Consecutive failures that open the circuit (new mail goes straight to the spool).
-        public var breakerThreshold: Int
+        package var breakerThreshold: Int
         /// How long an open circuit stays open before one message may try again.
-        public var breakerCooldown: Duration
+        package var breakerCooldown: Duration
         /// Retry attempts in flight at most (all endpoints together).
-        public var retryConcurrency: Int
+        package var retryConcurrency: Int
         /// Requests in flight per endpoint at most, unless the endpoint sets its own; `nil`: three
         /// quarters of the delivery threads, so one endpoint that hangs cannot take every thread.
-        public var maxInFlightPerEndpoint: Int?
+        package var maxInFlightPerEndpoint: Int?
 
-        public init(
+        package init(
             syncBudget: Duration = .seconds(5),
             retry: RetryPolicy = RetryPolicy(),
             breakerThreshold: Int = 5,
@@ -60,7 +60,7 @@ public final class WebhookDelivery: Sendable {
         var schedule: [String: Int64] = [:]
     }
 
-    public let settings: Settings
+    package let settings: Settings
     private let client: WebhookClient
     private let spool: Spool?
     private let spoolThreads: NIOThreadPool
@@ -70,7 +70,7 @@ public final class WebhookDelivery: Sendable {
     /// Requests in flight per endpoint (sync, late and retry attempts together).
     private let slots = RequestSlots()
 
-    public init(
+    package init(
         endpoints: [WebhookEndpoint],
         delimiters: Set<Character> = ["+"],
         client: WebhookClient,
@@ -89,7 +89,7 @@ public final class WebhookDelivery: Sendable {
 
     /// Replaces the endpoints (configuration reload). Health and rate-limit state is kept for
     /// endpoints whose name and URL did not change; queued entries follow their endpoint's name.
-    public func update(endpoints: [WebhookEndpoint], delimiters: Set<Character>) {
+    package func update(endpoints: [WebhookEndpoint], delimiters: Set<Character>) {
         state.withLock { state in
             state.delimiters = delimiters
             let old = state.endpoints
@@ -102,7 +102,7 @@ public final class WebhookDelivery: Sendable {
     }
 
     /// The names of the configured endpoints.
-    public var endpointNames: [String] { state.withLock { $0.endpoints.keys.sorted() } }
+    package var endpointNames: [String] { state.withLock { $0.endpoints.keys.sorted() } }
 
     /// The spool, if one is configured.
     var queue: Spool? { spool }
@@ -132,7 +132,7 @@ public final class WebhookDelivery: Sendable {
     static let slowSeconds = 2.0
 
     /// The endpoint with this name, as currently configured.
-    public func endpoint(named name: String) -> WebhookEndpoint? { state.withLock { $0.endpoints[name] } }
+    package func endpoint(named name: String) -> WebhookEndpoint? { state.withLock { $0.endpoints[name] } }
 
     /// The endpoint a spool entry belongs to: by name, else (older entries) by URL.
     func endpoint(for metadata: SpoolMetadata) -> WebhookEndpoint? {
@@ -143,7 +143,7 @@ public final class WebhookDelivery: Sendable {
     }
 
     /// Maps an LMTP transaction to the protocol-independent envelope of the payload.
-    public static func envelope(of message: LMTPMessage, recipients: [LMTPRecipient]? = nil) -> MailEnvelope {
+    package static func envelope(of message: LMTPMessage, recipients: [LMTPRecipient]? = nil) -> MailEnvelope {
         var seen = Set<String>()
         let recipients = (recipients ?? message.recipients).map(\.mailbox.address).filter { seen.insert($0).inserted }
         let client = message.client
@@ -166,7 +166,7 @@ public final class WebhookDelivery: Sendable {
     }
 
     /// `true` while new mail for this endpoint skips the sync attempt (the endpoint keeps failing).
-    public func circuitOpen(_ name: String) -> Bool {
+    package func circuitOpen(_ name: String) -> Bool {
         let now = UnixTime.now().milliseconds
         return state.withLock { ($0.health[name]?.openUntilMilliseconds ?? 0) > now }
     }
@@ -241,7 +241,7 @@ public final class WebhookDelivery: Sendable {
     }
 
     /// Tags of the envelope recipients (plus-addressing), in order, unique.
-    public static func tags(_ recipients: [String], delimiters: Set<Character>) -> [String] {
+    package static func tags(_ recipients: [String], delimiters: Set<Character>) -> [String] {
         var seen = Set<String>()
         return recipients.compactMap { RouteTable.tag(of: $0, delimiters: delimiters) }.filter {
             seen.insert($0).inserted
@@ -252,7 +252,7 @@ public final class WebhookDelivery: Sendable {
 
     /// Delivers or queues the message for `recipients` (those of the transaction routed to
     /// `endpoint`); one result that applies to each of them.
-    public func deliver(
+    package func deliver(
         _ message: LMTPMessage,
         recipients: [LMTPRecipient],
         to endpoint: WebhookEndpoint,
@@ -521,7 +521,7 @@ public final class WebhookDelivery: Sendable {
     // MARK: - Retries
 
     /// Loads the spool at start-up: removes tmp leftovers, quarantines damaged entries, schedules the rest.
-    public func loadSpool() async throws {
+    package func loadSpool() async throws {
         guard let spool else { return }
         let (report, schedule) = try await spoolThreads.runIfActive { () -> (Spool.RecoveryReport, [String: Int64]) in
             let report = spool.recover()
@@ -543,7 +543,7 @@ public final class WebhookDelivery: Sendable {
     }
 
     /// Delivers due spool entries until the task is cancelled; in-flight attempts finish first.
-    public func runRetries() async {
+    package func runRetries() async {
         guard spool != nil else { return }
         await withDiscardingTaskGroup { group in
             while !Task.isCancelled {

@@ -5,37 +5,37 @@ import WebhookClient
 
 /// One webhook endpoint: where to send, in which format, how long to wait, how to sign, what to
 /// put in the payload, how fast, and what counts as success.
-public struct WebhookEndpoint: Sendable {
+package struct WebhookEndpoint: Sendable {
     /// The name routes refer to (and spool entries record).
-    public var name: String
-    public var url: String
+    package var name: String
+    package var url: String
     /// `POST` (default), `PUT` or `PATCH`.
-    public var method: String
-    public var connectTimeoutMilliseconds: Int
-    public var totalTimeoutMilliseconds: Int
+    package var method: String
+    package var connectTimeoutMilliseconds: Int
+    package var totalTimeoutMilliseconds: Int
     /// Static headers (e.g. `Authorization: Bearer …`).
-    public var headers: [WebhookHeader]
+    package var headers: [WebhookHeader]
     /// Attachment contents and raw message in the payload.
-    public var payload: PayloadOptions
+    package var payload: PayloadOptions
     /// Standard Webhooks signing secrets (none: unsigned, but `webhook-id`/`webhook-timestamp` are sent).
-    public var signer: WebhookSigner
+    package var signer: WebhookSigner
     /// The body format (payload v1, a chat app's, or a template).
-    public var format: TargetFormat
-    public var formatOptions: FormatOptions
+    package var format: TargetFormat
+    package var formatOptions: FormatOptions
     /// What a 2xx must also show to count as delivered.
-    public var successRule: SuccessRule
+    package var successRule: SuccessRule
     /// Requests per period at most, if limited.
-    public var rateLimit: RateLimit?
+    package var rateLimit: RateLimit?
     /// The sync budget of this endpoint (default: the relay's).
-    public var syncBudget: Duration?
+    package var syncBudget: Duration?
     /// Requests to this endpoint in flight at most (sync attempts, late attempts and retries
     /// together); beyond it a message is queued at once. `nil`: the relay's default, which leaves
     /// a quarter of the delivery threads to other endpoints.
-    public var maxInFlight: Int?
+    package var maxInFlight: Int?
     /// Refuse private, loopback and link-local addresses (set from `access.private_webhooks: deny`).
-    public var denyPrivateAddresses = false
+    package var denyPrivateAddresses = false
 
-    public init(
+    package init(
         name: String = "default",
         url: String,
         method: String = "POST",
@@ -66,7 +66,7 @@ public struct WebhookEndpoint: Sendable {
     }
 
     /// A signed request for one attempt (a fresh `webhook-timestamp` each time, the same id).
-    public func request(
+    package func request(
         webhookID: String,
         body: RenderedBody,
         nowMilliseconds: Int64 = UnixTime.now().milliseconds
@@ -90,7 +90,7 @@ public struct WebhookEndpoint: Sendable {
     }
 
     /// Renders the body of one delivery: payload v1, then the endpoint's format from it.
-    public func render(
+    package func render(
         webhookID: String,
         receivedAt: UnixTime,
         envelope: MailEnvelope,
@@ -127,7 +127,7 @@ public struct WebhookEndpoint: Sendable {
 
     /// Renders a spooled message again, for a retry or a replay: same id and `received_at` as
     /// the first attempt, tags from its recipients.
-    public func render(
+    package func render(
         spooled metadata: SpoolMetadata,
         raw: [UInt8],
         delimiters: Set<Character>
@@ -164,14 +164,14 @@ public struct WebhookEndpoint: Sendable {
 }
 
 /// How a webhook answer is treated.
-public enum DeliveryOutcome: Sendable, Hashable {
+package enum DeliveryOutcome: Sendable, Hashable {
     case delivered
     /// Worth retrying: timeouts, connection/TLS/DNS errors, 408, 425, 429, 5xx.
     case transient(reason: String)
     /// Will not get better: other 4xx and 3xx (redirects are never followed); the reply to use.
     case permanent(code: Int, enhancedCode: String, reason: String)
 
-    public static func classify(_ response: WebhookResponse, rule: SuccessRule = SuccessRule()) -> DeliveryOutcome {
+    package static func classify(_ response: WebhookResponse, rule: SuccessRule = SuccessRule()) -> DeliveryOutcome {
         if let error = response.error { return .transient(reason: "\(error.kind.rawValue): \(error.message)") }
         let status = response.status
         if (200..<300).contains(status), let violation = rule.violation(status: status, body: response.snippet) {

@@ -9,13 +9,13 @@ import NIOPosix
 /// Every request is handed to `record` on a dedicated thread (writing to a file or stdout never
 /// blocks the event loop), and answered only after `record` returned. The status is 200, or `NNN`
 /// for a path starting with `/status/NNN` (to try how an MTA handles failures).
-public final class WebhookSink: Sendable {
+package final class WebhookSink: Sendable {
     /// One received request.
-    public struct Request: Sendable {
-        public var method: String
-        public var path: String
-        public var headers: [(String, String)]
-        public var body: [UInt8]
+    package struct Request: Sendable {
+        package var method: String
+        package var path: String
+        package var headers: [(String, String)]
+        package var body: [UInt8]
     }
 
     private let channel: any Channel
@@ -23,10 +23,10 @@ public final class WebhookSink: Sendable {
     private let accepted: NIOLockedValueBox<Int>
 
     /// TCP connections accepted so far (shows whether clients reuse connections).
-    public var connectionsAccepted: Int { accepted.withLockedValue { $0 } }
+    package var connectionsAccepted: Int { accepted.withLockedValue { $0 } }
 
     /// The URL to POST to, e.g. `http://127.0.0.1:41234/`.
-    public let url: String
+    package let url: String
 
     private init(channel: any Channel, recorder: NIOThreadPool, accepted: NIOLockedValueBox<Int>, url: String) {
         self.channel = channel
@@ -36,7 +36,7 @@ public final class WebhookSink: Sendable {
     }
 
     /// Starts a receiver on `host:port` (port 0 picks a free one).
-    public static func start(
+    package static func start(
         host: String = "127.0.0.1",
         port: Int = 0,
         maxBodySize: Int = 256 * 1024 * 1024,
@@ -77,7 +77,7 @@ public final class WebhookSink: Sendable {
     }
 
     /// Stops listening and waits for the recorder thread.
-    public func stop() async {
+    package func stop() async {
         try? await channel.close()
         try? await recorder.shutdownGracefully()
     }

@@ -6,8 +6,8 @@ import Glibc
 #endif
 
 /// The `lmtphook` command tree.
-public struct LMTPHookCommand: AsyncParsableCommand {
-    public static let configuration = CommandConfiguration(
+package struct LMTPHookCommand: AsyncParsableCommand {
+    package static let configuration = CommandConfiguration(
         commandName: "lmtphook",
         abstract: "LMTP in, JSON webhook out: a mail delivery agent for Postfix, Exim and any LMTP client.",
         version: WebhookClient.version,
@@ -18,10 +18,10 @@ public struct LMTPHookCommand: AsyncParsableCommand {
         defaultSubcommand: nil
     )
 
-    public init() {}
+    package init() {}
 
     /// Process-wide setup, once, before any thread starts: libcurl, SIGPIPE.
-    public static func prepareProcess() {
+    package static func prepareProcess() {
         signal(SIGPIPE, SIG_IGN)
         CurlGlobal.initialize()
     }

@@ -1,11 +1,11 @@
 /// One mailbox from an address header: the decoded display name and the address.
-public struct MailAddress: Sendable, Hashable {
+package struct MailAddress: Sendable, Hashable {
     /// The display name (RFC 2047 decoded, quotes removed), or `nil`.
-    public var name: String?
+    package var name: String?
     /// `local@domain` with the domain lower-cased; may lack a domain in broken mail.
-    public var address: String
+    package var address: String
 
-    public init(name: String?, address: String) {
+    package init(name: String?, address: String) {
         self.name = name
         self.address = address
     }
@@ -16,7 +16,7 @@ public struct MailAddress: Sendable, Hashable {
 /// Handles quoted names, comments (nested), groups (members are flattened, `undisclosed-recipients:;`
 /// gives nothing), source routes, empty elements, `mailto:` and real-world garbage like a missing
 /// `<>` around an address after a name.
-public enum AddressList {
+package enum AddressList {
     enum Token: Equatable {
         case atom(String)
         case quoted(String)
@@ -25,7 +25,7 @@ public enum AddressList {
     }
 
     /// Parses `text` (the raw header value, encoded-words still encoded).
-    public static func parse(_ text: String, problems: inout [String]) -> [MailAddress] {
+    package static func parse(_ text: String, problems: inout [String]) -> [MailAddress] {
         let tokens = tokenize(Array(text.utf8), problems: &problems)
         var result: [MailAddress] = []
         var element: [(token: Token, spaceBefore: Bool)] = []

@@ -8,18 +8,18 @@ import Darwin
 /// U+FFFD and are counted. UTF-8 and ASCII are decoded natively; everything else goes through glibc
 /// iconv after the label is normalised (WHATWG-style aliases: `latin1`/`us-ascii` → windows-1252,
 /// `gb2312`/`gbk` → GB18030, `ks_c_5601-1987` → CP949, `shift_jis` → CP932, …).
-public enum Charset {
+package enum Charset {
     /// The result of decoding.
-    public struct Decoded: Sendable, Hashable {
-        public var text: String
+    package struct Decoded: Sendable, Hashable {
+        package var text: String
         /// How many bytes or sequences were replaced by U+FFFD.
-        public var replacements: Int
+        package var replacements: Int
         /// `true` when the charset label was not recognised (the bytes were decoded as UTF-8 or windows-1252).
-        public var unknownCharset: Bool
+        package var unknownCharset: Bool
     }
 
     /// Decodes `bytes` declared as `label` (`nil` or empty: UTF-8 with a windows-1252 fallback).
-    public static func decode(_ bytes: ArraySlice<UInt8>, label: String?) -> Decoded {
+    package static func decode(_ bytes: ArraySlice<UInt8>, label: String?) -> Decoded {
         if bytes.allSatisfy({ $0 < 0x80 }) {
             // Pure ASCII decodes the same in every ASCII-compatible charset; only the 7-bit
             // stateful/wide ones need iconv.
@@ -52,10 +52,10 @@ public enum Charset {
         return result
     }
 
-    public static func decode(_ bytes: [UInt8], label: String?) -> Decoded { decode(bytes[...], label: label) }
+    package static func decode(_ bytes: [UInt8], label: String?) -> Decoded { decode(bytes[...], label: label) }
 
     /// Valid UTF-8 as is; otherwise windows-1252 (what undeclared 8-bit mail most often is).
-    public static func utf8OrWindows1252(_ bytes: ArraySlice<UInt8>) -> Decoded {
+    package static func utf8OrWindows1252(_ bytes: ArraySlice<UInt8>) -> Decoded {
         if let text = String(validating: bytes, as: UTF8.self) {
             return Decoded(text: text, replacements: 0, unknownCharset: false)
         }
@@ -63,7 +63,7 @@ public enum Charset {
     }
 
     /// UTF-8 with invalid sequences replaced and counted.
-    public static func utf8(_ bytes: ArraySlice<UInt8>) -> Decoded {
+    package static func utf8(_ bytes: ArraySlice<UInt8>) -> Decoded {
         if let text = String(validating: bytes, as: UTF8.self) {
             return Decoded(text: text, replacements: 0, unknownCharset: false)
         }
@@ -123,7 +123,7 @@ public enum Charset {
     ]
 
     /// The iconv name for a MIME charset label, or `nil` when iconv does not know it.
-    public static func iconvName(for label: String) -> String? {
+    package static func iconvName(for label: String) -> String? {
         var cleaned = label.lowercased()
         cleaned.removeAll { $0 == "\"" || $0 == "'" || $0 == " " || $0 == "\t" }
         if let star = cleaned.firstIndex(of: "*") { cleaned = String(cleaned[..<star]) }  // RFC 2231 language suffix

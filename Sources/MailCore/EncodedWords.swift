@@ -4,10 +4,10 @@
 /// words in the same charset are joined before charset decoding, because mailers split multi-byte
 /// characters across words. Words that do not decode (unknown charset, bad base64) stay literal and
 /// are reported. Encoded-words glued to other text are decoded too (common in the wild).
-public enum EncodedWords {
+package enum EncodedWords {
     /// Decodes every encoded-word in `text`; `problems` receives a description of each word that
     /// could not be decoded cleanly.
-    public static func decode(_ text: String, problems: inout [String]) -> String {
+    package static func decode(_ text: String, problems: inout [String]) -> String {
         var text = text
         let mayHaveWords = text.withUTF8 { utf8 in
             var index = utf8.startIndex
@@ -163,7 +163,7 @@ public enum EncodedWords {
     }
 
     /// Encodes text as UTF-8 "B" encoded-words (for tests and round trips), at most 75 characters each.
-    public static func encode(_ text: String) -> String {
+    package static func encode(_ text: String) -> String {
         var words: [String] = []
         var chunk: [UInt8] = []
         for character in text {
@@ -179,7 +179,7 @@ public enum EncodedWords {
     }
 
     /// Standard base64 with padding.
-    public static func base64Encode(_ bytes: [UInt8]) -> String {
+    package static func base64Encode(_ bytes: [UInt8]) -> String {
         var output: [UInt8] = []
         TransferDecoding.base64Encode(bytes, into: &output)
         return String(decoding: output, as: UTF8.self)

@@ -1,7 +1,7 @@
 /// Readable plain text from HTML, for mail that has only an HTML body: block elements become line
 /// breaks, list items get a bullet, entities are decoded, `script`, `style`, `head` and comments are
 /// dropped, white space is collapsed as a browser would (except inside `pre`).
-public enum HTMLText {
+package enum HTMLText {
     private static let blockTags: Set<String> = [
         "p", "div", "br", "tr", "table", "ul", "ol", "li", "h1", "h2", "h3", "h4", "h5", "h6", "blockquote", "pre",
         "hr",
@@ -11,7 +11,7 @@ public enum HTMLText {
     private static let droppedTags: Set<String> = ["script", "style", "head", "title", "template", "noscript", "xml"]
 
     /// Works on UTF-8 bytes: all HTML syntax is ASCII, and text passes through untouched.
-    public static func text(fromHTML html: String) -> String {
+    package static func text(fromHTML html: String) -> String {
         let scalars = Array(html.utf8)
         var output: [UInt8] = []
         output.reserveCapacity(scalars.count / 2)

@@ -2,22 +2,22 @@
 /// as raw bytes. Tolerates LF-only and mixed line ends, a UTF-8 byte order mark, a leading mbox
 /// `From ` line and white space before the colon (obs-fields). A line that is neither a field nor a
 /// continuation ends the header section, as in Postfix and Python's `email` (the rest is body).
-public struct HeaderBlock: Sendable, Hashable {
+package struct HeaderBlock: Sendable, Hashable {
     /// One header field: the name as sent and the unfolded value with surrounding white space trimmed.
-    public struct Field: Sendable, Hashable {
-        public var name: String
-        public var value: [UInt8]
+    package struct Field: Sendable, Hashable {
+        package var name: String
+        package var value: [UInt8]
 
-        public init(name: String, value: [UInt8]) {
+        package init(name: String, value: [UInt8]) {
             self.name = name
             self.value = value
         }
 
         /// The value as UTF-8, invalid bytes replaced by U+FFFD.
-        public var text: String { String(decoding: value, as: UTF8.self) }
+        package var text: String { String(decoding: value, as: UTF8.self) }
 
         /// The value as text: UTF-8 (RFC 6532) or, failing that, windows-1252 (reported as a problem).
-        public func rawText(problems: inout [String]) -> String {
+        package func rawText(problems: inout [String]) -> String {
             if value.allSatisfy({ $0 < 0x80 }) { return String(decoding: value, as: UTF8.self) }
             let decoded = Charset.utf8OrWindows1252(value[...])
             if String(validating: value, as: UTF8.self) == nil {
@@ -27,23 +27,23 @@ public struct HeaderBlock: Sendable, Hashable {
         }
 
         /// The value with RFC 2047 encoded-words decoded (for unstructured fields such as Subject).
-        public func decodedText(problems: inout [String]) -> String {
+        package func decodedText(problems: inout [String]) -> String {
             EncodedWords.decode(rawText(problems: &problems), problems: &problems)
         }
     }
 
     /// At most this many fields are kept; the rest are dropped and reported.
-    public static let maximumFields = 10_000
+    package static let maximumFields = 10_000
 
-    public private(set) var fields: [Field] = []
+    package private(set) var fields: [Field] = []
     /// Byte offset (in the parsed range's indices) where the body starts.
-    public private(set) var bodyOffset: Int
+    package private(set) var bodyOffset: Int
     /// What was wrong with the header section.
-    public private(set) var problems: [String] = []
+    package private(set) var problems: [String] = []
 
-    public init(parsing message: [UInt8]) { self.init(parsing: message[...]) }
+    package init(parsing message: [UInt8]) { self.init(parsing: message[...]) }
 
-    public init(parsing message: ArraySlice<UInt8>) {
+    package init(parsing message: ArraySlice<UInt8>) {
         var index = message.startIndex
         let end = message.endIndex
         bodyOffset = end
@@ -122,12 +122,12 @@ public struct HeaderBlock: Sendable, Hashable {
     }
 
     /// The first field with this name (case-insensitive).
-    public func first(_ name: String) -> Field? {
+    package func first(_ name: String) -> Field? {
         fields.first { $0.name.utf8.count == name.utf8.count && $0.name.lowercased() == name.lowercased() }
     }
 
     /// Every field with this name (case-insensitive), in order.
-    public func all(_ name: String) -> [Field] {
+    package func all(_ name: String) -> [Field] {
         let lowered = name.lowercased()
         return fields.filter { $0.name.lowercased() == lowered }
     }

@@ -2,8 +2,8 @@
 /// member or element per line, empty objects and arrays kept as `{}` and `[]`. Keys stay in the
 /// order they were written (payload v1's schema order); string contents are copied untouched.
 /// The input is assumed to be valid JSON (as ``JSONWriter`` produces); nothing is re-encoded.
-public enum JSONIndenter {
-    public static func indent(_ json: [UInt8], by width: Int = 2) -> [UInt8] {
+package enum JSONIndenter {
+    package static func indent(_ json: [UInt8], by width: Int = 2) -> [UInt8] {
         var out: [UInt8] = []
         out.reserveCapacity(json.count + json.count / 4)
         var depth = 0

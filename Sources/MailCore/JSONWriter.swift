@@ -1,71 +1,71 @@
 /// A small, fast JSON writer with keys in the order written (for a readable, documented payload):
 /// strings are escaped per RFC 8259 (control characters as `\u00XX`, `/` unescaped).
-public struct JSONWriter {
-    public private(set) var bytes: [UInt8] = []
+package struct JSONWriter {
+    package private(set) var bytes: [UInt8] = []
     private var needsComma: [Bool] = [false]
 
-    public init(capacity: Int = 4096) { bytes.reserveCapacity(capacity) }
+    package init(capacity: Int = 4096) { bytes.reserveCapacity(capacity) }
 
     private mutating func separator() {
         if needsComma[needsComma.count - 1] { bytes.append(UInt8(ascii: ",")) }
         needsComma[needsComma.count - 1] = true
     }
 
-    public mutating func key(_ name: String) {
+    package mutating func key(_ name: String) {
         separator()
         appendString(name)
         bytes.append(UInt8(ascii: ":"))
         needsComma[needsComma.count - 1] = false
     }
 
-    public mutating func beginObject() {
+    package mutating func beginObject() {
         separator()
         bytes.append(UInt8(ascii: "{"))
         needsComma.append(false)
     }
-    public mutating func endObject() {
+    package mutating func endObject() {
         needsComma.removeLast()
         bytes.append(UInt8(ascii: "}"))
         needsComma[needsComma.count - 1] = true
     }
-    public mutating func beginArray() {
+    package mutating func beginArray() {
         separator()
         bytes.append(UInt8(ascii: "["))
         needsComma.append(false)
     }
-    public mutating func endArray() {
+    package mutating func endArray() {
         needsComma.removeLast()
         bytes.append(UInt8(ascii: "]"))
         needsComma[needsComma.count - 1] = true
     }
 
-    public mutating func string(_ value: String) {
+    package mutating func string(_ value: String) {
         separator()
         appendString(value)
     }
-    public mutating func string(_ value: String?) { if let value { string(value) } else { null() } }
+    package mutating func string(_ value: String?) { if let value { string(value) } else { null() } }
 
     /// `"name":["a","b",…]`: a key and an array of strings.
-    public mutating func strings(_ name: String, _ values: [String]) {
+    package mutating func strings(_ name: String, _ values: [String]) {
         key(name)
         beginArray()
         for value in values { string(value) }
         endArray()
     }
-    public mutating func null() {
+    package mutating func null() {
         separator()
         bytes += Array("null".utf8)
     }
-    public mutating func bool(_ value: Bool) {
+    package mutating func bool(_ value: Bool) {
         separator()
         bytes += Array((value ? "true" : "false").utf8)
     }
-    public mutating func int(_ value: Int) {
+    package mutating func int(_ value: Int) {
         separator()
         bytes += Array(String(value).utf8)
     }
     /// Writes `value` base64-encoded (with padding) as a string, straight into the output.
-    public mutating func base64String(_ value: [UInt8]) {
+    package mutating func base64String(_ value: [UInt8]) {
         separator()
         bytes.append(UInt8(ascii: "\""))
         TransferDecoding.base64Encode(value, into: &bytes)

@@ -1,19 +1,19 @@
 /// A `Content-Type` or `Content-Disposition` value: the main token and its parameters, with
 /// RFC 2231 continuations and charsets (`filename*0*=utf-8''%E2%82%AC; filename*1="rate.pdf"`)
 /// and the non-standard but common RFC 2047 words inside quoted values decoded.
-public struct MIMEHeaderValue: Sendable, Hashable {
+package struct MIMEHeaderValue: Sendable, Hashable {
     /// The main token, lower-cased (`text/plain`, `attachment`).
-    public var value: String
+    package var value: String
     /// Parameters by lower-cased name, decoded.
-    public var parameters: [String: String]
+    package var parameters: [String: String]
 
-    public init(value: String, parameters: [String: String] = [:]) {
+    package init(value: String, parameters: [String: String] = [:]) {
         self.value = value
         self.parameters = parameters
     }
 
     /// Parses a header value given as text (after unfolding).
-    public init(parsing text: String, problems: inout [String]) {
+    package init(parsing text: String, problems: inout [String]) {
         let bytes = Array(text.utf8)
         var index = 0
         func skipSpace() {

@@ -6,45 +6,45 @@ import Darwin
 
 /// One node of a message's MIME tree: its headers, parsed content type and disposition, and where
 /// its (still encoded) body lies in the message bytes. Multiparts have children; other parts are leaves.
-public struct MIMEPart: Sendable {
-    public var headers: HeaderBlock
+package struct MIMEPart: Sendable {
+    package var headers: HeaderBlock
     /// Lower-cased `type/subtype`; `text/plain` when absent or unparseable (RFC 2045 §5.2).
-    public var contentType: MIMEHeaderValue
-    public var disposition: MIMEHeaderValue?
+    package var contentType: MIMEHeaderValue
+    package var disposition: MIMEHeaderValue?
     /// Lower-cased Content-Transfer-Encoding (`7bit` when absent).
-    public var transferEncoding: String
+    package var transferEncoding: String
     /// The encoded body's byte range in the whole message.
-    public var body: Range<Int>
-    public var children: [MIMEPart]
+    package var body: Range<Int>
+    package var children: [MIMEPart]
     /// Depth in the tree (0 for the message itself).
-    public var depth: Int
+    package var depth: Int
 
-    public var isMultipart: Bool { contentType.value.hasPrefix("multipart/") }
-    public var mediaType: String { contentType.value }
-    public var charset: String? { contentType.parameters["charset"] }
+    package var isMultipart: Bool { contentType.value.hasPrefix("multipart/") }
+    package var mediaType: String { contentType.value }
+    package var charset: String? { contentType.parameters["charset"] }
 
     /// The file name from Content-Disposition `filename`, else Content-Type `name`.
-    public var filename: String? { disposition?.parameters["filename"] ?? contentType.parameters["name"] }
+    package var filename: String? { disposition?.parameters["filename"] ?? contentType.parameters["name"] }
 }
 
 /// Builds the MIME tree (RFC 2045/2046) of a message without copying its bytes. Tolerant:
 /// a multipart without a boundary or without any delimiter line is read as one text part, a
 /// missing close delimiter ends the last part at the end of the message, and depth and part count
 /// are bounded. Every irregularity is reported in `problems`.
-public struct MIMEParser {
+package struct MIMEParser {
     /// Multipart nesting deeper than this is treated as opaque content.
-    public static let maximumDepth = 32
+    package static let maximumDepth = 32
     /// At most this many parts are split out of one message.
-    public static let maximumParts = 1_000
+    package static let maximumParts = 1_000
 
-    public private(set) var problems: [String] = []
+    package private(set) var problems: [String] = []
     private var partCount = 0
     private let message: [UInt8]
 
-    public init(message: [UInt8]) { self.message = message }
+    package init(message: [UInt8]) { self.message = message }
 
     /// Parses the whole message.
-    public mutating func parse() -> MIMEPart {
+    package mutating func parse() -> MIMEPart {
         parsePart(0..<message.count, depth: 0, defaultType: "text/plain")
     }
 
@@ -170,7 +170,7 @@ public struct MIMEParser {
     }
 
     /// Decodes a leaf part's body per its Content-Transfer-Encoding.
-    public func decodedBody(of part: MIMEPart, problems: inout [String]) -> [UInt8] {
+    package func decodedBody(of part: MIMEPart, problems: inout [String]) -> [UInt8] {
         let raw = message[part.body]
         switch part.transferEncoding {
         case "base64":

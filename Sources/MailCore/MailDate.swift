@@ -1,7 +1,7 @@
 /// The `Date` header (RFC 5322 §3.3 with the obsolete forms of §4.3) → RFC 3339 UTC.
 /// Accepts a missing day name, two- and three-digit years, missing seconds, named and military
 /// zones, comments, asctime order (`Mon Nov 28 10:00:00 2026`) and extra white space.
-public enum MailDate {
+package enum MailDate {
     private static let months = ["jan", "feb", "mar", "apr", "may", "jun", "jul", "aug", "sep", "oct", "nov", "dec"]
     private static let zones: [String: Int] = [
         "ut": 0, "utc": 0, "gmt": 0, "z": 0, "est": -300, "edt": -240, "cst": -360, "cdt": -300, "mst": -420,
@@ -11,13 +11,13 @@ public enum MailDate {
     ]
 
     /// `2026-11-28T10:00:00Z`, or `nil` when the text is not a date.
-    public static func rfc3339(_ text: String) -> String? {
+    package static func rfc3339(_ text: String) -> String? {
         guard let seconds = epochSeconds(text) else { return nil }
         return format(seconds)
     }
 
     /// Seconds since 1970 (UTC) for a Date header value.
-    public static func epochSeconds(_ text: String) -> Int64? {
+    package static func epochSeconds(_ text: String) -> Int64? {
         var cleaned = ""
         var depth = 0
         for character in text {

@@ -1,30 +1,30 @@
 /// The envelope of a received message, independent of the protocol that carried it.
-public struct MailEnvelope: Sendable, Hashable {
+package struct MailEnvelope: Sendable, Hashable {
     /// The reverse-path; the empty string for the null sender `<>` (bounces).
-    public var mailFrom: String
+    package var mailFrom: String
     /// Recipients in the order they were accepted (duplicates removed).
-    public var rcptTo: [String]
+    package var rcptTo: [String]
     /// The client's `LHLO` name.
-    public var lhlo: String
+    package var lhlo: String
     /// Whether the client declared `SMTPUTF8`.
-    public var smtpUTF8: Bool
+    package var smtpUTF8: Bool
     /// The declared `BODY=` value, if any.
-    public var body: String?
+    package var body: String?
     /// The original SMTP client as told by XFORWARD (fields absent when unknown).
-    public var client: Client
+    package var client: Client
 
     /// XFORWARD attributes.
-    public struct Client: Sendable, Hashable {
-        public var name: String?
-        public var addr: String?
-        public var port: String?
-        public var proto: String?
-        public var helo: String?
+    package struct Client: Sendable, Hashable {
+        package var name: String?
+        package var addr: String?
+        package var port: String?
+        package var proto: String?
+        package var helo: String?
         /// The MTA's queue id (Postfix `IDENT`).
-        public var ident: String?
-        public var source: String?
+        package var ident: String?
+        package var source: String?
 
-        public init(
+        package init(
             name: String? = nil,
             addr: String? = nil,
             port: String? = nil,
@@ -43,7 +43,7 @@ public struct MailEnvelope: Sendable, Hashable {
         }
     }
 
-    public init(
+    package init(
         mailFrom: String,
         rcptTo: [String],
         lhlo: String,

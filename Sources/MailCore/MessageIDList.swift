@@ -1,7 +1,7 @@
 /// Message ids from `Message-ID`, `In-Reply-To` and `References` (RFC 5322 §3.6.4): every `<…>`
 /// token in order, comments ignored; a bare token containing `@` when there are no brackets.
-public enum MessageIDList {
-    public static func parse(_ text: String) -> [String] {
+package enum MessageIDList {
+    package static func parse(_ text: String) -> [String] {
         var ids: [String] = []
         var depth = 0
         var current: String? = nil

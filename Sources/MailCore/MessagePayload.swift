@@ -1,9 +1,9 @@
 import Crypto
 
 /// What to put in the payload besides the parsed fields.
-public struct PayloadOptions: Sendable, Hashable {
+package struct PayloadOptions: Sendable, Hashable {
     /// How attachments appear.
-    public enum Attachments: Sendable, Hashable {
+    package enum Attachments: Sendable, Hashable {
         /// Name, type, size, hashes; no content (the default: small requests).
         case metadata
         /// Also `content_base64` for attachments up to `maxBytes` decoded bytes.
@@ -12,11 +12,11 @@ public struct PayloadOptions: Sendable, Hashable {
         case omit
     }
 
-    public var attachments: Attachments
+    package var attachments: Attachments
     /// Whether `raw_base64` carries the whole message (otherwise `null`).
-    public var includeRaw: Bool
+    package var includeRaw: Bool
 
-    public init(attachments: Attachments = .metadata, includeRaw: Bool = true) {
+    package init(attachments: Attachments = .metadata, includeRaw: Bool = true) {
         self.attachments = attachments
         self.includeRaw = includeRaw
     }
@@ -25,13 +25,13 @@ public struct PayloadOptions: Sendable, Hashable {
 /// The webhook payload, schema version 1 (documented in the README; JSON Schema in
 /// `deploy/schema/payload-v1.schema.json`). Every key is always present: empty lists are `[]`,
 /// absent values `null`.
-public enum MessagePayload {
-    public static let schemaVersion = 1
+package enum MessagePayload {
+    package static let schemaVersion = 1
 
     /// The idempotency key: the same message bytes for the same recipients and endpoint always
     /// give the same id (26 characters of Crockford base32 of a SHA-256), so a receiver can drop
     /// the duplicate when an MTA redelivers after a lost connection.
-    public static func id(raw: [UInt8], recipients: [String], endpoint: String) -> String {
+    package static func id(raw: [UInt8], recipients: [String], endpoint: String) -> String {
         var hasher = SHA256()
         hasher.update(data: Array("lmtphook-v1\n\(endpoint)\n\(recipients.joined(separator: "\n"))\n\n".utf8))
         hasher.update(data: raw)
@@ -52,7 +52,7 @@ public enum MessagePayload {
     }
 
     /// Parses the message and renders the JSON document.
-    public static func render(
+    package static func render(
         id: String,
         receivedAt: UnixTime,
         envelope: MailEnvelope,
@@ -73,7 +73,7 @@ public enum MessagePayload {
     }
 
     /// Renders an already parsed message.
-    public static func render(
+    package static func render(
         id: String,
         receivedAt: UnixTime,
         envelope: MailEnvelope,

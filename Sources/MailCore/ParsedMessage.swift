@@ -1,52 +1,52 @@
 import Crypto
 
 /// An attachment (any part that is not a displayed text or HTML body).
-public struct MailAttachment: Sendable, Hashable {
+package struct MailAttachment: Sendable, Hashable {
     /// RFC 2231/2047-decoded file name without directories or control characters, or `nil`.
-    public var filename: String?
+    package var filename: String?
     /// Lower-cased media type, e.g. `application/pdf`.
-    public var contentType: String
+    package var contentType: String
     /// Size after transfer decoding, in bytes.
-    public var size: Int
+    package var size: Int
     /// `attachment`, `inline`, or `nil` when the part had no Content-Disposition.
-    public var disposition: String?
+    package var disposition: String?
     /// The Content-ID without angle brackets (what `cid:` URLs refer to), or `nil`.
-    public var contentID: String?
+    package var contentID: String?
     /// Lower-case hex SHA-256 of the decoded content.
-    public var sha256: String
+    package var sha256: String
     /// The decoded content, kept only when asked for and not larger than the limit.
-    public var content: [UInt8]?
+    package var content: [UInt8]?
 }
 
 /// A message parsed for the payload: decoded headers, addresses, dates, ids, bodies, attachments.
 /// Parsing never fails: what could not be understood is listed in `problems` and the raw bytes
 /// stay available to the caller.
-public struct ParsedMessage: Sendable {
-    public var headers: [(name: String, value: String)] = []
-    public var messageID: String?
-    public var subject: String?
-    public var date: String?
-    public var dateRaw: String?
-    public var from: [MailAddress] = []
-    public var sender: MailAddress?
-    public var replyTo: [MailAddress] = []
-    public var to: [MailAddress] = []
-    public var cc: [MailAddress] = []
-    public var inReplyTo: [String] = []
-    public var references: [String] = []
-    public var text: String?
-    public var html: String?
-    public var attachments: [MailAttachment] = []
+package struct ParsedMessage: Sendable {
+    package var headers: [(name: String, value: String)] = []
+    package var messageID: String?
+    package var subject: String?
+    package var date: String?
+    package var dateRaw: String?
+    package var from: [MailAddress] = []
+    package var sender: MailAddress?
+    package var replyTo: [MailAddress] = []
+    package var to: [MailAddress] = []
+    package var cc: [MailAddress] = []
+    package var inReplyTo: [String] = []
+    package var references: [String] = []
+    package var text: String?
+    package var html: String?
+    package var attachments: [MailAttachment] = []
     /// Auto-Submitted ≠ no, Precedence bulk/list/junk, List-Id/List-Unsubscribe, X-Autoreply, multipart/report.
     /// (The null envelope sender is added by the payload, which knows the envelope.)
-    public var automated = false
+    package var automated = false
     /// `Authentication-Results` values as sent, top first.
-    public var authenticationResults: [String] = []
-    public var problems: [String] = []
+    package var authenticationResults: [String] = []
+    package var problems: [String] = []
 
     /// Parses raw message bytes. `inlineAttachmentLimit`: keep attachment contents up to this size
     /// (`nil`: keep none).
-    public init(parsing raw: [UInt8], inlineAttachmentLimit: Int? = nil) {
+    package init(parsing raw: [UInt8], inlineAttachmentLimit: Int? = nil) {
         var parser = MIMEParser(message: raw)
         let root = parser.parse()
         var problems = parser.problems

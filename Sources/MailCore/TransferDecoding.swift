@@ -1,5 +1,5 @@
 /// Content-Transfer-Encoding decoders (RFC 2045 §6), tolerant of what real mail contains.
-public enum TransferDecoding {
+package enum TransferDecoding {
     private static let base64Values: [UInt8] = {
         var table = [UInt8](repeating: 0xFF, count: 256)
         for (index, byte) in Array("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/".utf8).enumerated()
@@ -14,7 +14,7 @@ public enum TransferDecoding {
     /// Base64: characters outside the alphabet are skipped, padding may be missing or appear
     /// mid-stream (concatenated encodings). `malformed` is set when stray bits were dropped or
     /// non-alphabet characters other than white space were seen.
-    public static func base64(_ input: ArraySlice<UInt8>, malformed: inout Bool) -> [UInt8] {
+    package static func base64(_ input: ArraySlice<UInt8>, malformed: inout Bool) -> [UInt8] {
         var output = [UInt8]()
         output.reserveCapacity(input.count / 4 * 3 + 3)
         var accumulator: UInt32 = 0
@@ -64,7 +64,7 @@ public enum TransferDecoding {
     private static let base64Alphabet = Array("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/".utf8)
 
     /// Appends the standard base64 encoding (with padding) of `input` to `output`.
-    public static func base64Encode(_ input: [UInt8], into output: inout [UInt8]) {
+    package static func base64Encode(_ input: [UInt8], into output: inout [UInt8]) {
         let encodedCount = (input.count + 2) / 3 * 4
         let start = output.count
         output.append(contentsOf: repeatElement(0, count: encodedCount))
@@ -107,7 +107,7 @@ public enum TransferDecoding {
 
     /// Quoted-printable (RFC 2045 §6.7): `=XX` (either case), soft line breaks `=` (white space)
     /// (CR)LF, trailing white space on lines removed, a malformed `=` kept literally.
-    public static func quotedPrintable(_ input: ArraySlice<UInt8>) -> [UInt8] {
+    package static func quotedPrintable(_ input: ArraySlice<UInt8>) -> [UInt8] {
         var output = [UInt8]()
         output.reserveCapacity(input.count)
         var index = input.startIndex

@@ -5,22 +5,22 @@ import Darwin
 #endif
 
 /// A point in time as milliseconds since 1970-01-01 UTC; formatting without locale or clock access.
-public struct UnixTime: Sendable, Hashable, Comparable {
-    public var milliseconds: Int64
+package struct UnixTime: Sendable, Hashable, Comparable {
+    package var milliseconds: Int64
 
-    public init(milliseconds: Int64) { self.milliseconds = milliseconds }
+    package init(milliseconds: Int64) { self.milliseconds = milliseconds }
 
     /// The current wall-clock time.
-    public static func now() -> UnixTime {
+    package static func now() -> UnixTime {
         var spec = timespec()
         clock_gettime(CLOCK_REALTIME, &spec)
         return UnixTime(milliseconds: Int64(spec.tv_sec) * 1000 + Int64(spec.tv_nsec) / 1_000_000)
     }
 
-    public static func < (lhs: UnixTime, rhs: UnixTime) -> Bool { lhs.milliseconds < rhs.milliseconds }
+    package static func < (lhs: UnixTime, rhs: UnixTime) -> Bool { lhs.milliseconds < rhs.milliseconds }
 
     /// `2026-11-28T10:40:00.123Z`.
-    public var rfc3339: String {
+    package var rfc3339: String {
         var seconds = time_t(milliseconds / 1000)
         var parts = tm()
         gmtime_r(&seconds, &parts)

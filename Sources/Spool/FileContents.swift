@@ -5,9 +5,9 @@ import Darwin
 #endif
 
 /// Whole-file reads with plain POSIX calls (blocking: call from a thread that may block).
-public enum FileContents {
+package enum FileContents {
     /// Reads `fd` to its end; `nil` on a read error.
-    public static func read(fileDescriptor fd: Int32) -> [UInt8]? {
+    package static func read(fileDescriptor fd: Int32) -> [UInt8]? {
         var bytes: [UInt8] = []
         var chunk = [UInt8](repeating: 0, count: 65536)
         while true {
@@ -20,7 +20,7 @@ public enum FileContents {
     }
 
     /// Reads the file at `path`; `nil` when it cannot be opened or read.
-    public static func read(path: String) -> [UInt8]? {
+    package static func read(path: String) -> [UInt8]? {
         let fd = open(path, O_RDONLY | O_CLOEXEC)
         guard fd >= 0 else { return nil }
         defer { close(fd) }

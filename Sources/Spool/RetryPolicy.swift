@@ -3,19 +3,19 @@
 /// Default schedule after the first attempt: 5 s, 5 min, 30 min, 2 h, 5 h, 10 h, 14 h, 20 h, 24 h
 /// (the last repeats), each ±20 % jitter; a `Retry-After` from the endpoint is honoured when
 /// longer, clamped to [1 s, 24 h]; after `maxAge` the entry is dead-lettered (never dropped).
-public struct RetryPolicy: Sendable, Hashable {
+package struct RetryPolicy: Sendable, Hashable {
     /// Delays in milliseconds before retry 1, 2, …; the last one repeats.
-    public var scheduleMilliseconds: [Int64]
+    package var scheduleMilliseconds: [Int64]
     /// Entries older than this are dead-lettered instead of retried.
-    public var maxAgeMilliseconds: Int64
+    package var maxAgeMilliseconds: Int64
     /// ± jitter as a fraction of the delay (0.2 = ±20 %).
-    public var jitter: Double
+    package var jitter: Double
 
-    public static let defaultSchedule: [Int64] = [5, 300, 1_800, 7_200, 18_000, 36_000, 50_400, 72_000, 86_400].map {
+    package static let defaultSchedule: [Int64] = [5, 300, 1_800, 7_200, 18_000, 36_000, 50_400, 72_000, 86_400].map {
         $0 * 1000
     }
 
-    public init(
+    package init(
         scheduleMilliseconds: [Int64] = RetryPolicy.defaultSchedule,
         maxAgeMilliseconds: Int64 = 5 * 86_400_000,
         jitter: Double = 0.2
@@ -26,13 +26,13 @@ public struct RetryPolicy: Sendable, Hashable {
     }
 
     /// What to do after failed attempt number `attempts` (1 = the first attempt failed).
-    public enum Decision: Sendable, Hashable {
+    package enum Decision: Sendable, Hashable {
         case retry(atMilliseconds: Int64)
         case deadLetter(reason: String)
     }
 
     /// Decides after a transient failure. `random` is in 0..<1 (jitter).
-    public func afterTransientFailure(
+    package func afterTransientFailure(
         attempts: Int,
         createdAtMilliseconds: Int64,
         nowMilliseconds: Int64,
@@ -56,7 +56,7 @@ public struct RetryPolicy: Sendable, Hashable {
     }
 
     /// Parses `5s,5m,30m,2h,1d` (units s, m, h, d; plain numbers are seconds).
-    public static func parseDurations(_ text: String) -> [Int64]? {
+    package static func parseDurations(_ text: String) -> [Int64]? {
         var result: [Int64] = []
         for part in text.split(separator: ",") {
             guard let milliseconds = parseDuration(String(part)) else { return nil }
@@ -66,7 +66,7 @@ public struct RetryPolicy: Sendable, Hashable {
     }
 
     /// Parses one duration like `5s`, `250ms`, `30m`, `2h`, `5d` into milliseconds.
-    public static func parseDuration(_ text: String) -> Int64? {
+    package static func parseDuration(_ text: String) -> Int64? {
         let trimmed = text.trimmingCharacters(in: " ")
         let units: [(String, Int64)] = [("ms", 1), ("s", 1000), ("m", 60_000), ("h", 3_600_000), ("d", 86_400_000)]
         for (suffix, factor) in units where trimmed.hasSuffix(suffix) {

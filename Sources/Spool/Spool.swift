@@ -19,17 +19,17 @@ import Glibc
 /// concurrent writers, see `GroupCommit`), so once ``enqueue(_:raw:state:)`` returns it survives a
 /// crash. fsync errors are never retried on the same file: the entry is removed and the call fails.
 /// All methods block: call them from a thread pool.
-public final class Spool: Sendable {
-    public let path: String
+package final class Spool: Sendable {
+    package let path: String
     private let queueDirectoryFD: Int32
     private let groupCommit: GroupCommit
     /// The fault-injection hook (tests only; `nil` in production).
-    public let faults: SpoolFaultInjection?
+    package let faults: SpoolFaultInjection?
 
     static let magic = "lmtphook-spool 1"
 
     /// Opens (creating if needed) the spool at `path`. `faults` injects I/O errors (tests).
-    public init(path: String, faults: SpoolFaultInjection? = nil) throws(SpoolError) {
+    package init(path: String, faults: SpoolFaultInjection? = nil) throws(SpoolError) {
         self.path = path
         self.faults = faults
         for directory in ["", "/tmp", "/queue", "/dead", "/quarantine"] {
@@ -61,7 +61,7 @@ public final class Spool: Sendable {
     // MARK: - Writing
 
     /// Writes an entry durably. When this returns, the entry survives a crash.
-    public func enqueue(_ metadata: SpoolMetadata, raw: [UInt8], state: SpoolState) throws(SpoolError) {
+    package func enqueue(_ metadata: SpoolMetadata, raw: [UInt8], state: SpoolState) throws(SpoolError) {
         guard SpoolID.isValid(metadata.id) else { throw SpoolError(.write, "invalid spool id \(metadata.id)") }
         var metadata = metadata
         metadata.initialState = state  // one file per entry: no separate state file until the first update
@@ -152,12 +152,12 @@ public final class Spool: Sendable {
     /// Replaces an entry's state file atomically (tmp → rename). State is advisory and not fsync'd:
     /// after a crash an entry may be attempted earlier than planned (at-least-once allows that),
     /// while the entry itself is always durable.
-    public func writeState(_ id: String, _ state: SpoolState) throws(SpoolError) {
+    package func writeState(_ id: String, _ state: SpoolState) throws(SpoolError) {
         try writeState(id, state, directory: queue)
     }
 
     /// Replaces a dead letter's state (e.g. to record a replay attempt).
-    public func writeDeadState(_ id: String, _ state: SpoolState) throws(SpoolError) {
+    package func writeDeadState(_ id: String, _ state: SpoolState) throws(SpoolError) {
         try writeState(id, state, directory: "\(path)/dead")
     }
 
@@ -177,15 +177,15 @@ public final class Spool: Sendable {
     // MARK: - Reading
 
     /// An entry as read from disk.
-    public struct Entry: Sendable {
-        public var metadata: SpoolMetadata
-        public var raw: [UInt8]
-        public var state: SpoolState
-        public var isDead: Bool
+    package struct Entry: Sendable {
+        package var metadata: SpoolMetadata
+        package var raw: [UInt8]
+        package var state: SpoolState
+        package var isDead: Bool
     }
 
     /// Reads and verifies an entry (live or dead).
-    public func read(_ id: String) throws(SpoolError) -> Entry {
+    package func read(_ id: String) throws(SpoolError) -> Entry {
         guard SpoolID.isValid(id) else { throw SpoolError(.notFound, "no spool entry \(id)") }
         var directory = queue
         var isDead = false
@@ -208,7 +208,7 @@ public final class Spool: Sendable {
     }
 
     /// The state of a live entry alone (cheap: for building the schedule), `nil` if unreadable.
-    public func state(_ id: String) -> SpoolState? {
+    package func state(_ id: String) -> SpoolState? {
         if let state = Self.readFile("\(queue)/\(id).state").flatMap({
             try? JSONDecoder().decode(SpoolState.self, from: Data($0))
         }) {
@@ -280,7 +280,7 @@ public final class Spool: Sendable {
     }
 
     /// Ids of live entries (sorted, oldest first) or of dead letters.
-    public func ids(dead: Bool = false) -> [String] {
+    package func ids(dead: Bool = false) -> [String] {
         let directory = dead ? "\(path)/dead" : queue
         guard let handle = opendir(directory) else { return [] }
         defer { closedir(handle) }
@@ -300,13 +300,13 @@ public final class Spool: Sendable {
     // MARK: - Finishing
 
     /// Removes a delivered entry.
-    public func complete(_ id: String) {
+    package func complete(_ id: String) {
         unlink("\(queue)/\(id).msg")
         unlink("\(queue)/\(id).state")
     }
 
     /// Moves an entry to `dead/` with its state (reason recorded), kept for inspection and replay.
-    public func deadLetter(_ id: String, state: SpoolState) throws(SpoolError) {
+    package func deadLetter(_ id: String, state: SpoolState) throws(SpoolError) {
         try writeState(id, state, directory: "\(path)/dead")
         guard rename("\(queue)/\(id).msg", "\(path)/dead/\(id).msg") == 0 else {
             throw SpoolError(.write, "cannot move \(id) to dead/: \(Self.lastError())")
@@ -315,7 +315,7 @@ public final class Spool: Sendable {
     }
 
     /// Deletes an entry (live or dead) for good.
-    public func drop(_ id: String) throws(SpoolError) {
+    package func drop(_ id: String) throws(SpoolError) {
         guard SpoolID.isValid(id) else { throw SpoolError(.notFound, "no spool entry \(id)") }
         var removed = false
         for directory in [queue, "\(path)/dead"] where unlink("\(directory)/\(id).msg") == 0 {
@@ -329,14 +329,14 @@ public final class Spool: Sendable {
 
     /// An exclusive claim on an entry while it is being delivered (works across processes:
     /// `serve` and `spool replay` never deliver the same entry at the same time).
-    public final class Claim: @unchecked Sendable {
+    package final class Claim: @unchecked Sendable {
         private let fd: Int32
         init(fd: Int32) { self.fd = fd }
         deinit { close(fd) }  // closing releases the flock
     }
 
     /// Claims an entry; throws `.locked` when someone else holds it, `.notFound` when it is gone.
-    public func claim(_ id: String) throws(SpoolError) -> Claim {
+    package func claim(_ id: String) throws(SpoolError) -> Claim {
         let fd = open("\(queue)/\(id).msg", O_RDONLY | O_CLOEXEC)
         guard fd >= 0 else { throw SpoolError(.notFound, "no spool entry \(id)") }
         guard flock(fd, LOCK_EX | LOCK_NB) == 0 else {
@@ -352,7 +352,7 @@ public final class Spool: Sendable {
     }
 
     /// Moves a damaged live entry (and its state) to `quarantine/`, where it is kept for an operator.
-    public func quarantine(_ id: String) throws(SpoolError) {
+    package func quarantine(_ id: String) throws(SpoolError) {
         guard SpoolID.isValid(id) else { throw SpoolError(.notFound, "no spool entry \(id)") }
         guard rename("\(queue)/\(id).msg", "\(path)/quarantine/\(id).msg") == 0 else {
             throw SpoolError(.write, "cannot move \(id) to quarantine/: \(Self.lastError())")
@@ -363,14 +363,14 @@ public final class Spool: Sendable {
     // MARK: - Recovery
 
     /// What start-up recovery found.
-    public struct RecoveryReport: Sendable {
-        public var removedTemporaryFiles = 0
-        public var quarantined: [String] = []
-        public var entries = 0
+    package struct RecoveryReport: Sendable {
+        package var removedTemporaryFiles = 0
+        package var quarantined: [String] = []
+        package var entries = 0
     }
 
     /// Removes leftovers in `tmp/`, moves damaged entries to `quarantine/` (never deletes them).
-    public func recover() -> RecoveryReport {
+    package func recover() -> RecoveryReport {
         var report = RecoveryReport()
         if let handle = opendir("\(path)/tmp") {
             while let entry = readdir(handle) {
@@ -412,7 +412,7 @@ public final class Spool: Sendable {
 
     /// Counts and bytes of live and dead entries.
     /// Whether a file can be created (and removed) in `tmp/` right now: the spool can take mail.
-    public func isWritable() -> Bool {
+    package func isWritable() -> Bool {
         if faults?.check(.create) != nil { return false }
         let probe = "\(path)/tmp/.writable-\(getpid())-\(UInt32.random(in: 0...UInt32.max))"
         let fd = open(probe, O_CREAT | O_EXCL | O_WRONLY | O_CLOEXEC, 0o600)
@@ -422,7 +422,7 @@ public final class Spool: Sendable {
         return true
     }
 
-    public func statistics() -> (live: Int, liveBytes: Int, dead: Int, deadBytes: Int) {
+    package func statistics() -> (live: Int, liveBytes: Int, dead: Int, deadBytes: Int) {
         func measure(_ directory: String, _ ids: [String]) -> Int {
             ids.reduce(0) { total, id in
                 var info = stat()

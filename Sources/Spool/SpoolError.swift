@@ -1,6 +1,6 @@
 /// A spool operation that failed; the message names the path and the system error.
-public struct SpoolError: Error, Sendable, CustomStringConvertible, Hashable {
-    public enum Kind: String, Sendable, Hashable {
+package struct SpoolError: Error, Sendable, CustomStringConvertible, Hashable {
+    package enum Kind: String, Sendable, Hashable {
         /// The spool cannot take the message (disk full, I/O error, read-only, fsync failed).
         case write
         /// No such entry.
@@ -15,10 +15,10 @@ public struct SpoolError: Error, Sendable, CustomStringConvertible, Hashable {
         case unavailable
     }
 
-    public var kind: Kind
-    public var description: String
+    package var kind: Kind
+    package var description: String
 
-    public init(_ kind: Kind, _ description: String) {
+    package init(_ kind: Kind, _ description: String) {
         self.kind = kind
         self.description = description
     }

@@ -4,9 +4,9 @@ import Synchronization
 /// `errno` until cleared, so tests can prove the replies under failing disks (fsync returning EIO,
 /// a full or read-only file system, unreadable entries) and the recovery once the fault clears.
 /// Production spools have none; every check is then a `nil` test.
-public final class SpoolFaultInjection: Sendable {
+package final class SpoolFaultInjection: Sendable {
     /// The spool I/O calls that can be made to fail.
-    public enum Operation: String, Sendable, CaseIterable {
+    package enum Operation: String, Sendable, CaseIterable {
         /// open(O_CREAT) of a new entry file
         case create
         /// write(2) of entry bytes
@@ -24,16 +24,16 @@ public final class SpoolFaultInjection: Sendable {
     private let faults = Mutex<[Operation: Int32]>([:])
     private let hits = Mutex<[Operation: Int]>([:])
 
-    public init() {}
+    package init() {}
 
     /// From now on `operation` fails with `errno` (e.g. `EIO`, `ENOSPC`, `EROFS`).
-    public func fail(_ operation: Operation, errno: Int32) { faults.withLock { $0[operation] = errno } }
+    package func fail(_ operation: Operation, errno: Int32) { faults.withLock { $0[operation] = errno } }
 
     /// Every operation works again.
-    public func clear() { faults.withLock { $0.removeAll() } }
+    package func clear() { faults.withLock { $0.removeAll() } }
 
     /// How often an injected fault was hit.
-    public func hitCount(_ operation: Operation) -> Int { hits.withLock { $0[operation, default: 0] } }
+    package func hitCount(_ operation: Operation) -> Int { hits.withLock { $0[operation, default: 0] } }
 
     /// The errno to fail `operation` with, if a fault is set (and counts the hit).
     func check(_ operation: Operation) -> Int32? {

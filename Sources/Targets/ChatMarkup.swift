@@ -3,9 +3,9 @@ import Foundation
 /// Escaping rules of chat targets, and the lengths text has after escaping (limits apply to what
 /// the target receives). Mail text is untrusted markup: it must not ping `@everyone`, must not
 /// form `<!channel>` or disguised links like `<https://evil|bank>` or `[bank](https://evil)`.
-public enum ChatMarkup {
+package enum ChatMarkup {
     /// Slack mrkdwn: exactly `&`, `<`, `>` become entities; nothing else is encoded.
-    public static func slack(_ text: String) -> String {
+    package static func slack(_ text: String) -> String {
         var out = ""
         out.reserveCapacity(text.utf8.count)
         for character in text { out += slackEscape(character) ?? String(character) }
@@ -22,13 +22,13 @@ public enum ChatMarkup {
     }
 
     /// Characters Slack counts for `character` once escaped.
-    public static func slackLength(_ character: Character) -> Int { slackEscape(character)?.count ?? 1 }
+    package static func slackLength(_ character: Character) -> Int { slackEscape(character)?.count ?? 1 }
 
     /// Markdown (CommonMark-like: Discord, Mattermost, Rocket.Chat, Zulip): a backslash before
     /// every character that could start formatting, a link or a mention, and mentions
     /// (`@everyone`, `@channel`, `@all`, `@here`, `@user`) broken with a zero-width space after
     /// the `@` so that they show as text and notify nobody.
-    public static func markdown(_ text: String, dialect: MarkdownDialect = .commonMark) -> String {
+    package static func markdown(_ text: String, dialect: MarkdownDialect = .commonMark) -> String {
         var out = ""
         out.reserveCapacity(text.utf8.count)
         var previous: Character?
@@ -40,7 +40,7 @@ public enum ChatMarkup {
     }
 
     /// Which characters a target's markdown lets a backslash escape.
-    public enum MarkdownDialect: Sendable {
+    package enum MarkdownDialect: Sendable {
         /// CommonMark and its relatives (Discord, Mattermost, Rocket.Chat, GitHub, GitLab): any ASCII punctuation.
         case commonMark
         /// Zulip (Python-Markdown): only its own set; `<` is escaped by Zulip itself, `\<` would show the backslash.
@@ -71,7 +71,7 @@ public enum ChatMarkup {
     }
 
     /// The length of `text` after ``markdown(_:)``, counted by `unit` per escaped grapheme.
-    public static func markdownMeasure(
+    package static func markdownMeasure(
         _ unit: TextLimit.Unit,
         dialect: MarkdownDialect = .commonMark
     ) -> (Character) -> Int {
@@ -88,12 +88,12 @@ public enum ChatMarkup {
 
     /// Plain text for targets that render a little markdown we cannot escape (Teams TextBlocks):
     /// link syntax `](` is broken with a zero-width space; mentions are inert there anyway.
-    public static func neutraliseLinks(_ text: String) -> String {
+    package static func neutraliseLinks(_ text: String) -> String {
         text.replacingOccurrences(of: "](", with: "]\u{200B}(")
     }
 
     /// HTML text content: `&`, `<`, `>`, `"` and `'` become entities.
-    public static func html(_ text: String) -> String {
+    package static func html(_ text: String) -> String {
         var out = ""
         out.reserveCapacity(text.utf8.count)
         for character in text {
@@ -110,12 +110,12 @@ public enum ChatMarkup {
     }
 
     /// Matrix: `@room` notifies the whole room; broken with a zero-width space.
-    public static func matrixPlain(_ text: String) -> String {
+    package static func matrixPlain(_ text: String) -> String {
         text.replacingOccurrences(of: "@room", with: "@\u{200B}room")
     }
 
     /// UTF-8 bytes `character` takes inside a JSON string literal.
-    public static func jsonLength(_ character: Character) -> Int {
+    package static func jsonLength(_ character: Character) -> Int {
         var total = 0
         for scalar in character.unicodeScalars {
             switch scalar {

@@ -5,16 +5,16 @@
 /// value 1,024, author 256, footer 2,048, username 80, all embed text together 6,000.
 /// lmtphook adds `wait=true` to the URL so that Discord answers with the saved message; success
 /// needs its `id` (without `wait`, Discord answers 204 even for messages it dropped).
-public enum DiscordFormat {
-    public static let titleLimit = 256
-    public static let descriptionLimit = 4_096
-    public static let fieldLimit = 1_024
-    public static let authorLimit = 256
-    public static let footerLimit = 2_048
-    public static let embedTotalLimit = 6_000
-    public static let usernameLimit = 80
+package enum DiscordFormat {
+    package static let titleLimit = 256
+    package static let descriptionLimit = 4_096
+    package static let fieldLimit = 1_024
+    package static let authorLimit = 256
+    package static let footerLimit = 2_048
+    package static let embedTotalLimit = 6_000
+    package static let usernameLimit = 80
 
-    public static func render(_ mail: MailSummary, options: FormatOptions) -> RenderedBody {
+    package static func render(_ mail: MailSummary, options: FormatOptions) -> RenderedBody {
         let measure = ChatMarkup.markdownMeasure(.utf16)
         let plain = TextLimit(0, .utf16)
         let title = TextLimit(titleLimit, .utf16).truncate(mail.subject)  // titles are not markdown
@@ -52,7 +52,7 @@ public enum DiscordFormat {
     }
 
     /// The webhook URL with `wait=true`, so that Discord confirms the message was saved.
-    public static func waitingURL(_ url: String) -> String {
+    package static func waitingURL(_ url: String) -> String {
         if url.contains("wait=") { return url }
         return url + (url.contains("?") ? "&" : "?") + "wait=true"
     }

@@ -2,30 +2,31 @@ import MailCore
 
 /// What a chat message shows of a mail: who wrote, the subject, the readable text and the list of
 /// attachments. Built once from the parsed message; every chat format renders from it.
-public struct MailSummary: Sendable {
+package struct MailSummary: Sendable {
     /// The webhook id of this delivery (stable across retries).
-    public var id: String
+    package var id: String
     /// The author's display name, if the From header has one.
-    public var fromName: String?
+    package var fromName: String?
     /// The author's address (From header, else the envelope sender, else empty).
-    public var fromAddress: String
+    package var fromAddress: String
     /// The subject, or `(no subject)`.
-    public var subject: String
+    package var subject: String
     /// Whether the message had a subject at all.
-    public var hasSubject: Bool
+    package var hasSubject: Bool
     /// The readable text: quoted replies and the signature trimmed (see ``ReadableText``).
-    public var text: String
+    package var text: String
     /// The whole text body (plain, or derived from HTML), line endings normalised.
-    public var fullText: String
-    public var attachments: [MailAttachment]
+    package var fullText: String
+    package var attachments: [MailAttachment]
     /// The envelope recipients this delivery is for.
-    public var recipients: [String]
+    package var recipients: [String]
     /// Plus-address tags of those recipients (`support+billing@` → `billing`), in order, unique.
-    public var tags: [String]
+    package var tags: [String]
     /// The route that matched, if any.
-    public var route: String?
+    package var route: String?
 
-    public init(id: String, message: ParsedMessage, envelope: MailEnvelope, tags: [String] = [], route: String? = nil) {
+    package init(id: String, message: ParsedMessage, envelope: MailEnvelope, tags: [String] = [], route: String? = nil)
+    {
         self.id = id
         let author = message.from.first ?? message.sender
         fromName = author?.name.flatMap { $0.isEmpty ? nil : $0 }
@@ -43,18 +44,18 @@ public struct MailSummary: Sendable {
     }
 
     /// `Name <address>`, or the address alone.
-    public var fromDisplay: String {
+    package var fromDisplay: String {
         guard let fromName else { return fromAddress.isEmpty ? "(unknown sender)" : fromAddress }
         return fromAddress.isEmpty ? fromName : "\(fromName) <\(fromAddress)>"
     }
 
     /// One line per attachment: `name (12.3 KB)`.
-    public var attachmentLines: [String] {
+    package var attachmentLines: [String] {
         attachments.map { "\($0.filename ?? "(unnamed \($0.contentType))") (\(Self.humanSize($0.size)))" }
     }
 
     /// `512 B`, `12.3 KB`, `4.0 MB` (powers of 1024).
-    public static func humanSize(_ bytes: Int) -> String {
+    package static func humanSize(_ bytes: Int) -> String {
         if bytes < 1024 { return "\(bytes) B" }
         let units = ["KB", "MB", "GB", "TB"]
         var value = Double(bytes) / 1024

@@ -30,10 +30,10 @@ enum MarkdownMessage {
 
 /// Mattermost incoming webhook: `text` (markdown) within 16,383 runes, so the server never splits
 /// the post; optional `username` and `channel` (if the server allows overrides). Success: 200.
-public enum MattermostFormat {
-    public static let limit = TextLimit(16_383, .scalars)
+package enum MattermostFormat {
+    package static let limit = TextLimit(16_383, .scalars)
 
-    public static func render(_ mail: MailSummary, options: FormatOptions) -> RenderedBody {
+    package static func render(_ mail: MailSummary, options: FormatOptions) -> RenderedBody {
         .json { json in
             json.field("text", MarkdownMessage.compose(mail, limit: limit))
             if let username = options.username { json.field("username", username) }
@@ -45,10 +45,10 @@ public enum MattermostFormat {
 
 /// Rocket.Chat incoming webhook: `text` within 5,000 characters (the server's default
 /// `Message_MaxAllowedSize`), bold with single `*`; optional `alias` and `channel`.
-public enum RocketChatFormat {
-    public static let limit = TextLimit(5_000, .characters)
+package enum RocketChatFormat {
+    package static let limit = TextLimit(5_000, .characters)
 
-    public static func render(_ mail: MailSummary, options: FormatOptions) -> RenderedBody {
+    package static func render(_ mail: MailSummary, options: FormatOptions) -> RenderedBody {
         .json { json in
             json.field("text", MarkdownMessage.compose(mail, limit: limit, bold: "*"))
             if let username = options.username { json.field("alias", username) }
@@ -61,11 +61,11 @@ public enum RocketChatFormat {
 /// `type=stream`, `to` = the configured stream, `topic` = the subject without `Re:`/`Fwd:`
 /// prefixes (so a thread stays in one topic) within 60 characters, `content` within 10,000 UTF-8
 /// bytes.
-public enum ZulipFormat {
-    public static let topicLimit = TextLimit(60, .characters)
-    public static let contentLimit = TextLimit(10_000, .utf8Bytes)
+package enum ZulipFormat {
+    package static let topicLimit = TextLimit(60, .characters)
+    package static let contentLimit = TextLimit(10_000, .utf8Bytes)
 
-    public static func render(_ mail: MailSummary, options: FormatOptions) -> RenderedBody {
+    package static func render(_ mail: MailSummary, options: FormatOptions) -> RenderedBody {
         let topic = topicLimit.truncate(threadTopic(mail.subject), marker: "…")
         let content = MarkdownMessage.compose(mail, limit: contentLimit, includeSubject: false, dialect: .zulip)
         let fields = [("type", "stream"), ("to", options.stream ?? ""), ("topic", topic), ("content", content)]
@@ -74,7 +74,7 @@ public enum ZulipFormat {
     }
 
     /// The subject without reply/forward prefixes (`Re:`, `RE:`, `Fwd:`, `Fw:`, `AW:`, `WG:`, `SV:`, `Antw:`), repeated or not.
-    public static func threadTopic(_ subject: String) -> String {
+    package static func threadTopic(_ subject: String) -> String {
         var text = Substring(subject)
         let prefixes = ["re", "fwd", "fw", "aw", "wg", "sv", "antw", "tr", "rv"]
         var changed = true

@@ -3,10 +3,10 @@ import MailCore
 import Mustache
 
 /// Why a template could not be compiled or rendered.
-public struct TemplateError: Error, Sendable, CustomStringConvertible {
-    public var message: String
-    public init(message: String) { self.message = message }
-    public var description: String { message }
+package struct TemplateError: Error, Sendable, CustomStringConvertible {
+    package var message: String
+    package init(message: String) { self.message = message }
+    package var description: String { message }
 }
 
 /// A Mustache template that renders any request body from a delivery (format `template`); the
@@ -19,13 +19,13 @@ public struct TemplateError: Error, Sendable, CustomStringConvertible {
 /// complete JSON string literal), `{{html(text)}}` (HTML-escaped), `{{htmllines(text)}}` (also line breaks as `<br>`), `{{markdown(text)}}`
 /// (markdown-escaped, mentions broken), `lowercased`, `uppercased`; in lists `{{^last()}},{{/last()}}`
 /// separates items. The values are listed in the README ("Template values").
-public struct MessageTemplate: Sendable {
-    public let source: String
-    public let contentType: String
+package struct MessageTemplate: Sendable {
+    package let source: String
+    package let contentType: String
     private let template: MustacheTemplate
 
     /// Compiles `source`; errors name the line and column.
-    public init(source: String, contentType: String = "application/json") throws(TemplateError) {
+    package init(source: String, contentType: String = "application/json") throws(TemplateError) {
         Self.registerContentTypes
         self.source = source
         self.contentType = contentType
@@ -53,7 +53,7 @@ public struct MessageTemplate: Sendable {
 
     /// Renders the body; a JSON template that does not produce valid JSON is an error (the request
     /// would only be refused by the target).
-    public func render(_ input: RenderInput) throws(TemplateError) -> RenderedBody {
+    package func render(_ input: RenderInput) throws(TemplateError) -> RenderedBody {
         let text = template.render(Self.context(input))
         let bytes = Array(text.utf8)
         if Self.isJSON(contentType) {

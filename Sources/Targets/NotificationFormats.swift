@@ -2,11 +2,11 @@
 /// `message` = sender, readable text and attachment list within 4,096 UTF-8 bytes (longer messages
 /// would become a file attachment), `tags` `email` plus the recipient's plus-tags, optional
 /// `priority` 1–5. No markdown (ntfy shows it literally unless asked). Success: 200 with the id.
-public enum NtfyFormat {
-    public static let messageLimit = TextLimit(4_096, .utf8Bytes)
-    public static let titleLimit = TextLimit(250, .characters)
+package enum NtfyFormat {
+    package static let messageLimit = TextLimit(4_096, .utf8Bytes)
+    package static let titleLimit = TextLimit(250, .characters)
 
-    public static func render(_ mail: MailSummary, options: FormatOptions) -> RenderedBody {
+    package static func render(_ mail: MailSummary, options: FormatOptions) -> RenderedBody {
         .json { json in
             json.field("topic", options.topic ?? "")
             json.field("title", titleLimit.truncate(mail.subject))
@@ -23,11 +23,11 @@ public enum NtfyFormat {
 /// Gotify `POST /message` (token in `X-Gotify-Key`): `title`, `message` (plain text, shown with
 /// `client::display` `text/plain`), `priority` 0–10 (default 5). Gotify sets no documented
 /// limit; lmtphook keeps messages within 16,384 characters. Success: 200 with the message's id.
-public enum GotifyFormat {
-    public static let messageLimit = TextLimit(16_384, .characters)
-    public static let titleLimit = TextLimit(250, .characters)
+package enum GotifyFormat {
+    package static let messageLimit = TextLimit(16_384, .characters)
+    package static let titleLimit = TextLimit(250, .characters)
 
-    public static func render(_ mail: MailSummary, options: FormatOptions) -> RenderedBody {
+    package static func render(_ mail: MailSummary, options: FormatOptions) -> RenderedBody {
         .json { json in
             json.field("title", titleLimit.truncate(mail.subject))
             json.field("message", PlainMessage.compose(mail, limit: messageLimit))
@@ -42,10 +42,10 @@ public enum GotifyFormat {
 /// matrix-hookshot generic webhook: `text` (plain), `html` (the same, escaped, with the subject in
 /// bold), optional `username`. `@room` is broken so that it notifies nobody. The text is kept
 /// within 24,000 UTF-8 bytes so that the event stays well under Matrix's 65,536-byte limit.
-public enum MatrixFormat {
-    public static let textLimit = TextLimit(24_000, .utf8Bytes)
+package enum MatrixFormat {
+    package static let textLimit = TextLimit(24_000, .utf8Bytes)
 
-    public static func render(_ mail: MailSummary, options: FormatOptions) -> RenderedBody {
+    package static func render(_ mail: MailSummary, options: FormatOptions) -> RenderedBody {
         let plain = ChatMarkup.matrixPlain(PlainMessage.compose(mail, limit: textLimit, includeSubject: true))
         let bodyText = PlainMessage.compose(mail, limit: textLimit, includeSubject: false)
         let html =
@@ -84,10 +84,10 @@ enum PlainMessage {
 /// 20,000 UTF-8 bytes (Teams' limit is 28 KB, about 21 KB in practice). Markdown links in mail
 /// text are broken with a zero-width space. Success: 202 (the flow reports later failures only in
 /// its run history).
-public enum TeamsFormat {
-    public static let requestLimit = 20_000
+package enum TeamsFormat {
+    package static let requestLimit = 20_000
 
-    public static func render(_ mail: MailSummary) -> RenderedBody {
+    package static func render(_ mail: MailSummary) -> RenderedBody {
         let subject = ChatMarkup.neutraliseLinks(TextLimit(200, .characters).truncate(mail.subject))
         let from = ChatMarkup.neutraliseLinks(TextLimit(300, .characters).truncate(mail.fromDisplay))
         let to = TextLimit(500, .characters).truncate(mail.recipients.joined(separator: ", "))

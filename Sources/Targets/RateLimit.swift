@@ -1,16 +1,16 @@
 /// A request rate limit as a token bucket: `requests` per `periodMilliseconds`, with bursts up to
 /// `requests` (Slack: 1/s; Discord: 5/2s; ntfy: 60 burst). Pure: the caller passes the time.
-public struct RateLimit: Sendable, Hashable {
-    public var requests: Int
-    public var periodMilliseconds: Int64
+package struct RateLimit: Sendable, Hashable {
+    package var requests: Int
+    package var periodMilliseconds: Int64
 
-    public init(requests: Int, periodMilliseconds: Int64) {
+    package init(requests: Int, periodMilliseconds: Int64) {
         self.requests = requests
         self.periodMilliseconds = periodMilliseconds
     }
 
     /// Parses `5/2s`, `1/s`, `30/m`, `100/1h`; `nil` when malformed or not positive.
-    public static func parse(_ text: String) -> RateLimit? {
+    package static func parse(_ text: String) -> RateLimit? {
         let parts = text.split(separator: "/", omittingEmptySubsequences: false)
         guard parts.count == 2, let requests = Int(String(parts[0]).trimmed), requests > 0 else { return nil }
         var period = String(parts[1]).trimmed
@@ -23,16 +23,16 @@ public struct RateLimit: Sendable, Hashable {
         return RateLimit(requests: requests, periodMilliseconds: count * multiplier)
     }
 
-    public var description: String { "\(requests)/\(Double(periodMilliseconds) / 1000)s" }
+    package var description: String { "\(requests)/\(Double(periodMilliseconds) / 1000)s" }
 }
 
 /// The state of one endpoint's token bucket.
-public struct TokenBucket: Sendable {
-    public let limit: RateLimit
+package struct TokenBucket: Sendable {
+    package let limit: RateLimit
     private var tokens: Double
     private var updatedMilliseconds: Int64
 
-    public init(limit: RateLimit, nowMilliseconds: Int64) {
+    package init(limit: RateLimit, nowMilliseconds: Int64) {
         self.limit = limit
         tokens = Double(limit.requests)
         updatedMilliseconds = nowMilliseconds
@@ -40,7 +40,7 @@ public struct TokenBucket: Sendable {
 
     /// Takes one token: returns 0 when a request may go now, else the milliseconds to wait; the
     /// token is reserved either way (callers wait, then send), so waiters queue fairly.
-    public mutating func reserve(nowMilliseconds now: Int64) -> Int64 {
+    package mutating func reserve(nowMilliseconds now: Int64) -> Int64 {
         let rate = Double(limit.requests) / Double(limit.periodMilliseconds)  // tokens per ms
         if now > updatedMilliseconds {
             tokens = min(Double(limit.requests), tokens + Double(now - updatedMilliseconds) * rate)
@@ -52,7 +52,7 @@ public struct TokenBucket: Sendable {
     }
 
     /// Gives back a reservation that was not used (the caller gave up waiting).
-    public mutating func release() {
+    package mutating func release() {
         tokens = min(Double(limit.requests), tokens + 1)
     }
 }

@@ -8,10 +8,10 @@
 ///   `-----Original Message-----` / `________________________________` + `From:` separator.
 /// Interleaved quoting (answers between quoted lines) is kept as it is. If trimming would leave
 /// nothing, the whole text is returned.
-public enum ReadableText {
+package enum ReadableText {
     /// The readable part of `text`, with line endings normalised to `\n` and at most one blank
     /// line in a row.
-    public static func extract(_ text: String) -> String {
+    package static func extract(_ text: String) -> String {
         let lines = normalisedLines(text)
         var end = lines.count
         // Signature: the first "-- " delimiter line.

@@ -1,18 +1,18 @@
 /// Which endpoints receive mail for which recipient. Routes are tried in order; the first whose
 /// match accepts the recipient wins. A recipient that no route accepts is refused at RCPT time
 /// (`550 5.1.1`), unless a catch-all route exists.
-public struct RouteTable: Sendable {
-    public var routes: [Route]
+package struct RouteTable: Sendable {
+    package var routes: [Route]
     /// Characters that start a plus-tag in a local part (Postfix's `recipient_delimiter`).
-    public var delimiters: Set<Character>
+    package var delimiters: Set<Character>
 
-    public init(routes: [Route], delimiters: Set<Character> = ["+"]) {
+    package init(routes: [Route], delimiters: Set<Character> = ["+"]) {
         self.routes = routes
         self.delimiters = delimiters
     }
 
     /// The route for `address` (an envelope recipient, `local@domain`), or `nil` when none matches.
-    public func resolve(_ address: String) -> RouteMatch? {
+    package func resolve(_ address: String) -> RouteMatch? {
         let recipient = RecipientAddress(address, delimiters: delimiters)
         for route in routes where route.accepts(recipient) {
             return RouteMatch(route: route.name, endpoints: route.endpoints, tag: recipient.tag)
@@ -21,23 +21,23 @@ public struct RouteTable: Sendable {
     }
 
     /// The plus-tag of `address` (`support+billing@…` → `billing`), if it has one.
-    public static func tag(of address: String, delimiters: Set<Character> = ["+"]) -> String? {
+    package static func tag(of address: String, delimiters: Set<Character> = ["+"]) -> String? {
         RecipientAddress(address, delimiters: delimiters).tag
     }
 
     /// Whether some route accepts every recipient.
-    public var hasCatchAll: Bool { routes.contains { $0.conditions.contains { $0.isCatchAll } } }
+    package var hasCatchAll: Bool { routes.contains { $0.conditions.contains { $0.isCatchAll } } }
 }
 
 /// One route: a name, what it matches (any of `conditions`), where it sends (every endpoint: fan-out).
-public struct Route: Sendable {
-    public var name: String
+package struct Route: Sendable {
+    package var name: String
     /// The route matches when any condition does.
-    public var conditions: [RouteCondition]
+    package var conditions: [RouteCondition]
     /// Endpoint names; the message goes to each of them.
-    public var endpoints: [String]
+    package var endpoints: [String]
 
-    public init(name: String, conditions: [RouteCondition], endpoints: [String]) {
+    package init(name: String, conditions: [RouteCondition], endpoints: [String]) {
         self.name = name
         self.conditions = conditions
         self.endpoints = endpoints
@@ -47,28 +47,28 @@ public struct Route: Sendable {
 }
 
 /// The result of routing one recipient.
-public struct RouteMatch: Sendable, Hashable {
-    public var route: String
-    public var endpoints: [String]
+package struct RouteMatch: Sendable, Hashable {
+    package var route: String
+    package var endpoints: [String]
     /// The plus-tag of the recipient (`support+billing@` → `billing`), if any.
-    public var tag: String?
+    package var tag: String?
 }
 
 /// One condition of a route; every test it has must hold. With none, it matches everything
 /// (a catch-all).
-public struct RouteCondition: Sendable {
+package struct RouteCondition: Sendable {
     /// A whole address; `support@example.com` also matches `support+anything@example.com`.
-    public var address: String?
+    package var address: String?
     /// A domain (`example.com`), or `*.example.com` for its subdomains.
-    public var domain: String?
+    package var domain: String?
     /// A glob (`*`, `?`) over the local part without its tag (`alert*`).
-    public var localPart: String?
+    package var localPart: String?
     /// The plus-tag must equal this (`billing`).
-    public var tag: String?
+    package var tag: String?
     /// A regular expression that must match the whole address, case-insensitively.
-    public var regex: AddressPattern?
+    package var regex: AddressPattern?
 
-    public init(
+    package init(
         address: String? = nil,
         domain: String? = nil,
         localPart: String? = nil,
@@ -82,7 +82,7 @@ public struct RouteCondition: Sendable {
         self.regex = regex
     }
 
-    public var isCatchAll: Bool { address == nil && domain == nil && localPart == nil && tag == nil && regex == nil }
+    package var isCatchAll: Bool { address == nil && domain == nil && localPart == nil && tag == nil && regex == nil }
 
     func accepts(_ recipient: RecipientAddress) -> Bool {
         if let address, address != recipient.full && address != recipient.untagged { return false }
@@ -100,7 +100,7 @@ public struct RouteCondition: Sendable {
     }
 
     /// A short description for `check-config`.
-    public var summary: String {
+    package var summary: String {
         if isCatchAll { return "*" }
         var parts: [String] = []
         if let address { parts.append("address=\(address)") }
@@ -113,17 +113,17 @@ public struct RouteCondition: Sendable {
 }
 
 /// A compiled regular expression over addresses (compiled once, immutable, shared).
-public final class AddressPattern: @unchecked Sendable {
-    public let pattern: String
+package final class AddressPattern: @unchecked Sendable {
+    package let pattern: String
     private let regex: Regex<AnyRegexOutput>
 
     /// Compiles `pattern`; throws the compiler's message when it is not a valid expression.
-    public init(_ pattern: String) throws {
+    package init(_ pattern: String) throws {
         self.pattern = pattern
         regex = try Regex(pattern).ignoresCase()
     }
 
-    public func matches(_ address: String) -> Bool { (try? regex.wholeMatch(in: address)) != nil }
+    package func matches(_ address: String) -> Bool { (try? regex.wholeMatch(in: address)) != nil }
 }
 
 /// An envelope recipient split for matching: lower-cased, local part, tag, domain.

@@ -4,13 +4,13 @@
 /// sections together 12,000 (Slack rejects messages whose blocks total about 13,200), at most 50
 /// blocks. Only `&`, `<`, `>` are escaped, so mail text cannot form `<!channel>` or `<url|label>`.
 /// Success: HTTP 200 with body `ok`.
-public enum SlackFormat {
-    public static let headerLimit = 150
-    public static let sectionLimit = 3_000
-    public static let bodyLimit = 12_000
-    public static let fallbackLimit = 3_000
+package enum SlackFormat {
+    package static let headerLimit = 150
+    package static let sectionLimit = 3_000
+    package static let bodyLimit = 12_000
+    package static let fallbackLimit = 3_000
 
-    public static func render(_ mail: MailSummary) -> RenderedBody {
+    package static func render(_ mail: MailSummary) -> RenderedBody {
         let measure = ChatMarkup.slackLength
         let body = TextLimit.truncate(mail.text, toFit: bodyLimit, measure: measure)
         let sections = TextLimit.split(body, pieceLimit: sectionLimit, measure: measure)

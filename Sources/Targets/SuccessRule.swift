@@ -3,22 +3,22 @@ import Foundation
 /// What a 2xx answer must also show before a delivery counts as done, for targets whose 2xx alone
 /// proves nothing (Discord without `wait`, a proxy that answers 200 with an error page). An answer
 /// that fails the rule is treated as a transient failure: the message is retried, not lost.
-public struct SuccessRule: Sendable, Hashable {
+package struct SuccessRule: Sendable, Hashable {
     /// Accepted statuses; `nil` accepts any 2xx.
-    public var statuses: Set<Int>?
+    package var statuses: Set<Int>?
     /// The response body, trimmed, must equal this (Slack: `ok`).
-    public var body: String?
+    package var body: String?
     /// The response body must be a JSON object with this key, non-null (Discord: `id`).
-    public var jsonField: String?
+    package var jsonField: String?
 
-    public init(statuses: Set<Int>? = nil, body: String? = nil, jsonField: String? = nil) {
+    package init(statuses: Set<Int>? = nil, body: String? = nil, jsonField: String? = nil) {
         self.statuses = statuses
         self.body = body
         self.jsonField = jsonField
     }
 
     /// `nil` when a 2xx `status` with `body` satisfies the rule, else why not.
-    public func violation(status: Int, body responseBody: String) -> String? {
+    package func violation(status: Int, body responseBody: String) -> String? {
         if let statuses, !statuses.contains(status) {
             return "HTTP \(status) is not one of the accepted statuses \(statuses.sorted())"
         }
@@ -35,7 +35,7 @@ public struct SuccessRule: Sendable, Hashable {
     }
 
     /// A short description for `check-config`.
-    public var summary: String {
+    package var summary: String {
         var parts: [String] = [statuses.map { "status in \($0.sorted())" } ?? "any 2xx"]
         if let body { parts.append("body '\(body)'") }
         if let jsonField { parts.append("JSON field '\(jsonField)'") }

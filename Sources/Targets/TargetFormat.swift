@@ -2,11 +2,11 @@ import MailCore
 
 /// The body formats lmtphook can send: payload v1 for generic receivers, the native formats of
 /// chat apps, and Mustache templates for anything else (ticketing APIs).
-public enum TargetFormat: String, Sendable, Hashable, CaseIterable {
+package enum TargetFormat: String, Sendable, Hashable, CaseIterable {
     case json, slack, discord, mattermost, teams, zulip, rocketchat, ntfy, gotify, matrix, template
 
     /// What a 2xx from this target must also show before the message counts as delivered.
-    public var defaultSuccessRule: SuccessRule {
+    package var defaultSuccessRule: SuccessRule {
         switch self {
         case .slack: return SuccessRule(body: "ok")  // Slack answers 200 "ok"; anything else is an error text
         case .discord, .ntfy, .gotify: return SuccessRule(jsonField: "id")  // the saved message's id
@@ -15,7 +15,7 @@ public enum TargetFormat: String, Sendable, Hashable, CaseIterable {
     }
 
     /// Renders one delivery.
-    public func render(_ input: RenderInput, options: FormatOptions) throws(TemplateError) -> RenderedBody {
+    package func render(_ input: RenderInput, options: FormatOptions) throws(TemplateError) -> RenderedBody {
         switch self {
         case .json: return RenderedBody(contentType: "application/json", bytes: input.payloadJSON)
         case .slack: return SlackFormat.render(input.summary)
@@ -37,21 +37,21 @@ public enum TargetFormat: String, Sendable, Hashable, CaseIterable {
 }
 
 /// Per-endpoint settings of a format.
-public struct FormatOptions: Sendable {
+package struct FormatOptions: Sendable {
     /// Display name where the target lets a webhook set one (Discord, Mattermost, Rocket.Chat, Matrix).
-    public var username: String?
+    package var username: String?
     /// Channel override (Mattermost, Rocket.Chat), if the integration allows it.
-    public var channel: String?
+    package var channel: String?
     /// Zulip: the stream (channel) to post to.
-    public var stream: String?
+    package var stream: String?
     /// ntfy: the topic.
-    public var topic: String?
+    package var topic: String?
     /// ntfy (1–5) or Gotify (0–10) priority.
-    public var priority: Int?
+    package var priority: Int?
     /// The template of format `template`.
-    public var template: MessageTemplate?
+    package var template: MessageTemplate?
 
-    public init(
+    package init(
         username: String? = nil,
         channel: String? = nil,
         stream: String? = nil,
@@ -69,15 +69,15 @@ public struct FormatOptions: Sendable {
 }
 
 /// Everything a format may use to render one delivery.
-public struct RenderInput: Sendable {
-    public var summary: MailSummary
-    public var message: ParsedMessage
-    public var envelope: MailEnvelope
+package struct RenderInput: Sendable {
+    package var summary: MailSummary
+    package var message: ParsedMessage
+    package var envelope: MailEnvelope
     /// The payload v1 document of this delivery.
-    public var payloadJSON: [UInt8]
-    public var receivedAt: UnixTime
+    package var payloadJSON: [UInt8]
+    package var receivedAt: UnixTime
 
-    public init(
+    package init(
         summary: MailSummary,
         message: ParsedMessage,
         envelope: MailEnvelope,
@@ -93,11 +93,11 @@ public struct RenderInput: Sendable {
 }
 
 /// A request body and its media type.
-public struct RenderedBody: Sendable, Hashable {
-    public var contentType: String
-    public var bytes: [UInt8]
+package struct RenderedBody: Sendable, Hashable {
+    package var contentType: String
+    package var bytes: [UInt8]
 
-    public init(contentType: String, bytes: [UInt8]) {
+    package init(contentType: String, bytes: [UInt8]) {
         self.contentType = contentType
         self.bytes = bytes
     }

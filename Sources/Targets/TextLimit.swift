@@ -4,9 +4,9 @@
 /// scalars), Zulip, ntfy and Teams in UTF-8 bytes. Truncation never splits a grapheme cluster (an
 /// emoji with its modifiers, a letter with its combining marks) and ends with a visible marker
 /// whose own length counts against the limit.
-public struct TextLimit: Sendable, Hashable {
+package struct TextLimit: Sendable, Hashable {
     /// What a limit counts.
-    public enum Unit: String, Sendable, Hashable {
+    package enum Unit: String, Sendable, Hashable {
         /// Extended grapheme clusters (what a user sees as one character).
         case characters
         /// Unicode scalars ("runes" in Go).
@@ -17,19 +17,19 @@ public struct TextLimit: Sendable, Hashable {
         case utf8Bytes
     }
 
-    public var limit: Int
-    public var unit: Unit
+    package var limit: Int
+    package var unit: Unit
 
-    public init(_ limit: Int, _ unit: Unit) {
+    package init(_ limit: Int, _ unit: Unit) {
         self.limit = limit
         self.unit = unit
     }
 
     /// The marker appended to truncated text.
-    public static let marker = "… [truncated]"
+    package static let marker = "… [truncated]"
 
     /// The length of `text` in this limit's unit.
-    public func length(of text: some StringProtocol) -> Int {
+    package func length(of text: some StringProtocol) -> Int {
         switch unit {
         case .characters: return text.count
         case .scalars: return text.unicodeScalars.count
@@ -49,13 +49,13 @@ public struct TextLimit: Sendable, Hashable {
 
     /// `text` itself when it fits, else its longest prefix of whole graphemes that fits together
     /// with `marker` (trailing whitespace dropped before the marker).
-    public func truncate(_ text: String, marker: String = TextLimit.marker) -> String {
+    package func truncate(_ text: String, marker: String = TextLimit.marker) -> String {
         Self.truncate(text, toFit: limit, marker: marker, measure: length(of:))
     }
 
     /// Truncation where each grapheme costs what `measure` says: the length it will have after
     /// escaping, in the target's unit. Whole graphemes only; `marker` is measured the same way.
-    public static func truncate(
+    package static func truncate(
         _ text: String,
         toFit limit: Int,
         marker: String = TextLimit.marker,
@@ -77,7 +77,7 @@ public struct TextLimit: Sendable, Hashable {
 
     /// Splits `text` into pieces that each fit `limit` (measured like ``truncate(_:toFit:marker:measure:)``),
     /// preferring to break after a newline, else after a space, else between graphemes.
-    public static func split(_ text: String, pieceLimit limit: Int, measure: (Character) -> Int) -> [String] {
+    package static func split(_ text: String, pieceLimit limit: Int, measure: (Character) -> Int) -> [String] {
         var pieces: [String] = []
         var rest = Substring(text)
         while !rest.isEmpty {

@@ -183,12 +183,12 @@ final class CurlEasyHandle {
 }
 
 /// `curl_global_init`, exactly once per process, before any handle exists.
-public enum CurlGlobal {
+package enum CurlGlobal {
     private static let initialized: Bool = {
         curl_global_init(Int(CURL_GLOBAL_DEFAULT)) == CURLE_OK
     }()
 
     /// Initialises libcurl; safe to call many times from any thread (Swift runs the initialiser once).
     @discardableResult
-    public static func initialize() -> Bool { initialized }
+    package static func initialize() -> Bool { initialized }
 }

@@ -10,10 +10,10 @@ import Darwin
 /// (cloud metadata at 169.254.169.254), unique-local and site-local IPv6, multicast, unspecified,
 /// benchmarking and documentation ranges, and IPv4-mapped forms of them. With
 /// ``WebhookRequest/denyPrivateAddresses`` the check runs on each address curl connects to (after
-/// DNS, so a public name that resolves to an internal address is refused too).
-public enum WebhookAddressGuard {
-    /// `true` when the textual IPv4/IPv6 address is not a public one.
-    public static func isPrivate(_ host: String) -> Bool {
+/// DNS, so a package name that resolves to an internal address is refused too).
+package enum WebhookAddressGuard {
+    /// `true` when the textual IPv4/IPv6 address is not a package one.
+    package static func isPrivate(_ host: String) -> Bool {
         var text = host
         if text.hasPrefix("[") && text.hasSuffix("]") { text = String(text.dropFirst().dropLast()) }
         var v4 = in_addr()
@@ -24,7 +24,7 @@ public enum WebhookAddressGuard {
     }
 
     /// The host of an http(s) URL when it is an IP literal or `localhost` (names are checked at connect time).
-    public static func literalHost(of url: String) -> String? {
+    package static func literalHost(of url: String) -> String? {
         guard let scheme = url.range(of: "://") else { return nil }
         var rest = url[scheme.upperBound...]
         if let end = rest.firstIndex(where: { $0 == "/" || $0 == "?" || $0 == "#" }) { rest = rest[..<end] }

@@ -6,19 +6,19 @@ import NIOPosix
 /// Each pool thread owns one curl easy handle for its lifetime, so connections to the endpoint are
 /// kept alive across requests. Transfers block their pool thread, never an event loop or the Swift
 /// cooperative pool; the thread count is the concurrency limit (extra requests wait their turn).
-public final class WebhookClient: Sendable {
+package final class WebhookClient: Sendable {
     /// The version sent in the `User-Agent` header.
-    public static let version = "0.1.0"
+    package static let version = "0.1.0"
     /// How much of a response body is kept for logs and reply texts.
-    public static let snippetLimit = 64 * 1024
+    package static let snippetLimit = 64 * 1024
 
     private let pool: NIOThreadPool
     /// Delivery threads: requests in flight at most.
-    public let threads: Int
+    package let threads: Int
     private let handles = ThreadSpecificVariable<HandleBox>()
 
     /// Starts `threads` delivery threads.
-    public init(threads: Int = 8) {
+    package init(threads: Int = 8) {
         CurlGlobal.initialize()
         self.threads = max(1, threads)
         pool = NIOThreadPool(numberOfThreads: self.threads)
@@ -26,7 +26,7 @@ public final class WebhookClient: Sendable {
     }
 
     /// POSTs one request; returns the outcome (never throws: failures are in the response).
-    public func post(_ request: WebhookRequest) async -> WebhookResponse {
+    package func post(_ request: WebhookRequest) async -> WebhookResponse {
         do {
             return try await pool.runIfActive { [handles] in
                 let box: HandleBox
@@ -53,7 +53,7 @@ public final class WebhookClient: Sendable {
     }
 
     /// Waits for running transfers to finish (each is bounded by its timeout) and stops the threads.
-    public func shutdown() async {
+    package func shutdown() async {
         try? await pool.shutdownGracefully()
     }
 }

@@ -4,17 +4,17 @@ import Foundation
 /// Standard Webhooks signing (https://www.standardwebhooks.com, spec v1): `webhook-id`,
 /// `webhook-timestamp` and `webhook-signature: v1,<base64 HMAC-SHA256 of "id.timestamp.body">`,
 /// one signature per secret (space-separated) so secrets can be rotated.
-public struct WebhookSigner: Sendable {
+package struct WebhookSigner: Sendable {
     /// The raw keys (the base64 part of `whsec_…`, decoded).
     private let keys: [SymmetricKey]
 
     /// Why a secret was refused.
-    public struct InvalidSecret: Error, CustomStringConvertible, Sendable {
-        public let description: String
+    package struct InvalidSecret: Error, CustomStringConvertible, Sendable {
+        package let description: String
     }
 
     /// `secrets` in the `whsec_<base64>` form (the prefix is optional); each key 24–64 bytes.
-    public init(secrets: [String]) throws {
+    package init(secrets: [String]) throws {
         keys = try secrets.map { secret in
             let encoded = secret.hasPrefix("whsec_") ? String(secret.dropFirst(6)) : secret
             guard let data = Data(base64Encoded: encoded) else {
@@ -28,12 +28,12 @@ public struct WebhookSigner: Sendable {
     }
 
     /// `true` when there is at least one secret.
-    public var isEnabled: Bool { !keys.isEmpty }
+    package var isEnabled: Bool { !keys.isEmpty }
     /// How many secrets sign each request.
-    public var secretCount: Int { keys.count }
+    package var secretCount: Int { keys.count }
 
     /// The `webhook-signature` value for one attempt.
-    public func signature(id: String, timestamp: Int64, body: [UInt8]) -> String {
+    package func signature(id: String, timestamp: Int64, body: [UInt8]) -> String {
         var content = Array("\(id).\(timestamp).".utf8)
         content += body
         return keys.map { key in
@@ -43,7 +43,7 @@ public struct WebhookSigner: Sendable {
     }
 
     /// The three Standard Webhooks headers (signature only when secrets are configured).
-    public func headers(id: String, timestamp: Int64, body: [UInt8]) -> [WebhookHeader] {
+    package func headers(id: String, timestamp: Int64, body: [UInt8]) -> [WebhookHeader] {
         var headers = [WebhookHeader("webhook-id", id), WebhookHeader("webhook-timestamp", String(timestamp))]
         if isEnabled {
             headers.append(WebhookHeader("webhook-signature", signature(id: id, timestamp: timestamp, body: body)))

@@ -2,13 +2,13 @@ import Logging
 import NIOConcurrencyHelpers
 
 /// A swift-log handler that keeps every line in memory, for tests of what the daemon logs.
-public final class CapturedLog: Sendable {
+package final class CapturedLog: Sendable {
     /// One logged line: level, message and metadata rendered as `key=value`.
-    public struct Line: Sendable, CustomStringConvertible {
-        public let level: Logger.Level
-        public let message: String
-        public let metadata: [String: String]
-        public var description: String {
+    package struct Line: Sendable, CustomStringConvertible {
+        package let level: Logger.Level
+        package let message: String
+        package let metadata: [String: String]
+        package var description: String {
             "\(level) \(message) "
                 + metadata.sorted { $0.key < $1.key }.map { "\($0.key)=\($0.value)" }.joined(separator: " ")
         }
@@ -16,19 +16,19 @@ public final class CapturedLog: Sendable {
 
     private let store = NIOLockedValueBox<[Line]>([])
 
-    public init() {}
+    package init() {}
 
     /// A logger whose lines (at `level` and above) are kept here.
-    public func logger(label: String = "test", level: Logger.Level = .info) -> Logger {
+    package func logger(label: String = "test", level: Logger.Level = .info) -> Logger {
         var logger = Logger(label: label) { _ in Handler(log: self) }
         logger.logLevel = level
         return logger
     }
 
-    public var lines: [Line] { store.withLockedValue { $0 } }
+    package var lines: [Line] { store.withLockedValue { $0 } }
 
     /// The lines at `level` whose rendering contains every one of `texts`.
-    public func lines(_ level: Logger.Level, containing texts: String...) -> [Line] {
+    package func lines(_ level: Logger.Level, containing texts: String...) -> [Line] {
         lines.filter { line in line.level == level && texts.allSatisfy { line.description.contains($0) } }
     }
 

@@ -3,16 +3,16 @@ import NIOPosix
 
 /// A TCP server that accepts connections, reads whatever comes, and never answers: a webhook
 /// receiver that hangs.
-public final class HangingHTTPServer: Sendable {
+package final class HangingHTTPServer: Sendable {
     private let channel: any Channel
-    public let port: Int
+    package let port: Int
 
     private init(channel: any Channel) {
         self.channel = channel
         self.port = channel.localAddress?.port ?? 0
     }
 
-    public static func start() async throws -> HangingHTTPServer {
+    package static func start() async throws -> HangingHTTPServer {
         let channel = try await ServerBootstrap(group: MultiThreadedEventLoopGroup.singleton)
             .serverChannelOption(.socketOption(.so_reuseaddr), value: 1)
             .childChannelInitializer { channel in
@@ -22,9 +22,9 @@ public final class HangingHTTPServer: Sendable {
         return HangingHTTPServer(channel: channel)
     }
 
-    public var url: String { "http://127.0.0.1:\(port)/" }
+    package var url: String { "http://127.0.0.1:\(port)/" }
 
-    public func stop() async { try? await channel.close() }
+    package func stop() async { try? await channel.close() }
 
     private final class Swallow: ChannelInboundHandler, Sendable {
         typealias InboundIn = ByteBuffer

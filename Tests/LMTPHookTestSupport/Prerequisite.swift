@@ -11,31 +11,31 @@ import Glibc
 /// - where it is not, the test is reported **skipped** with the reason (never a silent pass);
 /// - in CI (`CI=true`) it must be met: the test is reported **failed** with the reason, so a green
 ///   CI run proves that every such test ran.
-public struct Prerequisite: Sendable, CustomStringConvertible {
+package struct Prerequisite: Sendable, CustomStringConvertible {
     /// What is missing and how to get it, as the skip or failure message says.
-    public let description: String
+    package let description: String
     private let isMet: @Sendable () -> Bool
 
-    public init(_ description: String, isMet: @escaping @Sendable () -> Bool) {
+    package init(_ description: String, isMet: @escaping @Sendable () -> Bool) {
         self.description = description
         self.isMet = isMet
     }
 
     /// Whether the prerequisite holds on this machine now.
-    public var holds: Bool { isMet() }
+    package var holds: Bool { isMet() }
 
     /// Root: mounting a tmpfs, chown, running a Postfix instance.
-    public static let root = Prerequisite("needs root (run the README's test command as root or with sudo)") {
+    package static let root = Prerequisite("needs root (run the README's test command as root or with sudo)") {
         geteuid() == 0
     }
 
     /// An executable at `path`, installed by the README's test command (`deploy/install-deps.sh --test`).
-    public static func program(_ path: String) -> Prerequisite {
+    package static func program(_ path: String) -> Prerequisite {
         Prerequisite("needs \(path) (deploy/install-deps.sh --test installs it)") { access(path, X_OK) == 0 }
     }
 
     /// The `shared/` folder beside the checkout (the real-world mail corpus and the lab).
-    public static let sharedFolder = Prerequisite(
+    package static let sharedFolder = Prerequisite(
         "needs \(Prerequisite.sharedPath) (the shared corpus beside the checkout)"
     ) {
         var isDirectory: ObjCBool = false
@@ -44,25 +44,25 @@ public struct Prerequisite: Sendable, CustomStringConvertible {
     }
 
     /// `../shared` next to the package root.
-    public static let sharedPath: String = {
+    package static let sharedPath: String = {
         let packageRoot = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()
             .deletingLastPathComponent()
         return packageRoot.deletingLastPathComponent().appendingPathComponent("shared").standardizedFileURL.path
     }()
 
     /// Whether this run is CI's (`CI=true`), where every prerequisite must hold.
-    public static var inCI: Bool { ProcessInfo.processInfo.environment["CI"] == "true" }
+    package static var inCI: Bool { ProcessInfo.processInfo.environment["CI"] == "true" }
 }
 
 /// The error a CI run reports for a prerequisite that does not hold.
-public struct PrerequisiteMissing: Error, CustomStringConvertible {
-    public let description: String
+package struct PrerequisiteMissing: Error, CustomStringConvertible {
+    package let description: String
 }
 
 extension Trait where Self == ConditionTrait {
     /// Runs the test only where every prerequisite holds; skips it with the reasons elsewhere, and
     /// fails it with the reasons in CI.
-    public static func requires(
+    package static func requires(
         _ prerequisites: Prerequisite...,
         sourceLocation: SourceLocation = #_sourceLocation
     ) -> Self {

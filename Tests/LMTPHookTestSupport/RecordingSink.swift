@@ -6,8 +6,8 @@ import Glibc
 #endif
 
 /// A real HTTP receiver on loopback (``WebhookSink``) that keeps every request for assertions.
-public final class RecordingSink: Sendable {
-    public let sink: WebhookSink
+package final class RecordingSink: Sendable {
+    package let sink: WebhookSink
     private let store: NIOLockedValueBox<[WebhookSink.Request]>
     private let acceptedStore: NIOLockedValueBox<[WebhookSink.Request]>
     private let behaviour: NIOLockedValueBox<(status: Int?, delayMilliseconds: Int)>
@@ -25,7 +25,7 @@ public final class RecordingSink: Sendable {
     }
 
     /// `responderThreads`: how many requests may be answered at once (each waits out the answer delay).
-    public static func start(responderThreads: Int = 1) async throws -> RecordingSink {
+    package static func start(responderThreads: Int = 1) async throws -> RecordingSink {
         let store = NIOLockedValueBox<[WebhookSink.Request]>([])
         let accepted = NIOLockedValueBox<[WebhookSink.Request]>([])
         let behaviour = NIOLockedValueBox<(status: Int?, delayMilliseconds: Int)>((nil, 0))
@@ -43,21 +43,21 @@ public final class RecordingSink: Sendable {
     }
 
     /// Answer every request with this status from now on (`nil`: 200, or the `/status/NNN` path rule).
-    public func answer(_ status: Int?, afterMilliseconds delay: Int = 0) {
+    package func answer(_ status: Int?, afterMilliseconds delay: Int = 0) {
         behaviour.withLockedValue { $0 = (status, delay) }
     }
 
     /// `http://127.0.0.1:PORT/`.
-    public var url: String { sink.url }
+    package var url: String { sink.url }
 
-    public var requests: [WebhookSink.Request] { store.withLockedValue { $0 } }
+    package var requests: [WebhookSink.Request] { store.withLockedValue { $0 } }
 
     /// Requests answered 2xx (with ``answer(_:afterMilliseconds:)``: those the sink accepted).
-    public var accepted: [WebhookSink.Request] { acceptedStore.withLockedValue { $0 } }
+    package var accepted: [WebhookSink.Request] { acceptedStore.withLockedValue { $0 } }
 
     /// Waits until at least `count` requests arrived (or the timeout passed); returns them.
     @discardableResult
-    public func waitFor(_ count: Int, timeout: Duration = .seconds(10)) async -> [WebhookSink.Request] {
+    package func waitFor(_ count: Int, timeout: Duration = .seconds(10)) async -> [WebhookSink.Request] {
         let deadline = ContinuousClock.now + timeout
         while ContinuousClock.now < deadline {
             let current = requests
@@ -67,5 +67,5 @@ public final class RecordingSink: Sendable {
         return requests
     }
 
-    public func stop() async { await sink.stop() }
+    package func stop() async { await sink.stop() }
 }

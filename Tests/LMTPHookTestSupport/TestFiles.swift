@@ -7,27 +7,27 @@ import Glibc
 #endif
 
 /// A fresh directory under /tmp (short, so UNIX socket paths fit), removed with its contents on `remove()`.
-public struct TemporaryDirectory: Sendable {
-    public let path: String
+package struct TemporaryDirectory: Sendable {
+    package let path: String
 
-    public init(_ prefix: String = "lmtphook-test") {
+    package init(_ prefix: String = "lmtphook-test") {
         var template = Array("/tmp/\(prefix)-XXXXXX".utf8CString)
         let made = template.withUnsafeMutableBufferPointer { mkdtemp($0.baseAddress!) }
         precondition(made != nil, "mkdtemp failed")
         path = String(decoding: template.dropLast().map { UInt8(bitPattern: $0) }, as: UTF8.self)
     }
 
-    public func file(_ name: String) -> String { "\(path)/\(name)" }
+    package func file(_ name: String) -> String { "\(path)/\(name)" }
 
     /// Removes the directory and everything in it (system calls only: no child process, so it is
     /// fine on the cooperative pool and in a `defer`).
-    public func remove() {
+    package func remove() {
         try? FileManager.default.removeItem(atPath: path)
     }
 }
 
 /// A TCP port on 127.0.0.1 that nothing listens on (bound, then released).
-public func unusedTCPPort() -> Int {
+package func unusedTCPPort() -> Int {
     let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
     defer { close(fd) }
     var address = sockaddr_in()
@@ -46,7 +46,7 @@ public func unusedTCPPort() -> Int {
 
 /// Runs a program to completion; returns its exit status and combined output.
 @discardableResult
-public func run(
+package func run(
     _ program: String,
     _ arguments: [String],
     environment: [String: String] = [:]
@@ -93,10 +93,10 @@ public func run(
 }
 
 /// Reads a whole file; `nil` when it cannot be read.
-public func readFile(_ path: String) -> [UInt8]? { FileContents.read(path: path) }
+package func readFile(_ path: String) -> [UInt8]? { FileContents.read(path: path) }
 
 /// Writes a whole file (created or truncated).
-public func writeFile(_ path: String, _ text: String, mode: mode_t = 0o644) {
+package func writeFile(_ path: String, _ text: String, mode: mode_t = 0o644) {
     let fd = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, mode)
     precondition(fd >= 0, "cannot write \(path)")
     let bytes = Array(text.utf8)
@@ -113,7 +113,7 @@ private let processThreads: NIOThreadPool = {
 }()
 
 /// ``run(_:_:environment:)`` on a dedicated thread: for async tests.
-public func runProcess(
+package func runProcess(
     _ program: String,
     _ arguments: [String],
     environment: [String: String] = [:]

@@ -269,7 +269,8 @@ struct OperationsTests {
         #expect(generated.status == 0, "\(generated.output)")
         let fresh = try #require(readFile(output.file("lmtphook.8")))
         let committed = try #require(readFile("\(Self.deploy)/man/lmtphook.8"))
-        #expect(fresh == committed, "deploy/man/lmtphook.8 is out of date: run deploy/man/generate.sh")
+        let current = fresh == committed  // (not inside #expect: it would print both pages byte by byte)
+        #expect(current, "deploy/man/lmtphook.8 is out of date: run deploy/man/generate.sh")
         let page = String(decoding: committed, as: UTF8.self)
         #expect(page.contains(".Dt LMTPHOOK 8") && page.contains("serve") && page.contains("sync-budget"))
     }
