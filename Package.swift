@@ -112,7 +112,8 @@ let package = Package(
         .target(
             name: "LMTPHookTestSupport",
             dependencies: [
-                "LMTPHook", "Spool", .product(name: "NIOCore", package: "swift-nio"),
+                "LMTPHook", "LMTPServer", "LMTPCore", "WebhookClient", "Spool",
+                .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOPosix", package: "swift-nio"),
                 .product(name: "NIOConcurrencyHelpers", package: "swift-nio"),
                 .product(name: "Logging", package: "swift-log"),

@@ -104,21 +104,27 @@ package func writeFile(_ path: String, _ text: String, mode: mode_t = 0o644) {
     close(fd)
 }
 
-/// Threads for waiting on child processes, so that tests never block the cooperative pool
-/// (an in-process relay needs it to answer the very command being waited for).
-private let processThreads: NIOThreadPool = {
-    let pool = NIOThreadPool(numberOfThreads: 16)
+/// Threads for blocking test code — child processes, blocking clients, long CPU loops — so that
+/// tests never block the cooperative pool (an in-process relay needs it to answer the very
+/// command being waited for).
+private let blockingThreads: NIOThreadPool = {
+    let pool = NIOThreadPool(numberOfThreads: 64)
     pool.start()
     return pool
 }()
 
-/// ``run(_:_:environment:)`` on a dedicated thread: for async tests.
+/// Runs blocking code on a thread of its own, off the cooperative pool.
+package func blocking<T: Sendable>(_ body: @escaping @Sendable () throws -> T) async throws -> T {
+    try await blockingThreads.runIfActive(body)
+}
+
+/// ``run(_:_:environment:)`` on a blocking thread: for async tests.
 package func runProcess(
     _ program: String,
     _ arguments: [String],
     environment: [String: String] = [:]
-) async -> (status: Int32, output: String) {
-    (try? await processThreads.runIfActive { run(program, arguments, environment: environment) }) ?? (
-        127, "process thread pool stopped"
-    )
+) async -> (
+    status: Int32, output: String
+) {
+    (try? await blocking { run(program, arguments, environment: environment) }) ?? (127, "blocking thread pool stopped")
 }

@@ -3,62 +3,6 @@ import LMTPHook
 import LMTPHookTestSupport
 import Testing
 
-/// The built `lmtphook` binary, as an operator runs it. `swift build` must have run first
-/// (the README's test command does).
-enum Binary {
-    static let packageRoot = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()
-        .deletingLastPathComponent()
-    static var path: String { packageRoot.appendingPathComponent(".build/debug/lmtphook").path }
-
-    static func require() throws -> String {
-        guard FileManager.default.isExecutableFile(atPath: path) else {
-            throw BinaryMissing(
-                description: "\(path) not found: run `swift build` before `swift test` (the README's test command does)"
-            )
-        }
-        return path
-    }
-
-    struct BinaryMissing: Error, CustomStringConvertible { let description: String }
-}
-
-/// `lmtphook serve` as a child process, started and waited for until its socket exists.
-enum ServeProcess {
-    static func start(_ arguments: [String], socket: String, stderr logPath: String? = nil) async throws -> Process {
-        let process = Process()
-        process.executableURL = URL(fileURLWithPath: try Binary.require())
-        process.arguments = ["serve"] + arguments
-        if let logPath {
-            _ = FileManager.default.createFile(atPath: logPath, contents: nil)
-            process.standardError = FileHandle(forWritingAtPath: logPath)
-        }
-        process.standardOutput = FileHandle.nullDevice
-        try process.run()
-        let deadline = ContinuousClock.now + .seconds(20)
-        while !FileManager.default.fileExists(atPath: socket) && ContinuousClock.now < deadline {
-            guard process.isRunning else {
-                throw StartFailure(
-                    description: "serve exited with status \(process.terminationStatus) before its socket appeared"
-                )
-            }
-            try await Task.sleep(for: .milliseconds(50))
-        }
-        guard FileManager.default.fileExists(atPath: socket) else {
-            process.terminate()
-            throw StartFailure(description: "serve did not create \(socket) within 20 s")
-        }
-        return process
-    }
-
-    struct StartFailure: Error, CustomStringConvertible { let description: String }
-
-    /// SIGTERM, then waits (off the cooperative pool) for the exit.
-    static func stop(_ process: Process) async throws {
-        process.terminate()
-        try await blocking { process.waitUntilExit() }
-    }
-}
-
 @Suite("lmtphook command line", .serialized)
 struct CommandLineTests {
     @Test("serve: delivers over its UNIX socket; SIGTERM → exit 0 and the socket file is gone")
@@ -67,17 +11,13 @@ struct CommandLineTests {
         let sink = try await RecordingSink.start()
         let directory = TemporaryDirectory()
         let socketPath = directory.file("lmtp.sock")
-        let process = Process()
-        process.executableURL = URL(fileURLWithPath: binary)
-        process.arguments = [
-            "serve", "--socket", socketPath, "--webhook", sink.url, "--hostname", "cli.test", "--log-level", "warning",
-            "--omit-raw", "--attachments", "inline",
-        ]
-        try process.run()
-        let deadline = ContinuousClock.now + .seconds(20)
-        while !FileManager.default.fileExists(atPath: socketPath) && ContinuousClock.now < deadline {
-            try await Task.sleep(for: .milliseconds(50))
-        }
+        let process = try await ServeProcess.start(
+            [
+                "--socket", socketPath, "--webhook", sink.url, "--hostname", "cli.test", "--log-level", "warning",
+                "--omit-raw", "--attachments", "inline",
+            ],
+            socket: socketPath
+        )
         #expect(FileManager.default.fileExists(atPath: socketPath))
 
         let messageFile = directory.file("message.eml")
@@ -98,8 +38,7 @@ struct CommandLineTests {
         #expect(document["raw_base64"] is NSNull)
         #expect(document["subject"] as? String == "via send")
 
-        process.terminate()  // SIGTERM
-        try await blocking { process.waitUntilExit() }
+        try await process.stop()  // SIGTERM
         #expect(process.terminationReason == .exit)
         #expect(process.terminationStatus == 0)
         #expect(!FileManager.default.fileExists(atPath: socketPath))

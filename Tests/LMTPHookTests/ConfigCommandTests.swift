@@ -104,7 +104,7 @@ struct ConfigCommandTests {
             ),
             mode: 0o640
         )
-        kill(process.processIdentifier, SIGHUP)
+        process.signal(SIGHUP)
         try await waitForLog(logPath, "configuration reloaded")
         replies = try await blocking {
             try early.deliverEach(
@@ -118,7 +118,7 @@ struct ConfigCommandTests {
         #expect(second.requests.count == 1)
 
         writeFile(configPath, "endpoints: [\n", mode: 0o640)
-        kill(process.processIdentifier, SIGHUP)
+        process.signal(SIGHUP)
         try await waitForLog(logPath, "reload refused")
         replies = try await blocking {
             let client = try LMTPClientConnection(unixPath: socketPath)
@@ -131,7 +131,7 @@ struct ConfigCommandTests {
         #expect(replies.map(\.code) == [250, 250], "the running configuration stays: \(replies)")
         #expect(process.isRunning)
 
-        try await ServeProcess.stop(process)
+        try await process.stop()
         #expect(process.terminationStatus == 0)
         await first.stop()
         await second.stop()

@@ -12,62 +12,6 @@ import Testing
 /// and the spool holds entries, and the clients then confirm that transactions broke mid-way.
 @Suite("Crash safety (kill -9)", .serialized)
 struct CrashTests {
-    /// `lmtphook serve` as a child process that can be killed and restarted.
-    final class Daemon: @unchecked Sendable {
-        let arguments: [String], socket: String
-        private let lock = NIOLock()
-        private var process: Process?
-
-        init(arguments: [String], socket: String) {
-            self.arguments = arguments
-            self.socket = socket
-        }
-
-        var pid: Int32? { lock.withLock { process?.processIdentifier } }
-
-        /// Starts it and waits for its greeting; throws when it does not come up within 20 s.
-        func start() throws {
-            let process = Process()
-            process.executableURL = URL(fileURLWithPath: try Binary.require())
-            process.arguments = arguments
-            process.standardOutput = FileHandle.nullDevice
-            process.standardError = FileHandle.nullDevice
-            try process.run()
-            lock.withLock { self.process = process }
-            let deadline = ContinuousClock.now + .seconds(20)
-            while ContinuousClock.now < deadline {
-                guard process.isRunning else {
-                    throw Failure("serve exited with status \(process.terminationStatus) at start")
-                }
-                if let client = try? LMTPClientConnection(unixPath: socket, timeoutSeconds: 2),
-                    (try? client.readReply())?.code == 220
-                {
-                    return
-                }
-                usleep(20_000)
-            }
-            throw Failure("serve did not greet on \(socket) within 20 s of its start")
-        }
-
-        func kill9() {
-            lock.withLock {
-                if let process, process.isRunning {
-                    kill(process.processIdentifier, SIGKILL)
-                    process.waitUntilExit()
-                }
-            }
-        }
-
-        func stop() {
-            lock.withLock {
-                if let process, process.isRunning {
-                    process.terminate()
-                    process.waitUntilExit()
-                }
-            }
-        }
-    }
-
     struct Failure: Error, CustomStringConvertible {
         let description: String
         init(_ description: String) { self.description = description }
@@ -110,18 +54,15 @@ struct CrashTests {
         let spoolPath = directory.file("spool")
         let metricsPort = unusedTCPPort()
         let syncBudget = 300  // ms; the slow receiver answers after 3 × this, so those messages are spooled
-        let daemon = Daemon(
-            arguments: [
-                "serve", "--socket", socket, "--spool", spoolPath, "--webhook", sink.url, "--sync-budget",
+        let daemon = try await ServeProcess.start(
+            [
+                "--socket", socket, "--spool", spoolPath, "--webhook", sink.url, "--sync-budget",
                 "\(syncBudget)ms",
                 "--retry-schedule", "300ms", "--webhook-timeout", "2", "--log-level", "error", "--metrics-listen",
                 "127.0.0.1:\(metricsPort)",
             ],
             socket: socket
         )
-        // Starting, killing and the blocking clients: off the cooperative pool, which the receiver
-        // and the other suites' in-process relays need.
-        try await blocking { try daemon.start() }
 
         let flapping = Task {
             var phase = 0
@@ -208,11 +149,9 @@ struct CrashTests {
                 try await Task.sleep(for: .milliseconds(5))
             }
             let pid = daemon.pid
-            try await blocking {
-                daemon.kill9()
-                killsDone.withLockedValue { $0 = generation + 1 }
-            }
-            try await blocking { try daemon.start() }
+            try await daemon.kill9()
+            killsDone.withLockedValue { $0 = generation + 1 }
+            try await blocking { try daemon.launch() }
             #expect(daemon.pid != pid, "a new process serves after kill \(generation + 1)")
             kills.append(kill)
         }
@@ -243,7 +182,7 @@ struct CrashTests {
         #expect(landed >= 3, "kills that landed while messages were in delivery: \(kills)")
         #expect(lost.isEmpty, "acknowledged but never delivered: \(lost.sorted().prefix(10))")
         #expect(try Spool(path: spoolPath).ids().isEmpty)
-        try await blocking { daemon.stop() }
+        try await daemon.stop()
         await sink.stop()
     }
 }

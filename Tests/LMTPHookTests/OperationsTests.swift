@@ -87,7 +87,7 @@ struct OperationsTests {
         #expect(health.status == 200, "ready again once the spool is back")
         #expect(await Self.get("http://127.0.0.1:\(port)/other").status == 404)
 
-        try await ServeProcess.stop(process)
+        try await process.stop()
         let log = String(decoding: readFile(logPath) ?? [], as: UTF8.self)
         let lines = log.split(separator: "\n").compactMap {
             try? JSONSerialization.jsonObject(with: Data($0.utf8)) as? [String: String]
@@ -154,7 +154,7 @@ struct OperationsTests {
             Self.value(metrics, "lmtphook_dead_letters_total{endpoint=\"-\",reason=\"damaged\"}") == 1,
             "\(metrics.split(separator: "\n").filter { $0.contains("dead_letters") })"
         )
-        try await ServeProcess.stop(process)
+        try await process.stop()
         let lines = String(decoding: readFile(logPath) ?? [], as: UTF8.self).split(separator: "\n")
             .compactMap { try? JSONSerialization.jsonObject(with: Data($0.utf8)) as? [String: String] }
         let damaged = lines.filter { $0["msg"] == "damaged spool entry moved to quarantine/; it will not be retried" }
@@ -220,7 +220,7 @@ struct OperationsTests {
                 "dashboard uses \(name), which /metrics does not export"
             )
         }
-        try await ServeProcess.stop(process)
+        try await process.stop()
         await sink.stop()
     }
 

@@ -225,7 +225,7 @@ struct PostfixEndToEndTests {
         let check = try await blocking { postfix.check() }
         #expect(check.status == 0, "postfix check with deploy/postfix/main-two-instances.cf: \(check.output)")
         let metricsPort = unusedTCPPort()
-        func instance(_ name: String, metrics: Bool = false) async throws -> Process {
+        func instance(_ name: String, metrics: Bool = false) async throws -> ServeProcess {
             try await ServeProcess.start(
                 [
                     "--socket", state.file("\(name).sock"), "--listen", "127.0.0.1:\(ports[name]!)", "--spool",
@@ -267,9 +267,7 @@ struct PostfixEndToEndTests {
             try await Task.sleep(for: .milliseconds(5))
         }
         #expect(inDelivery >= 1, "the first instance had messages in delivery when it was killed")
-        kill(first.processIdentifier, SIGKILL)
-        let killed = first
-        try await blocking { killed.waitUntilExit() }
+        try await first.kill9()
         let receivedAtKill = sink.accepted.count
         try await submit(count / 2..<count)
         try await blocking { try smtp.quit() }
@@ -318,8 +316,8 @@ struct PostfixEndToEndTests {
         )
         #expect(Set(idsBySubject.keys) == expected, "missing: \(expected.subtracting(idsBySubject.keys).sorted())")
         #expect(idsBySubject.values.allSatisfy { $0.count == 1 }, "a duplicate always carries the same webhook id")
-        try await ServeProcess.stop(first)
-        try await ServeProcess.stop(second)
+        try await first.stop()
+        try await second.stop()
         await sink.stop()
     }
 

@@ -1,33 +1,20 @@
 import Foundation
 import LMTPCore
 import LMTPHook
-import LMTPHookTestSupport
 import LMTPServer
 import Logging
 import NIOPosix
 import WebhookClient
 
-/// Blocking test clients run here, never on the cooperative pool.
-let clientThreads: NIOThreadPool = {
-    let pool = NIOThreadPool(numberOfThreads: 64)
-    pool.start()
-    return pool
-}()
-
-/// Runs blocking client code on `clientThreads`.
-func blocking<T: Sendable>(_ body: @escaping @Sendable () throws -> T) async throws -> T {
-    try await clientThreads.runIfActive(body)
-}
-
 /// A relay running in-process on a temp UNIX socket and a TCP port, POSTing to `webhookURL`.
-struct RunningRelay {
-    let relay: Relay
-    let task: Task<Void, any Error>
-    let directory: TemporaryDirectory
-    let socketPath: String
-    let tcpPort: Int
+package struct RunningRelay {
+    package let relay: Relay
+    package let task: Task<Void, any Error>
+    package let directory: TemporaryDirectory
+    package let socketPath: String
+    package let tcpPort: Int
 
-    static func start(
+    package static func start(
         webhookURL: String?,
         idleTimeout: Duration = .seconds(300),
         session: LMTPConfiguration = LMTPConfiguration(hostname: "relay.test"),
@@ -70,7 +57,7 @@ struct RunningRelay {
     }
 
     /// Runs `configuration` (from a config file, say) on a temp UNIX socket and a TCP port instead of its own listeners.
-    static func start(
+    package static func start(
         _ configuration: RelayConfiguration,
         directory: TemporaryDirectory = TemporaryDirectory(),
         keepListeners: Bool = false,
@@ -94,7 +81,7 @@ struct RunningRelay {
         return RunningRelay(relay: relay, task: task, directory: directory, socketPath: socketPath, tcpPort: port)
     }
 
-    func stop() async throws {
+    package func stop() async throws {
         relay.stop()
         try await task.value
         directory.remove()
@@ -102,7 +89,7 @@ struct RunningRelay {
 }
 
 /// A small RFC 5322 message with CRLF line ends.
-func sampleMessage(
+package func sampleMessage(
     subject: String = "Hello",
     id: String = "<m1@example.org>",
     body: String = "Body line\r\n.dot line\r\n"
@@ -113,7 +100,7 @@ func sampleMessage(
 }
 
 /// The JSON object of a recorded request.
-func json(_ body: [UInt8]) throws -> [String: Any] {
+package func json(_ body: [UInt8]) throws -> [String: Any] {
     guard let object = try JSONSerialization.jsonObject(with: Data(body)) as? [String: Any] else {
         throw LMTPServerError("body is not a JSON object")
     }
