@@ -19,6 +19,15 @@ struct OperationsTests {
         return (Int32(lines.last ?? "") ?? 0, lines.dropLast().joined(separator: "\n"))
     }
 
+    /// A `--log-format json` log: its text, and the lines that are JSON objects of strings.
+    static func jsonLog(_ path: String) -> (text: String, lines: [[String: String]]) {
+        let text = String(decoding: readFile(path) ?? [], as: UTF8.self)
+        let lines = text.split(separator: "\n").compactMap {
+            try? JSONSerialization.jsonObject(with: Data($0.utf8)) as? [String: String]
+        }
+        return (text, lines)
+    }
+
     static func value(_ metrics: String, _ series: String) -> Double? {
         metrics.split(separator: "\n").first { $0.hasPrefix(series + " ") }.flatMap {
             Double($0.split(separator: " ").last ?? "")
@@ -88,10 +97,7 @@ struct OperationsTests {
         #expect(await Self.get("http://127.0.0.1:\(port)/other").status == 404)
 
         try await process.stop()
-        let log = String(decoding: readFile(logPath) ?? [], as: UTF8.self)
-        let lines = log.split(separator: "\n").compactMap {
-            try? JSONSerialization.jsonObject(with: Data($0.utf8)) as? [String: String]
-        }
+        let (log, lines) = Self.jsonLog(logPath)
         #expect(lines.count == log.split(separator: "\n").count, "every line is a JSON object of strings")
         let deliveries = lines.filter { $0["msg"] == "delivery" }
         #expect(deliveries.count == 2, "one line per recipient")
@@ -155,8 +161,7 @@ struct OperationsTests {
             "\(metrics.split(separator: "\n").filter { $0.contains("dead_letters") })"
         )
         try await process.stop()
-        let lines = String(decoding: readFile(logPath) ?? [], as: UTF8.self).split(separator: "\n")
-            .compactMap { try? JSONSerialization.jsonObject(with: Data($0.utf8)) as? [String: String] }
+        let lines = Self.jsonLog(logPath).lines
         let damaged = lines.filter { $0["msg"] == "damaged spool entry moved to quarantine/; it will not be retried" }
         #expect(
             damaged.count == 1 && damaged.first?["level"] == "error" && damaged.first?["spool_id"] == id,
