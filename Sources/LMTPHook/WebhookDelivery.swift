@@ -686,7 +686,7 @@ package final class WebhookDelivery: Sendable {
             try? await spoolThreads.runIfActive { () -> Int64? in
                 switch outcome {
                 case .delivered:
-                    spool.complete(metadata.id)
+                    try spool.complete(metadata.id)
                     logger.info(
                         "delivery",
                         metadata: [

@@ -25,16 +25,25 @@ final class SpillFile: Sendable {
         self.pool = pool
     }
 
-    /// Creates a new, empty spill file (mode 0600) in `directory`.
+    /// Creates a new, empty spill file (mode 0600) in `directory`. The name is unique across
+    /// processes (random, not the PID, which a container's PID 1 reuses on every start), and the
+    /// file is flock'd while it lives, which is how ``removeLeftovers(in:)`` tells it from a leftover.
     static func create(in directory: String, pool: NIOThreadPool) async throws -> SpillFile {
         let number = counter.withLockedValue { value -> Int in
             value += 1
             return value
         }
-        let path = "\(directory)/\(prefix)\(getpid())-\(number)"
+        let unique = String(UInt64.random(in: 0...UInt64.max), radix: 36)
+        let path = "\(directory)/\(prefix)\(getpid())-\(unique)-\(number)"
         let descriptor = try await pool.runIfActive {
             let fd = open(path, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0o600)
             guard fd >= 0 else { throw LMTPServerError("cannot create \(path): \(String(cString: strerror(errno)))") }
+            guard flock(fd, LOCK_EX | LOCK_NB) == 0 else {
+                let reason = String(cString: strerror(errno))
+                close(fd)
+                unlink(path)
+                throw LMTPServerError("cannot lock \(path): \(reason)")
+            }
             return fd
         }
         return SpillFile(path: path, descriptor: descriptor, pool: pool)
@@ -96,8 +105,9 @@ final class SpillFile: Sendable {
     }
 
     /// Removes spill files a previous process left behind (it died mid-transaction; the MTA
-    /// never got a reply for those messages and still has them). Files of a live process (another
-    /// server on the same directory) are kept. Blocking: call off the loop.
+    /// never got a reply for those messages and still has them). A file some live process holds
+    /// (another server on the same directory, or this one) is flock'd and kept. Blocking: call
+    /// off the loop.
     static func removeLeftovers(in directory: String) -> Int {
         guard let dir = opendir(directory) else { return 0 }
         defer { closedir(dir) }
@@ -107,9 +117,12 @@ final class SpillFile: Sendable {
                 String(decoding: $0.prefix { $0 != 0 }, as: UTF8.self)
             }
             guard name.hasPrefix(prefix) else { continue }
-            let owner = name.dropFirst(prefix.count).prefix { $0 != "-" }
-            if let pid = pid_t(owner), pid == getpid() || kill(pid, 0) == 0 || errno != ESRCH { continue }
-            if unlink("\(directory)/\(name)") == 0 { removed += 1 }
+            let path = "\(directory)/\(name)"
+            let fd = open(path, O_RDONLY | O_CLOEXEC | O_NOFOLLOW)
+            guard fd >= 0 else { continue }
+            let held = flock(fd, LOCK_EX | LOCK_NB) != 0
+            if !held && unlink(path) == 0 { removed += 1 }
+            close(fd)
         }
         return removed
     }

@@ -21,8 +21,11 @@ import Glibc
 /// All methods block: call them from a thread pool.
 package final class Spool: Sendable {
     package let path: String
-    private let queueDirectoryFD: Int32
-    private let groupCommit: GroupCommit
+    /// One shared fsync per directory whose names change: queue/ (enqueue, complete), dead/,
+    /// quarantine/. Opened once, closed with the spool.
+    private let queueSync: DirectorySync
+    private let deadSync: DirectorySync
+    private let quarantineSync: DirectorySync
     /// The fault-injection hook (tests only; `nil` in production).
     package let faults: SpoolFaultInjection?
 
@@ -37,22 +40,10 @@ package final class Spool: Sendable {
                 throw SpoolError(.unavailable, "cannot create \(path + directory): \(Self.lastError())")
             }
         }
-        let fd = open(path + "/queue", O_RDONLY | O_DIRECTORY | O_CLOEXEC)
-        guard fd >= 0 else { throw SpoolError(.unavailable, "cannot open \(path)/queue: \(Self.lastError())") }
-        queueDirectoryFD = fd
-        groupCommit = GroupCommit {
-            () throws(SpoolError) in
-            if let code = faults?.check(.directorySync) {
-                throw SpoolError(.write, "fsync of \(path)/queue failed: \(String(cString: strerror(code))) (injected)")
-            }
-            // EINVAL: the file system cannot sync directories (Exim tolerates it too).
-            if fsync(fd) != 0 && errno != EINVAL {
-                throw SpoolError(.write, "fsync of \(path)/queue failed: \(Self.lastError())")
-            }
-        }
+        queueSync = try DirectorySync(path: path + "/queue", faults: faults)
+        deadSync = try DirectorySync(path: path + "/dead", faults: faults)
+        quarantineSync = try DirectorySync(path: path + "/quarantine", faults: faults)
     }
-
-    deinit { close(queueDirectoryFD) }
 
     static func lastError() -> String { String(cString: strerror(errno)) }
 
@@ -62,36 +53,67 @@ package final class Spool: Sendable {
 
     /// Writes an entry durably. When this returns, the entry survives a crash.
     package func enqueue(_ metadata: SpoolMetadata, raw: [UInt8], state: SpoolState) throws(SpoolError) {
+        _ = try write(metadata, raw: raw, state: state, claimed: false)
+    }
+
+    /// Writes an entry durably and returns it already claimed: the lock is taken on the file
+    /// before it is renamed into the queue, so no other process or thread can claim it first
+    /// (an attempt that outlives the sync budget keeps delivering it, nobody else).
+    package func enqueueClaimed(
+        _ metadata: SpoolMetadata,
+        raw: [UInt8],
+        state: SpoolState
+    ) throws(SpoolError)
+        -> Claim
+    {
+        try write(metadata, raw: raw, state: state, claimed: true)!
+    }
+
+    private func write(
+        _ metadata: SpoolMetadata,
+        raw: [UInt8],
+        state: SpoolState,
+        claimed: Bool
+    ) throws(SpoolError)
+        -> Claim?
+    {
         guard SpoolID.isValid(metadata.id) else { throw SpoolError(.write, "invalid spool id \(metadata.id)") }
         var metadata = metadata
         metadata.initialState = state  // one file per entry: no separate state file until the first update
         let bytes = try Self.encodeEntry(metadata, raw: raw)
         let temporary = "\(path)/tmp/\(metadata.id).msg"
         let final = "\(queue)/\(metadata.id).msg"
+        var claim: Claim? = nil
         do throws(SpoolError) {
-            try Self.writeDurably(bytes, to: temporary, faults: faults)
+            let fd = try Self.writeDurably(bytes, to: temporary, keepOpen: true, faults: faults)!
+            claim = Claim(fd: fd)  // flock'd by writeDurably: held across the rename
             if let code = faults?.check(.rename) {
                 throw SpoolError(.write, "rename to \(final) failed: \(String(cString: strerror(code))) (injected)")
             }
             guard rename(temporary, final) == 0 else {
                 throw SpoolError(.write, "rename to \(final) failed: \(Self.lastError())")
             }
-            try groupCommit.commit()
+            try queueSync.commit()
         } catch {
             unlink(temporary)
             unlink(final)
             unlink("\(queue)/\(metadata.id).state")
             throw error
         }
+        return claimed ? claim : nil
     }
 
-    /// write + fsync + close of a new file (O_EXCL); any failure removes it.
+    /// write + fsync + close of a new file (O_EXCL); any failure removes it. The file is flock'd
+    /// from creation, so start-up recovery of another process never removes it while it is
+    /// written; with `keepOpen` the locked descriptor is returned instead of closed.
+    @discardableResult
     static func writeDurably(
         _ bytes: [UInt8],
         to path: String,
         sync: Bool = true,
+        keepOpen: Bool = false,
         faults: SpoolFaultInjection? = nil
-    ) throws(SpoolError) {
+    ) throws(SpoolError) -> Int32? {
         if let code = faults?.check(.create) {
             throw SpoolError(.write, "cannot create \(path): \(String(cString: strerror(code))) (injected)")
         }
@@ -99,13 +121,14 @@ package final class Spool: Sendable {
         guard fd >= 0 else { throw SpoolError(.write, "cannot create \(path): \(lastError())") }
         var offset = 0
         var failure: String? = nil
-        if let code = faults?.check(.write) {
+        if flock(fd, LOCK_EX | LOCK_NB) != 0 { failure = "cannot lock \(path): \(lastError())" }
+        if failure == nil, let code = faults?.check(.write) {
             failure = "write to \(path) failed: \(String(cString: strerror(code))) (injected)"
         }
         if failure == nil {
             bytes.withUnsafeBytes { raw in
                 while offset < raw.count {
-                    let written = write(fd, raw.baseAddress! + offset, raw.count - offset)
+                    let written = Glibc.write(fd, raw.baseAddress! + offset, raw.count - offset)
                     if written < 0 {
                         if errno == EINTR { continue }
                         failure = "write to \(path) failed: \(lastError())"
@@ -119,11 +142,14 @@ package final class Spool: Sendable {
             failure = "fsync of \(path) failed: \(String(cString: strerror(code))) (injected)"
         }
         if sync && failure == nil && fsync(fd) != 0 { failure = "fsync of \(path) failed: \(lastError())" }
+        if keepOpen && failure == nil { return fd }
         if close(fd) != 0 && failure == nil { failure = "close of \(path) failed: \(lastError())" }
         if let failure {
+            if keepOpen { close(fd) }
             unlink(path)
             throw SpoolError(.write, failure)
         }
+        return nil
     }
 
     static func encodeEntry(_ metadata: SpoolMetadata, raw: [UInt8]) throws(SpoolError) -> [UInt8] {
@@ -167,7 +193,11 @@ package final class Spool: Sendable {
             throw SpoolError(.write, "cannot encode state: \(error)")
         }
         let temporary = "\(path)/tmp/\(id).state.\(UInt32.random(in: 0...UInt32.max))"
-        try Self.writeDurably(Array(data), to: temporary, sync: false)
+        try Self.writeDurably(Array(data), to: temporary, sync: false, faults: faults)
+        if let code = faults?.check(.rename) {
+            unlink(temporary)
+            throw SpoolError(.write, "rename of state for \(id) failed: \(String(cString: strerror(code))) (injected)")
+        }
         guard rename(temporary, "\(directory)/\(id).state") == 0 else {
             unlink(temporary)
             throw SpoolError(.write, "rename of state for \(id) failed: \(Self.lastError())")
@@ -299,27 +329,48 @@ package final class Spool: Sendable {
 
     // MARK: - Finishing
 
-    /// Removes a delivered entry.
-    package func complete(_ id: String) {
-        unlink("\(queue)/\(id).msg")
+    /// Removes a delivered entry; when this returns the removal is durable (the queue directory
+    /// is synced, shared with concurrent writers), so a power loss cannot bring it back.
+    package func complete(_ id: String) throws(SpoolError) {
+        guard unlink("\(queue)/\(id).msg") == 0 || errno == ENOENT else {
+            throw SpoolError(.write, "cannot remove \(queue)/\(id).msg: \(Self.lastError())")
+        }
         unlink("\(queue)/\(id).state")
+        try queueSync.commit()
     }
 
     /// Moves an entry to `dead/` with its state (reason recorded), kept for inspection and replay.
+    /// Durable when it returns: `dead/` (the new name) then `queue/` (the old one gone) are synced.
     package func deadLetter(_ id: String, state: SpoolState) throws(SpoolError) {
         try writeState(id, state, directory: "\(path)/dead")
-        guard rename("\(queue)/\(id).msg", "\(path)/dead/\(id).msg") == 0 else {
-            throw SpoolError(.write, "cannot move \(id) to dead/: \(Self.lastError())")
+        try move(id, to: "\(path)/dead", "dead/", sync: deadSync)
+    }
+
+    /// Moves a live entry's files to another spool directory and makes the move durable.
+    private func move(_ id: String, to directory: String, _ label: String, sync: DirectorySync) throws(SpoolError) {
+        if let code = faults?.check(.rename) {
+            throw SpoolError(.write, "cannot move \(id) to \(label): \(String(cString: strerror(code))) (injected)")
         }
-        unlink("\(queue)/\(id).state")
+        guard rename("\(queue)/\(id).msg", "\(directory)/\(id).msg") == 0 else {
+            throw SpoolError(.write, "cannot move \(id) to \(label): \(Self.lastError())")
+        }
+        if directory.hasSuffix("/dead") {
+            unlink("\(queue)/\(id).state")  // dead/ has its own, written first
+        } else {
+            rename("\(queue)/\(id).state", "\(directory)/\(id).state")
+        }
+        try sync.commit()
+        try queueSync.commit()
     }
 
     /// Deletes an entry (live or dead) for good.
     package func drop(_ id: String) throws(SpoolError) {
         guard SpoolID.isValid(id) else { throw SpoolError(.notFound, "no spool entry \(id)") }
         var removed = false
-        for directory in [queue, "\(path)/dead"] where unlink("\(directory)/\(id).msg") == 0 {
+        for (directory, sync) in [(queue, queueSync), ("\(path)/dead", deadSync)]
+        where unlink("\(directory)/\(id).msg") == 0 {
             unlink("\(directory)/\(id).state")
+            try sync.commit()  // a dropped entry must not come back after a power loss
             removed = true
         }
         if !removed { throw SpoolError(.notFound, "no spool entry \(id)") }
@@ -337,14 +388,28 @@ package final class Spool: Sendable {
 
     /// Claims an entry; throws `.locked` when someone else holds it, `.notFound` when it is gone.
     package func claim(_ id: String) throws(SpoolError) -> Claim {
+        if let code = faults?.check(.open) {
+            throw SpoolError(
+                .unreadable,
+                "cannot open \(queue)/\(id).msg: \(String(cString: strerror(code))) (injected)"
+            )
+        }
         let fd = open("\(queue)/\(id).msg", O_RDONLY | O_CLOEXEC)
-        guard fd >= 0 else { throw SpoolError(.notFound, "no spool entry \(id)") }
+        guard fd >= 0 else {
+            // Only a missing file is "not found"; EMFILE, EACCES, EIO… are errors worth retrying.
+            if errno == ENOENT { throw SpoolError(.notFound, "no spool entry \(id)") }
+            throw SpoolError(.unreadable, "cannot open \(queue)/\(id).msg: \(Self.lastError())")
+        }
         guard flock(fd, LOCK_EX | LOCK_NB) == 0 else {
+            let reason = errno == EWOULDBLOCK ? nil : Self.lastError()
             close(fd)
+            if let reason { throw SpoolError(.unreadable, "cannot lock \(queue)/\(id).msg: \(reason)") }
             throw SpoolError(.locked, "entry \(id) is being delivered by another process")
         }
         // It may have been completed between open and lock.
-        guard access("\(queue)/\(id).msg", F_OK) == 0 else {
+        var opened = stat()
+        var named = stat()
+        guard fstat(fd, &opened) == 0, stat("\(queue)/\(id).msg", &named) == 0, opened.st_ino == named.st_ino else {
             close(fd)
             throw SpoolError(.notFound, "no spool entry \(id)")
         }
@@ -354,10 +419,7 @@ package final class Spool: Sendable {
     /// Moves a damaged live entry (and its state) to `quarantine/`, where it is kept for an operator.
     package func quarantine(_ id: String) throws(SpoolError) {
         guard SpoolID.isValid(id) else { throw SpoolError(.notFound, "no spool entry \(id)") }
-        guard rename("\(queue)/\(id).msg", "\(path)/quarantine/\(id).msg") == 0 else {
-            throw SpoolError(.write, "cannot move \(id) to quarantine/: \(Self.lastError())")
-        }
-        rename("\(queue)/\(id).state", "\(path)/quarantine/\(id).state")
+        try move(id, to: "\(path)/quarantine", "quarantine/", sync: quarantineSync)
     }
 
     // MARK: - Recovery
@@ -366,6 +428,8 @@ package final class Spool: Sendable {
     package struct RecoveryReport: Sendable {
         package var removedTemporaryFiles = 0
         package var quarantined: [String] = []
+        /// Entries that could not be read now (I/O errors): kept in place.
+        package var unreadable: [String] = []
         package var entries = 0
     }
 
@@ -377,9 +441,14 @@ package final class Spool: Sendable {
                 let name = withUnsafeBytes(of: entry.pointee.d_name) {
                     String(decoding: $0.prefix { $0 != 0 }, as: UTF8.self)
                 }
-                if name != "." && name != ".." && unlink("\(path)/tmp/\(name)") == 0 {
-                    report.removedTemporaryFiles += 1
+                guard name != "." && name != ".." else { continue }
+                // A file another live process is writing is flock'd: leave it alone.
+                let fd = open("\(path)/tmp/\(name)", O_RDONLY | O_CLOEXEC | O_NOFOLLOW)
+                if fd >= 0 {
+                    defer { close(fd) }
+                    if flock(fd, LOCK_EX | LOCK_NB) != 0 && errno == EWOULDBLOCK { continue }
                 }
+                if unlink("\(path)/tmp/\(name)") == 0 { report.removedTemporaryFiles += 1 }
             }
             closedir(handle)
         }
@@ -388,8 +457,12 @@ package final class Spool: Sendable {
                 _ = try Self.decodeEntry(path: "\(queue)/\(id).msg")
                 report.entries += 1
             } catch {
-                rename("\(queue)/\(id).msg", "\(path)/quarantine/\(id).msg")
-                rename("\(queue)/\(id).state", "\(path)/quarantine/\(id).state")
+                if error.kind == .notFound { continue }  // completed meanwhile by another process
+                if error.kind == .unreadable {
+                    report.unreadable.append("\(id): \(error.description)")
+                    continue  // an I/O error now is not damage: kept, tried again later
+                }
+                try? move(id, to: "\(path)/quarantine", "quarantine/", sync: quarantineSync)
                 report.quarantined.append("\(id): \(error.description)")
             }
         }

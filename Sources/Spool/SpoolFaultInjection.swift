@@ -19,6 +19,8 @@ package final class SpoolFaultInjection: Sendable {
         case directorySync
         /// reading an entry back (retries, replay)
         case read
+        /// open(2) of an entry to claim it
+        case open
     }
 
     private let faults = Mutex<[Operation: Int32]>([:])

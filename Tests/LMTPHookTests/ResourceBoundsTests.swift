@@ -377,21 +377,43 @@ struct ResourceBoundsTests {
         spillDirectory.remove()
     }
 
-    @Test("spill files left by a dead process are removed at start; those of a live one are kept")
+    @Test(
+        "spill files nobody holds are removed at start, also one named with this very PID (a container's PID 1); one a live process holds is kept, and new spills never collide"
+    )
     func spillLeftovers() async throws {
         let directory = TemporaryDirectory()
         let incoming = directory.path + "/incoming"
         mkdir(incoming, 0o700)
         writeFile(incoming + "/lmtp-incoming-999999999-1", "partial message of a dead process")
-        writeFile(incoming + "/lmtp-incoming-1-1", "pid 1 is alive")
+        // The earlier naming (PID + counter) with the PID this process has now: the previous
+        // container's PID 1 left it; it made every spilled message fail with "File exists".
+        for number in 1...3 {
+            writeFile(incoming + "/lmtp-incoming-\(getpid())-\(number)", "left by an earlier PID \(getpid())")
+        }
+        writeFile(incoming + "/lmtp-incoming-1-held", "another live server is writing this one")
         writeFile(incoming + "/unrelated", "kept")
+        let holder = open(incoming + "/lmtp-incoming-1-held", O_RDONLY)
+        defer { close(holder) }
+        #expect(flock(holder, LOCK_EX) == 0)
         let server = try await Server.start {
             $0.session.spillThreshold = 64 * 1024
             $0.spillDirectory = incoming
         }
         #expect(
-            Set(try FileManager.default.contentsOfDirectory(atPath: incoming)) == ["lmtp-incoming-1-1", "unrelated"]
+            Set(try FileManager.default.contentsOfDirectory(atPath: incoming)) == ["lmtp-incoming-1-held", "unrelated"]
         )
+        // Leftovers of the old naming again, written after start: spilling still works.
+        for number in 1...3 { writeFile(incoming + "/lmtp-incoming-\(getpid())-\(number)", "stale") }
+        let message = Array("Subject: big\r\n\r\n\(String(repeating: "x", count: 200_000))\r\n".utf8)
+        try await blocking {
+            let client = try server.tcp()
+            _ = try client.readReply()
+            try client.send("LHLO big\r\nMAIL FROM:<a@example.org>\r\nRCPT TO:<b@example.test>\r\nDATA\r\n")
+            _ = try client.readReplies(4)
+            try client.send(message + Array(".\r\n".utf8))
+            #expect(try client.readReply().code == 250)
+        }
+        #expect(server.delivered.withLockedValue { $0 }.first?.data == message)
         try await server.stop()
         directory.remove()
     }

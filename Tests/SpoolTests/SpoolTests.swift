@@ -49,7 +49,7 @@ struct SpoolTests {
         )
         #expect(entry.state.nextAttemptMilliseconds == 5_000)
         #expect(!entry.isDead)
-        spool.complete(id)
+        try spool.complete(id)
         #expect(spool.ids().isEmpty)
         #expect(throws: SpoolError.self) { try spool.read(id) }
     }
@@ -111,7 +111,7 @@ struct SpoolTests {
         first = nil
         _ = first
         #expect(throws: Never.self) { _ = try spool.claim(id) }
-        spool.complete(id)
+        try spool.complete(id)
         #expect { try spool.claim(id) } throws: { ($0 as? SpoolError)?.kind == .notFound }
     }
 
@@ -279,5 +279,127 @@ struct SpoolStateHistoryTests {
             from: Data(#"{"attempts":[],"nextAttemptMilliseconds":5}"#.utf8)
         )
         #expect(old.attemptCount == 0 && old.nextAttemptMilliseconds == 5)
+    }
+}
+
+@Suite("Spool durability edges")
+struct SpoolDurabilityTests {
+    private func spoolWithEntry(_ faults: SpoolFaultInjection) throws -> (Spool, String, String) {
+        let path = temporarySpoolPath()
+        let spool = try Spool(path: path, faults: faults)
+        let id = SpoolID.make(milliseconds: 9, random: 9)
+        try spool.enqueue(metadata(id, size: 1), raw: [0x41], state: SpoolState(nextAttemptMilliseconds: 0))
+        return (spool, id, path)
+    }
+
+    /// Each way an entry leaves the queue syncs the directories whose names changed: after a
+    /// power loss a completed entry must not come back, a dead letter must not vanish.
+    @Test(
+        "complete, dead-letter, quarantine and drop sync the directory (and fail when that sync fails)",
+        arguments: ["complete", "dead-letter", "quarantine", "drop"]
+    )
+    func leavingTheQueueIsDurable(_ operation: String) throws {
+        let faults = SpoolFaultInjection()
+        let (spool, id, path) = try spoolWithEntry(faults)
+        defer { _ = try? FileManager.default.removeItem(atPath: path) }
+        let act: () throws -> Void = {
+            switch operation {
+            case "complete": try spool.complete(id)
+            case "dead-letter": try spool.deadLetter(id, state: SpoolState(nextAttemptMilliseconds: 0))
+            case "quarantine": try spool.quarantine(id)
+            default: try spool.drop(id)
+            }
+        }
+        faults.fail(.directorySync, errno: EIO)
+        #expect { try act() } throws: { "\($0)".contains("fsync of") && "\($0)".contains("Input/output error") }
+        #expect(faults.hitCount(.directorySync) >= 1)
+    }
+
+    @Test("state writes go through the fault layer: ENOSPC on a state file is an error, not silence")
+    func stateWritesFail() throws {
+        let faults = SpoolFaultInjection()
+        let (spool, id, path) = try spoolWithEntry(faults)
+        defer { _ = try? FileManager.default.removeItem(atPath: path) }
+        for operation in [SpoolFaultInjection.Operation.create, .write, .rename] {
+            faults.clear()
+            faults.fail(operation, errno: ENOSPC)
+            #expect(throws: SpoolError.self, "\(operation)") {
+                try spool.writeState(id, SpoolState(nextAttemptMilliseconds: 5))
+            }
+        }
+        faults.clear()
+        try spool.writeState(id, SpoolState(nextAttemptMilliseconds: 5))
+        #expect(spool.state(id)?.nextAttemptMilliseconds == 5)
+        #expect(try FileManager.default.contentsOfDirectory(atPath: path + "/tmp").isEmpty, "no temp file left")
+    }
+
+    @Test("a claim that cannot open the entry (EMFILE, EACCES) is an error, never 'not found'")
+    func claimErrorsAreNotNotFound() throws {
+        let faults = SpoolFaultInjection()
+        let (spool, id, path) = try spoolWithEntry(faults)
+        defer { _ = try? FileManager.default.removeItem(atPath: path) }
+        for code in [EMFILE, EACCES] {
+            faults.fail(.open, errno: code)
+            #expect { try spool.claim(id) } throws: {
+                ($0 as? SpoolError)?.kind == .unreadable && "\($0)".contains(String(cString: strerror(code)))
+            }
+        }
+        faults.clear()
+        #expect(throws: Never.self) { _ = try spool.claim(id) }
+    }
+
+    @Test("an entry enqueued claimed cannot be claimed by anyone else until the claim is released")
+    func enqueueClaimed() throws {
+        let path = temporarySpoolPath()
+        defer { _ = try? FileManager.default.removeItem(atPath: path) }
+        let spool = try Spool(path: path)
+        let other = try Spool(path: path)  // a second process's view (its own descriptors)
+        let id = SpoolID.make(milliseconds: 10, random: 10)
+        var claim: Spool.Claim? = try spool.enqueueClaimed(
+            metadata(id, size: 1),
+            raw: [0x42],
+            state: SpoolState(nextAttemptMilliseconds: 0)
+        )
+        #expect(other.ids() == [id], "the entry is in the queue")
+        #expect { try other.claim(id) } throws: { ($0 as? SpoolError)?.kind == .locked }
+        #expect { try spool.claim(id) } throws: { ($0 as? SpoolError)?.kind == .locked }
+        claim = nil
+        _ = claim
+        #expect(throws: Never.self) { _ = try other.claim(id) }
+    }
+
+    @Test("recovery removes abandoned temp files but not one another live process is writing")
+    func recoveryKeepsLockedTemporaryFiles() throws {
+        let path = temporarySpoolPath()
+        defer { _ = try? FileManager.default.removeItem(atPath: path) }
+        let spool = try Spool(path: path)
+        let abandoned = path + "/tmp/0000000001AAAAAA.msg"
+        let busy = path + "/tmp/0000000002AAAAAA.msg"
+        for file in [abandoned, busy] {
+            #expect(FileManager.default.createFile(atPath: file, contents: Data("x".utf8)))
+        }
+        let holder = open(busy, O_RDONLY)
+        defer { close(holder) }
+        #expect(flock(holder, LOCK_EX) == 0)
+        let report = spool.recover()
+        #expect(report.removedTemporaryFiles == 1)
+        #expect(!FileManager.default.fileExists(atPath: abandoned))
+        #expect(FileManager.default.fileExists(atPath: busy), "a locked temp file belongs to a live writer")
+    }
+
+    @Test("recovery keeps an entry it cannot read right now in place (unreadable is not damaged)")
+    func recoveryKeepsUnreadableEntries() throws {
+        let path = temporarySpoolPath()
+        defer { _ = try? FileManager.default.removeItem(atPath: path) }
+        let spool = try Spool(path: path)
+        let id = SpoolID.make(milliseconds: 11, random: 11)
+        try spool.enqueue(metadata(id, size: 1), raw: [0x43], state: SpoolState(nextAttemptMilliseconds: 0))
+        // A directory where the entry file should be: read(2) fails with EISDIR, an I/O error, not damage.
+        let file = path + "/queue/\(id).msg"
+        let moved = path + "/entry.bak"
+        #expect(rename(file, moved) == 0 && mkdir(file, 0o700) == 0)
+        let report = spool.recover()
+        #expect(report.quarantined.isEmpty && report.unreadable.count == 1, "\(report)")
+        #expect(FileManager.default.fileExists(atPath: file))
     }
 }
