@@ -24,6 +24,10 @@ let package = Package(
         .package(url: "https://github.com/hummingbird-project/swift-mustache.git", from: "2.0.0"),
         // `swift package generate-documentation --target LMTPServer` (DocC catalogues of the library products).
         .package(url: "https://github.com/swiftlang/swift-docc-plugin", from: "1.4.0"),
+        // The retry queue's heap.
+        .package(url: "https://github.com/apple/swift-collections.git", from: "1.1.0"),
+        // Test clocks that the delivery tests drive instead of sleeping.
+        .package(url: "https://github.com/pointfreeco/swift-clocks.git", from: "1.0.0"),
     ],
     targets: [
         .systemLibrary(name: "CCurl", pkgConfig: "libcurl", providers: [.apt(["libcurl4-openssl-dev"])]),
@@ -57,6 +61,21 @@ let package = Package(
             ],
             swiftSettings: strict
         ),
+        // The delivery engine: attempts, endpoint policy (breaker, buckets, slots) over a clock,
+        // the retry scheduler, dispositions. Knows endpoints, the spool and the webhook client,
+        // not LMTP.
+        .target(
+            name: "Delivery",
+            dependencies: [
+                "MailCore", "Spool", "Targets", "WebhookClient",
+                .product(name: "HeapModule", package: "swift-collections"),
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "Metrics", package: "swift-metrics"),
+                .product(name: "NIOPosix", package: "swift-nio"),
+                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+            ],
+            swiftSettings: strict
+        ),
         // The NIO shell around LMTPCore, also shipped as a library product.
         .target(
             name: "LMTPServer",
@@ -75,7 +94,7 @@ let package = Package(
         .target(
             name: "LMTPHook",
             dependencies: [
-                "LMTPServer", "LMTPCore", "MailCore", "WebhookClient", "Spool", "Targets",
+                "LMTPServer", "LMTPCore", "MailCore", "WebhookClient", "Spool", "Targets", "Delivery",
                 .product(name: "Yams", package: "Yams"),
                 .product(name: "Metrics", package: "swift-metrics"),
                 .product(name: "NIOCore", package: "swift-nio"),
@@ -90,7 +109,7 @@ let package = Package(
         .target(
             name: "LMTPHookCLI",
             dependencies: [
-                "LMTPHook", "LMTPServer", "WebhookClient", "MailCore", "Spool", "Targets",
+                "LMTPHook", "LMTPServer", "WebhookClient", "MailCore", "Spool", "Targets", "Delivery",
                 .product(name: "NIOPosix", package: "swift-nio"),
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Logging", package: "swift-log"),
@@ -103,7 +122,11 @@ let package = Package(
         ),
         .executableTarget(name: "lmtphook", dependencies: ["LMTPHookCLI"], swiftSettings: strict),
         // Benchmarks: `swift run -c release lmtphook-bench parse ../shared/corpus` (figures in the README).
-        .executableTarget(name: "lmtphook-bench", dependencies: ["MailCore", "LMTPHook"], swiftSettings: strict),
+        .executableTarget(
+            name: "lmtphook-bench",
+            dependencies: ["MailCore", "LMTPHook", "Delivery"],
+            swiftSettings: strict
+        ),
         // Fuzzers (libFuzzer): the LMTP session engine and the parser + payload encoder. A normal build
         // replays inputs (`swift run lmtphook-fuzz lmtp FILES…`); deploy/fuzz/fuzz.sh builds them for libFuzzer.
         .target(name: "Fuzzing", dependencies: ["LMTPCore", "MailCore", "Targets"], swiftSettings: strict),
@@ -112,7 +135,7 @@ let package = Package(
         .target(
             name: "LMTPHookTestSupport",
             dependencies: [
-                "LMTPHook", "LMTPServer", "LMTPCore", "WebhookClient", "Spool",
+                "LMTPHook", "LMTPServer", "LMTPCore", "WebhookClient", "Spool", "Delivery",
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOPosix", package: "swift-nio"),
                 .product(name: "NIOConcurrencyHelpers", package: "swift-nio"),
@@ -124,6 +147,10 @@ let package = Package(
         .testTarget(name: "FuzzingTests", dependencies: ["Fuzzing"], exclude: ["Corpus"]),
         .testTarget(name: "MailCoreTests", dependencies: ["MailCore"], exclude: ["Golden", "Messages"]),
         .testTarget(name: "SpoolTests", dependencies: ["Spool"]),
+        .testTarget(
+            name: "DeliveryTests",
+            dependencies: ["Delivery", "Targets", .product(name: "Clocks", package: "swift-clocks")]
+        ),
         .testTarget(name: "TargetsTests", dependencies: ["Targets", "MailCore"], exclude: ["Golden"]),
         .testTarget(
             name: "WebhookClientTests",
@@ -136,7 +163,7 @@ let package = Package(
             name: "LMTPHookTests",
             dependencies: [
                 "LMTPHook", "LMTPServer", "LMTPCore", "MailCore", "WebhookClient", "LMTPHookCLI", "LMTPHookTestSupport",
-                "Spool", "Targets",
+                "Spool", "Targets", "Delivery", .product(name: "Clocks", package: "swift-clocks"),
                 .product(name: "NIOPosix", package: "swift-nio"),
                 .product(name: "NIOConcurrencyHelpers", package: "swift-nio"),
                 .product(name: "Logging", package: "swift-log"),

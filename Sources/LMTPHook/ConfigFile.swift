@@ -1,3 +1,4 @@
+import Delivery
 import Foundation
 import LMTPCore
 import LMTPServer
@@ -191,7 +192,7 @@ struct ConfigParser {
             }
         }
         // Spool and delivery
-        var settings = WebhookDelivery.Settings()
+        var settings = DeliverySettings()
         var spoolDirectory: String?
         if let spool = try top["spool"]?.mapping(allowed: ["path", "retry_schedule", "max_age"]) {
             spoolDirectory = try spool["path"]?.nonEmptyString()
@@ -207,12 +208,16 @@ struct ConfigParser {
         }
         var threads = 16
         if let delivery = try top["delivery"]?.mapping(allowed: [
-            "threads", "sync_budget", "shutdown_grace", "retry_concurrency",
+            "threads", "sync_budget", "shutdown_grace", "retry_concurrency", "breaker_failures", "breaker_cooldown",
         ]) {
             if let value = delivery["threads"] { threads = try value.int(in: 1...1024) }
             if let value = delivery["sync_budget"] { settings.syncBudget = .milliseconds(try value.milliseconds()) }
             if let value = delivery["shutdown_grace"] { shutdownGrace = try value.milliseconds() }
             if let value = delivery["retry_concurrency"] { settings.retryConcurrency = try value.int(in: 1...1024) }
+            if let value = delivery["breaker_failures"] { settings.breakerThreshold = try value.int(in: 1...10_000) }
+            if let value = delivery["breaker_cooldown"] {
+                settings.breakerCooldown = .milliseconds(try value.milliseconds())
+            }
         }
         var delimiters: Set<Character> = ["+"]
         if let value = top["recipient_delimiter"] { delimiters = Set(try value.string()) }

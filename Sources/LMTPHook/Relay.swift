@@ -1,3 +1,4 @@
+import Delivery
 import LMTPCore
 import LMTPServer
 import Logging
@@ -16,11 +17,12 @@ package final class Relay: Service, Sendable {
     package let configuration: RelayConfiguration
     private let logger: Logger
     private let server: LMTPServer
-    private let client: WebhookClient
-    private let spoolThreads: NIOThreadPool
+    /// One thread for the relay's own blocking file work (opening the spool, the monitor's
+    /// spool statistics); the engine has its own.
+    private let fileThreads: NIOThreadPool
     private let localSink: WebhookSink?
     /// The delivery engine (sync attempt, spool, retries).
-    package let delivery: WebhookDelivery
+    package let delivery: DeliveryEngine
     /// The webhook URL of the first endpoint (the local receiver's when none was configured).
     package let webhookURL: String
     /// The route table in force (replaced by ``reload(_:)``).
@@ -32,7 +34,8 @@ package final class Relay: Service, Sendable {
     package init(
         configuration: RelayConfiguration,
         logger: Logger,
-        localRecord: (@Sendable (WebhookSink.Request) -> Void)? = nil
+        localRecord: (@Sendable (WebhookSink.Request) -> Void)? = nil,
+        clock: DeliveryClock = .system
     ) async throws {
         self.configuration = configuration
         self.logger = logger
@@ -52,31 +55,29 @@ package final class Relay: Service, Sendable {
         webhookURL = configuration.endpoints[0].url
         let routeTable = configuration.effectiveRoutes
         routes = NIOLockedValueBox(routeTable)
-        client = WebhookClient(threads: configuration.deliveryThreads)
-        spoolThreads = NIOThreadPool(numberOfThreads: 20)
-        spoolThreads.start()
+        fileThreads = NIOThreadPool(numberOfThreads: 1)
+        fileThreads.start()
         let spool: Spool?
         do {
             if let path = configuration.spoolDirectory {
                 let faults = configuration.spoolFaults
                 // mkdir/open: off the cooperative pool
-                spool = try await spoolThreads.runIfActive { try Spool(path: path, faults: faults) }
+                spool = try await fileThreads.runIfActive { try Spool(path: path, faults: faults) }
             } else {
                 spool = nil
             }
         } catch {
-            await client.shutdown()
-            try? await spoolThreads.shutdownGracefully()
+            try? await fileThreads.shutdownGracefully()
             await localSink?.stop()
             throw error
         }
-        let delivery = WebhookDelivery(
+        let delivery = DeliveryEngine(
             endpoints: configuration.endpoints,
             delimiters: routeTable.delimiters,
-            client: client,
             spool: spool,
-            spoolThreads: spoolThreads,
+            threads: configuration.deliveryThreads,
             settings: configuration.delivery,
+            clock: clock,
             logger: logger
         )
         self.delivery = delivery
@@ -90,12 +91,6 @@ package final class Relay: Service, Sendable {
         server = LMTPServer(configuration: configuration.effectiveServer, policy: policy, logger: logger) { message in
             await Relay.deliver(message, routes: routes.withLockedValue { $0 }, delivery: delivery)
         }
-        do {
-            try await delivery.loadSpool()
-        } catch {
-            await release()
-            throw error
-        }
     }
 
     /// Routes each recipient, delivers once per endpoint (concurrently), and gives each recipient
@@ -104,7 +99,7 @@ package final class Relay: Service, Sendable {
     static func deliver(
         _ message: LMTPMessage,
         routes: RouteTable,
-        delivery: WebhookDelivery
+        delivery: DeliveryEngine
     ) async -> [LMTPRecipientResult] {
         var results = [[LMTPRecipientResult]](repeating: [], count: message.recipients.count)
         var groups: [String: (indices: [Int], route: String)] = [:]
@@ -130,11 +125,14 @@ package final class Relay: Service, Sendable {
                         return (name, .temporaryFailure("endpoint \(name) is not configured"))
                     }
                     let recipients = indices.map { message.recipients[$0] }
-                    let tags = WebhookDelivery.tags(recipients.map(\.mailbox.address), delimiters: routes.delimiters)
-                    return (
-                        name,
-                        await delivery.deliver(message, recipients: recipients, to: endpoint, tags: tags, route: route)
+                    let envelope = Relay.envelope(of: message, recipients: recipients)
+                    let request = DeliveryRequest(
+                        envelope: envelope,
+                        raw: message.data,
+                        tags: DeliveryEngine.tags(envelope.rcptTo, delimiters: routes.delimiters),
+                        route: route
                     )
+                    return (name, LMTPRecipientResult(await delivery.deliver(request, to: endpoint)))
                 }
             }
             var outcomes: [String: LMTPRecipientResult] = [:]
@@ -157,8 +155,36 @@ package final class Relay: Service, Sendable {
         return LMTPRecipientResult(
             code: first.code,
             enhancedCode: first.enhancedCode,
-            text: WebhookDelivery.shorten(text, to: 400)
+            text: Relay.shorten(text, to: 400)
         )
+    }
+
+    /// Maps an LMTP transaction to the protocol-independent envelope of the payload.
+    package static func envelope(of message: LMTPMessage, recipients: [LMTPRecipient]? = nil) -> MailEnvelope {
+        var seen = Set<String>()
+        let recipients = (recipients ?? message.recipients).map(\.mailbox.address).filter { seen.insert($0).inserted }
+        let client = message.client
+        return MailEnvelope(
+            mailFrom: message.sender.address,
+            rcptTo: recipients,
+            lhlo: message.lhloName,
+            smtpUTF8: message.smtpUTF8,
+            body: message.bodyType?.rawValue,
+            client: .init(
+                name: client.name,
+                addr: client.address,
+                port: client.port,
+                proto: client.proto,
+                helo: client.helo,
+                ident: client.ident,
+                source: client.source
+            )
+        )
+    }
+
+    static func shorten(_ text: String, to limit: Int) -> String {
+        let clean = String(text.map { $0.isNewline || $0 == "\r" ? " " : $0 })
+        return clean.count <= limit ? clean : String(clean.prefix(limit)) + "…"
     }
 
     /// Applies a new configuration's routes and endpoints without dropping connections; mail in
@@ -206,7 +232,7 @@ package final class Relay: Service, Sendable {
             var detail = "ok"
             var ready = true
             if let spool = delivery.queue {
-                let snapshot = try? await spoolThreads.runIfActive {
+                let snapshot = try? await fileThreads.runIfActive {
                     () -> (Bool, (live: Int, liveBytes: Int, dead: Int, deadBytes: Int), Int64?) in
                     (spool.isWritable(), spool.statistics(), spool.ids().first.flatMap(SpoolID.milliseconds(of:)))
                 }
@@ -237,13 +263,20 @@ package final class Relay: Service, Sendable {
     /// The route table in force.
     package var routeTable: RouteTable { routes.withLockedValue { $0 } }
 
-    /// Serves until ``stop()`` or graceful shutdown; retries run alongside and stop with the server.
+    /// Serves until ``stop()`` or graceful shutdown. The delivery engine starts first (its
+    /// threads, the spool loaded) and stops last, after the server has answered every
+    /// transaction in flight.
     package func run() async throws {
         do {
             try await withThrowingTaskGroup(of: Void.self) { group in
-                group.addTask { await self.delivery.runRetries() }
+                group.addTask { try await self.delivery.run() }
+                await delivery.waitUntilRunning()
                 group.addTask { await self.monitor() }
-                try await server.run()
+                try await withTaskCancellationHandler {
+                    try await server.run()
+                } onCancel: {
+                    server.stop()
+                }
                 group.cancelAll()
                 try await group.waitForAll()
             }
@@ -256,8 +289,7 @@ package final class Relay: Service, Sendable {
     }
 
     private func release() async {
-        await client.shutdown()
-        try? await spoolThreads.shutdownGracefully()
+        try? await fileThreads.shutdownGracefully()
         await localSink?.stop()
     }
 

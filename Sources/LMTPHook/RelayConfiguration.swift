@@ -1,3 +1,4 @@
+import Delivery
 import LMTPCore
 import LMTPServer
 import MailCore
@@ -17,7 +18,7 @@ package struct RelayConfiguration: Sendable {
     /// Spool directory: with one, transient failures are queued durably and retried; without, they get 451.
     package var spoolDirectory: String?
     /// Sync budget, retry schedule, circuit breaker.
-    package var delivery: WebhookDelivery.Settings
+    package var delivery: DeliverySettings
     /// Delivery threads: the most webhook requests in flight at once.
     package var deliveryThreads: Int
     /// Where `serve` answers `GET /metrics` and `GET /healthz` (`host:port`), if anywhere.
@@ -34,7 +35,7 @@ package struct RelayConfiguration: Sendable {
         routes: RouteTable? = nil,
         payload: PayloadOptions = PayloadOptions(),
         spoolDirectory: String? = nil,
-        delivery: WebhookDelivery.Settings = WebhookDelivery.Settings(),
+        delivery: DeliverySettings = DeliverySettings(),
         deliveryThreads: Int = 16
     ) {
         self.server = server

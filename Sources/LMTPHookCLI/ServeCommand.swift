@@ -1,4 +1,5 @@
 import ArgumentParser
+import Delivery
 import Foundation
 import LMTPCore
 import LMTPHook
@@ -84,6 +85,22 @@ struct ServeCommand: AsyncParsableCommand {
         )
     )
     var syncBudget: String = "5s"
+
+    @Option(
+        help: ArgumentHelp(
+            "Transient failures in a row that open an endpoint's circuit: new mail is queued without an attempt and retries wait (needs --spool).",
+            valueName: "n"
+        )
+    )
+    var breakerFailures: Int = 5
+
+    @Option(
+        help: ArgumentHelp(
+            "How long an open circuit stays open before one request may probe the endpoint again.",
+            valueName: "duration"
+        )
+    )
+    var breakerCooldown: String = "30s"
 
     @Option(
         help: ArgumentHelp(
@@ -189,6 +206,12 @@ struct ServeCommand: AsyncParsableCommand {
                 throw ValidationError("--webhook must be an http:// or https:// URL, got \(webhook)")
             }
         }
+        guard (1...10_000).contains(breakerFailures) else {
+            throw ValidationError("--breaker-failures must be between 1 and 10000, got \(breakerFailures)")
+        }
+        guard RetryPolicy.parseDuration(breakerCooldown) != nil else {
+            throw ValidationError("--breaker-cooldown must be a duration like 30s, got \(breakerCooldown)")
+        }
         guard RetryPolicy.parseDuration(syncBudget) != nil else {
             throw ValidationError("--sync-budget must be a duration like 5s, got \(syncBudget)")
         }
@@ -276,12 +299,14 @@ struct ServeCommand: AsyncParsableCommand {
                 signer: signer
             )
         }
-        let delivery = WebhookDelivery.Settings(
+        let delivery = DeliverySettings(
             syncBudget: .milliseconds(RetryPolicy.parseDuration(syncBudget) ?? 5_000),
             retry: RetryPolicy(
                 scheduleMilliseconds: RetryPolicy.parseDurations(retrySchedule) ?? RetryPolicy.defaultSchedule,
                 maxAgeMilliseconds: RetryPolicy.parseDuration(maxAge) ?? 5 * 86_400_000
-            )
+            ),
+            breakerThreshold: breakerFailures,
+            breakerCooldown: .milliseconds(RetryPolicy.parseDuration(breakerCooldown) ?? 30_000)
         )
         return RelayConfiguration(
             server: server,

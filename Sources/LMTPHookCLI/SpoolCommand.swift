@@ -1,4 +1,5 @@
 import ArgumentParser
+import Delivery
 import Foundation
 import LMTPHook
 import MailCore
@@ -378,7 +379,7 @@ struct SpoolCommand: AsyncParsableCommand {
                 switch outcome {
                 case .delivered: delivered += 1
                 case .transient: failing += 1
-                case .permanent(_, _, let reason):
+                case .permanent(_, let reason):
                     dead += 1
                     state.deadReason = reason
                 }

@@ -249,6 +249,12 @@ package final class Spool: Sendable {
         }
     }
 
+    /// The metadata of a live entry without reading its message; `nil` when it cannot be read.
+    package func metadata(_ id: String) -> SpoolMetadata? {
+        guard SpoolID.isValid(id) else { return nil }
+        return Self.readMetadata(path: "\(queue)/\(id).msg")
+    }
+
     /// The metadata line of an entry without reading the message.
     static func readMetadata(path: String) -> SpoolMetadata? {
         let fd = open(path, O_RDONLY | O_CLOEXEC)

@@ -1,3 +1,4 @@
+import Delivery
 import Foundation
 import LMTPCore
 import LMTPHook
@@ -21,7 +22,7 @@ package struct RunningRelay {
         socketMode: UInt32 = 0o660,
         webhookTimeoutMilliseconds: Int = 5_000,
         spool: String? = nil,
-        delivery: WebhookDelivery.Settings = WebhookDelivery.Settings(),
+        delivery: DeliverySettings = DeliverySettings(),
         secrets: [String] = [],
         socketPath: String? = nil
     ) async throws -> RunningRelay {

@@ -58,7 +58,8 @@ struct CrashTests {
             [
                 "--socket", socket, "--spool", spoolPath, "--webhook", sink.url, "--sync-budget",
                 "\(syncBudget)ms",
-                "--retry-schedule", "300ms", "--webhook-timeout", "2", "--log-level", "error", "--metrics-listen",
+                "--retry-schedule", "300ms", "--breaker-cooldown", "500ms", "--webhook-timeout", "2", "--log-level",
+                "error", "--metrics-listen",
                 "127.0.0.1:\(metricsPort)",
             ],
             socket: socket

@@ -1,3 +1,4 @@
+import Delivery
 import Foundation
 import LMTPCore
 import LMTPHook
@@ -36,7 +37,7 @@ struct DiskFaultTests {
             server: server,
             webhook: endpoint,
             spoolDirectory: spool,
-            delivery: WebhookDelivery.Settings(retry: retry, breakerThreshold: 1000),
+            delivery: DeliverySettings(retry: retry, breakerThreshold: 1000),
             deliveryThreads: 4
         )
         configuration.spoolFaults = faults
@@ -173,8 +174,7 @@ struct DiskFaultTests {
             log.lines(
                 .error,
                 containing: "damaged spool entry moved to quarantine/",
-                "spool_id=\(damaged)",
-                "moved=yes"
+                "spool_id=\(damaged)"
             ).count == 1,
             "\(log.lines)"
         )
@@ -183,8 +183,10 @@ struct DiskFaultTests {
         directory.remove()
     }
 
-    @Test("an entry that cannot be read now (EIO) is kept, not quarantined, and taken up again in 60 s, not before")
-    func unreadableEntryIsRetriedInAMinute() async throws {
+    @Test(
+        "an entry that cannot be read now (EIO) is kept, not quarantined, tried again with a growing backoff (1 s, 2 s), and delivered once it reads again"
+    )
+    func unreadableEntryIsRetriedWithBackoff() async throws {
         let sink = try await RecordingSink.start()
         sink.answer(503)
         let directory = TemporaryDirectory()
@@ -202,31 +204,43 @@ struct DiskFaultTests {
         let spool = try Spool(path: directory.file("spool"))
         let id = try #require(spool.ids().first)
         faults.fail(.read, errno: EIO)
-        // The event: the retry worker hits the read fault.
+        // The events: the retry worker hits the read fault, once, then again after its backoff.
+        var hits: [Int64] = []
+        var schedules: [Int64] = []
         let deadline = ContinuousClock.now + .seconds(15)
-        while faults.hitCount(.read) == 0 && ContinuousClock.now < deadline {
-            try await Task.sleep(for: .milliseconds(20))
+        while hits.count < 2 && ContinuousClock.now < deadline {
+            if faults.hitCount(.read) > hits.count {
+                hits.append(UnixTime.now().milliseconds)
+                try await Task.sleep(for: .milliseconds(20))  // the schedule is written right after the hit
+                schedules.append(try #require(relay.relay.delivery.scheduledAttempt(id), "still scheduled"))
+            }
+            try await Task.sleep(for: .milliseconds(5))
         }
-        let hitAt = UnixTime.now().milliseconds
-        try #require(faults.hitCount(.read) >= 1, "the retry worker read the entry")
-        let scheduled = try #require(relay.relay.delivery.scheduledAttempt(id), "still scheduled")
+        try #require(hits.count == 2, "the retry worker read the entry twice")
+        #expect((hits[0] + 700...hits[0] + 1_100).contains(schedules[0]), "first backoff: \(schedules[0] - hits[0]) ms")
         #expect(
-            (hitAt + 55_000...hitAt + 60_500).contains(scheduled),
-            "next attempt \(scheduled - hitAt) ms after the failed read"
+            (hits[1] + 1_700...hits[1] + 2_100).contains(schedules[1]),
+            "second backoff: \(schedules[1] - hits[1]) ms"
         )
+        #expect(hits[1] >= schedules[0] - 50, "not taken up again before its backoff ended")
         #expect(spool.ids() == [id], "kept in the queue")
         #expect(Self.files(directory.file("spool/quarantine")).isEmpty, "not quarantined: the bytes may be fine")
         #expect(
             log.lines(
                 .error,
-                containing: "cannot read spool entry; retrying in 60 s",
+                containing: "spool error: entry kept, tried again later",
                 "spool_id=\(id)",
+                "operation=read",
                 "Input/output error"
-            ).count == 1
+            ).count == 2
         )
-        // "Not before" is the schedule above (the worker takes an entry up only when it is due), not a wait.
-        #expect(faults.hitCount(.read) == 1)
         #expect(sink.requests.count == 1, "only the first (503) attempt reached the receiver")
+        // The disk recovers: the entry is delivered.
+        faults.clear()
+        sink.answer(nil)
+        let delivered = ContinuousClock.now + .seconds(15)
+        while !spool.ids().isEmpty && ContinuousClock.now < delivered { try await Task.sleep(for: .milliseconds(50)) }
+        #expect(spool.ids().isEmpty && sink.accepted.count == 1)
         try await relay.stop()
         await sink.stop()
         directory.remove()

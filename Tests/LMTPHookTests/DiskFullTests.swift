@@ -1,3 +1,4 @@
+import Delivery
 import Foundation
 import LMTPHook
 import LMTPHookTestSupport
@@ -16,7 +17,7 @@ struct DiskFullTests {
         let sink = try await RecordingSink.start()
         sink.answer(503)
         let spoolPath = mountPoint + "/spool"
-        let settings = WebhookDelivery.Settings(
+        let settings = DeliverySettings(
             retry: RetryPolicy(scheduleMilliseconds: [600_000], jitter: 0),
             breakerThreshold: 3
         )

@@ -1,3 +1,4 @@
+import Delivery
 import Foundation
 import LMTPHook
 import LMTPHookTestSupport
@@ -5,7 +6,7 @@ import Spool
 import Testing
 import WebhookClient
 
-private let fastRetries = WebhookDelivery.Settings(
+private let fastRetries = DeliverySettings(
     syncBudget: .seconds(5),
     retry: RetryPolicy(scheduleMilliseconds: [200], maxAgeMilliseconds: 60_000, jitter: 0),
     breakerThreshold: 100

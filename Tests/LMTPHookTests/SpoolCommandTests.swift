@@ -1,3 +1,4 @@
+import Delivery
 import Foundation
 import LMTPHook
 import LMTPHookTestSupport
@@ -12,7 +13,7 @@ struct SpoolCommandTests {
         let sink = try await RecordingSink.start()
         sink.answer(503)
         let spoolPath = TemporaryDirectory().file("spool")
-        let settings = WebhookDelivery.Settings(
+        let settings = DeliverySettings(
             retry: RetryPolicy(scheduleMilliseconds: [600_000], jitter: 0),
             breakerThreshold: 100
         )

@@ -28,6 +28,22 @@ func metadata(_ id: String, size: Int) -> SpoolMetadata {
     )
 }
 
+/// Claims an entry nobody should hold. A lock is held by an open file description, and a child
+/// process that another test of this process spawns at that moment holds copies of every
+/// descriptor until it execs (O_CLOEXEC closes them only then), so a lock released here may stay
+/// held for a few milliseconds; this waits out that window (at most a second), nothing longer.
+func claimFree(_ spool: Spool, _ id: String) throws -> Spool.Claim {
+    let deadline = ContinuousClock.now + .seconds(1)
+    while true {
+        let result = Result { () throws(SpoolError) -> Spool.Claim in try spool.claim(id) }
+        if case .failure(let error) = result, error.kind == .locked, ContinuousClock.now < deadline {
+            usleep(1_000)
+            continue
+        }
+        return try result.get()
+    }
+}
+
 @Suite("Spool")
 struct SpoolTests {
     @Test func enqueueReadCompleteRoundTrip() throws {
@@ -106,11 +122,11 @@ struct SpoolTests {
         let spool = try Spool(path: path)
         let id = SpoolID.make(milliseconds: 4, random: 4)
         try spool.enqueue(metadata(id, size: 1), raw: [0x41], state: SpoolState(nextAttemptMilliseconds: 0))
-        var first: Spool.Claim? = try spool.claim(id)
+        var first: Spool.Claim? = try claimFree(spool, id)
         #expect { try spool.claim(id) } throws: { ($0 as? SpoolError)?.kind == .locked }
         first = nil
         _ = first
-        #expect(throws: Never.self) { _ = try spool.claim(id) }
+        #expect(throws: Never.self) { _ = try claimFree(spool, id) }
         try spool.complete(id)
         #expect { try spool.claim(id) } throws: { ($0 as? SpoolError)?.kind == .notFound }
     }
@@ -345,7 +361,7 @@ struct SpoolDurabilityTests {
             }
         }
         faults.clear()
-        #expect(throws: Never.self) { _ = try spool.claim(id) }
+        #expect(throws: Never.self) { _ = try claimFree(spool, id) }
     }
 
     @Test("an entry enqueued claimed cannot be claimed by anyone else until the claim is released")
@@ -365,7 +381,7 @@ struct SpoolDurabilityTests {
         #expect { try spool.claim(id) } throws: { ($0 as? SpoolError)?.kind == .locked }
         claim = nil
         _ = claim
-        #expect(throws: Never.self) { _ = try other.claim(id) }
+        #expect(throws: Never.self) { _ = try claimFree(other, id) }
     }
 
     @Test("recovery removes abandoned temp files but not one another live process is writing")

@@ -138,12 +138,12 @@ package struct WebhookEndpoint: Sendable {
             receivedAt: UnixTime(milliseconds: metadata.receivedAtMilliseconds),
             envelope: envelope,
             raw: raw,
-            tags: WebhookDelivery.tags(envelope.rcptTo, delimiters: delimiters)
+            tags: DeliveryEngine.tags(envelope.rcptTo, delimiters: delimiters)
         ).body
     }
 
     /// The envelope of a spooled message.
-    static func envelope(of metadata: SpoolMetadata) -> MailEnvelope {
+    package static func envelope(of metadata: SpoolMetadata) -> MailEnvelope {
         MailEnvelope(
             mailFrom: metadata.mailFrom,
             rcptTo: metadata.rcptTo,
@@ -160,42 +160,5 @@ package struct WebhookEndpoint: Sendable {
                 source: metadata.client["source"]
             )
         )
-    }
-}
-
-/// How a webhook answer is treated.
-package enum DeliveryOutcome: Sendable, Hashable {
-    case delivered
-    /// Worth retrying: timeouts, connection/TLS/DNS errors, 408, 425, 429, 5xx.
-    case transient(reason: String)
-    /// Will not get better: other 4xx and 3xx (redirects are never followed); the reply to use.
-    case permanent(code: Int, enhancedCode: String, reason: String)
-
-    package static func classify(_ response: WebhookResponse, rule: SuccessRule = SuccessRule()) -> DeliveryOutcome {
-        if let error = response.error { return .transient(reason: "\(error.kind.rawValue): \(error.message)") }
-        let status = response.status
-        if (200..<300).contains(status), let violation = rule.violation(status: status, body: response.snippet) {
-            return .transient(reason: violation)
-        }
-        let snippet = String(response.snippet.prefix(80)).map { $0.isNewline ? " " : $0 }
-        let detail = snippet.isEmpty ? "HTTP \(status)" : "HTTP \(status): \(String(snippet))"
-        switch status {
-        case 200..<300: return .delivered
-        case 408, 425, 429, 500..<600, 100..<200: return .transient(reason: detail)
-        case 300..<400:
-            return .permanent(
-                code: 550,
-                enhancedCode: "5.4.0",
-                reason: "webhook redirected (\(detail)); redirects are not followed"
-            )
-        case 404, 410:
-            return .permanent(code: 550, enhancedCode: "5.1.1", reason: "webhook rejected the recipient (\(detail))")
-        case 413:
-            return .permanent(code: 552, enhancedCode: "5.3.4", reason: "webhook says message too big (\(detail))")
-        case 400, 422:
-            return .permanent(code: 550, enhancedCode: "5.6.0", reason: "webhook rejected the content (\(detail))")
-        case 401, 403: return .permanent(code: 550, enhancedCode: "5.7.1", reason: "webhook refused (\(detail))")
-        default: return .permanent(code: 550, enhancedCode: "5.0.0", reason: "webhook rejected (\(detail))")
-        }
     }
 }

@@ -4,7 +4,7 @@ import NIOConcurrencyHelpers
 /// What the relay reports through swift-metrics (Prometheus names; a no-op until the process
 /// bootstraps a backend): recipients by outcome, webhook requests by endpoint and outcome, their
 /// latency, the spool's depth, bytes, oldest entry and dead letters, and each endpoint's circuit.
-final class RelayMetrics: Sendable {
+package final class DeliveryMetrics: Sendable {
     private struct Key: Hashable {
         let name: String
         let labels: [String]
@@ -14,18 +14,21 @@ final class RelayMetrics: Sendable {
     private let timers = NIOLockedValueBox<[String: Timer]>([:])
     private let gauges = NIOLockedValueBox<[Key: Gauge]>([:])
 
-    let spoolEntries = Gauge(label: "lmtphook_spool_entries")
-    let spoolBytes = Gauge(label: "lmtphook_spool_bytes")
-    let spoolOldestAge = Gauge(label: "lmtphook_spool_oldest_age_seconds")
-    let deadLetters = Gauge(label: "lmtphook_spool_dead_letters")
-    let deadLetterBytes = Gauge(label: "lmtphook_spool_dead_letter_bytes")
-    let spoolWritable = Gauge(label: "lmtphook_spool_writable")
+    package let spoolEntries = Gauge(label: "lmtphook_spool_entries")
+    package let spoolBytes = Gauge(label: "lmtphook_spool_bytes")
+    package let spoolOldestAge = Gauge(label: "lmtphook_spool_oldest_age_seconds")
+    package let deadLetters = Gauge(label: "lmtphook_spool_dead_letters")
+    package let deadLetterBytes = Gauge(label: "lmtphook_spool_dead_letter_bytes")
+    package let spoolWritable = Gauge(label: "lmtphook_spool_writable")
 
     /// Creates every labelled series at zero for these endpoints, so rates and alerts work from
     /// the start (a series appears in Prometheus only once it exists).
-    func prime(endpoints: [String]) {
+    package func prime(endpoints: [String]) {
         for status in ["delivered", "queued", "bounced", "deferred", "rejected"] {
             _ = counter("lmtphook_recipients_total", [("status", status)])
+        }
+        for operation in ["read", "state", "complete", "dead-letter", "quarantine"] {
+            _ = counter("lmtphook_spool_errors_total", [("operation", operation)])
         }
         for endpoint in endpoints {
             for outcome in ["delivered", "transient", "permanent"] {
@@ -43,18 +46,13 @@ final class RelayMetrics: Sendable {
     }
 
     /// One recipient's final reply: `delivered`, `queued`, `bounced`, `deferred`, or `rejected` (at RCPT).
-    func recipient(_ status: String) {
+    package func recipient(_ status: String) {
         counter("lmtphook_recipients_total", [("status", status)]).increment()
     }
 
     /// One webhook request: its outcome (`delivered`, `transient`, `permanent`) and `kind` (`sync`, `retry`).
-    func request(endpoint: String, outcome: DeliveryOutcome, kind: String, seconds: Double) {
-        let label: String
-        switch outcome {
-        case .delivered: label = "delivered"
-        case .transient: label = "transient"
-        case .permanent: label = "permanent"
-        }
+    package func request(endpoint: String, outcome: DeliveryOutcome, kind: String, seconds: Double) {
+        let label = outcome.label
         counter("lmtphook_webhook_requests_total", [("endpoint", endpoint), ("outcome", label), ("kind", kind)])
             .increment()
         let timer = timers.withLockedValue { timers in
@@ -71,12 +69,18 @@ final class RelayMetrics: Sendable {
     }
 
     /// A queued entry that became a dead letter (`reason`: `refused` or `expired`).
-    func deadLettered(endpoint: String, reason: String) {
+    package func deadLettered(endpoint: String, reason: String) {
         counter("lmtphook_dead_letters_total", [("endpoint", endpoint), ("reason", reason)]).increment()
     }
 
+    /// A spool operation that failed on an entry (`read`, `state`, `complete`, `dead-letter`,
+    /// `quarantine`); the entry is kept and tried again.
+    package func spoolError(operation: String) {
+        counter("lmtphook_spool_errors_total", [("operation", operation)]).increment()
+    }
+
     /// 1 while the endpoint's circuit is open (new mail skips the sync attempt), else 0.
-    func circuit(endpoint: String, open: Bool) {
+    package func circuit(endpoint: String, open: Bool) {
         let key = Key(name: "lmtphook_endpoint_circuit_open", labels: [endpoint])
         let gauge = gauges.withLockedValue { gauges in
             if let gauge = gauges[key] { return gauge }

@@ -1,0 +1,1035 @@
+import Logging
+import MailCore
+import NIOPosix
+import ServiceLifecycle
+import Spool
+import Synchronization
+import Targets
+import WebhookClient
+
+/// One message for one endpoint: the recipients routed there, the bytes, what the payload says
+/// about it.
+package struct DeliveryRequest: Sendable {
+    /// The envelope; `rcptTo` holds the recipients routed to this endpoint.
+    package var envelope: MailEnvelope
+    package var raw: [UInt8]
+    /// Tags of those recipients (plus-addressing).
+    package var tags: [String]
+    /// The route that chose the endpoint.
+    package var route: String?
+
+    package init(envelope: MailEnvelope, raw: [UInt8], tags: [String] = [], route: String? = nil) {
+        self.envelope = envelope
+        self.raw = raw
+        self.tags = tags
+        self.route = route
+    }
+}
+
+/// The delivery engine: every attempt — the sync attempt after the final dot, one that outlives
+/// the sync budget, a retry — goes through here, claims its spool entry while it runs, and
+/// records its outcome in one place. Per-endpoint policy (breaker, bucket, slots) is an
+/// ``EndpointPolicy`` per endpoint, the retry state a ``RetryQueue`` woken by events (an enqueue,
+/// a freed slot, a reload, a due time) — it never polls. Time comes from a ``DeliveryClock``.
+///
+/// The engine is a `Service`: ``run()`` starts its threads (libcurl's and the spool's), loads
+/// the spool, runs the retries until cancelled, waits for attempts in flight and releases the
+/// threads. ``deliver(_:to:)`` waits until it runs.
+///
+/// It never answers "delivered" or "queued" unless the endpoint accepted the message or the
+/// entry is fsync'd in the spool; no spool error drops an entry from the schedule (it is logged,
+/// counted and tried again with backoff).
+package final class DeliveryEngine: Service, Sendable {
+    package let settings: DeliverySettings
+    package let metrics = DeliveryMetrics()
+    private let clock: DeliveryClock
+    private let spool: Spool?
+    private let logger: Logger
+    private let threads: Int
+    private let state: Mutex<State>
+    private let doorbell = Doorbell()
+    private let started = Gate()
+
+    private struct Resources: Sendable {
+        let client: WebhookClient
+        let spoolThreads: NIOThreadPool
+    }
+
+    private struct SlotWaiter {
+        let id: UInt64
+        let continuation: CheckedContinuation<Bool, Never>
+    }
+
+    private struct State {
+        var endpoints: [String: WebhookEndpoint]
+        var delimiters: Set<Character>
+        var policies: [String: EndpointPolicy] = [:]
+        var waiters: [String: [SlotWaiter]] = [:]
+        var nextWaiter: UInt64 = 0
+        var queue = RetryQueue()
+        /// Consecutive spool errors per entry (backoff for trying again).
+        var spoolErrors: [String: Int] = [:]
+        /// Sync attempts that outlived their budget and still run.
+        var lateAttempts = 0
+        var resources: Resources?
+        var stopping = false
+        /// Resumed when the last late attempt ends after ``run()`` stopped scheduling.
+        var drained: CheckedContinuation<Void, Never>?
+    }
+
+    package init(
+        endpoints: [WebhookEndpoint],
+        delimiters: Set<Character> = ["+"],
+        spool: Spool?,
+        threads: Int,
+        settings: DeliverySettings = DeliverySettings(),
+        clock: DeliveryClock = .system,
+        logger: Logger
+    ) {
+        self.spool = spool
+        self.settings = settings
+        self.clock = clock
+        self.logger = logger
+        self.threads = max(1, threads)
+        var state = State(endpoints: [:], delimiters: delimiters)
+        Self.apply(endpoints, to: &state, settings: settings, threads: self.threads)
+        self.state = Mutex(state)
+    }
+
+    // MARK: - Configuration
+
+    private static func limits(
+        _ endpoint: WebhookEndpoint,
+        settings: DeliverySettings,
+        threads: Int
+    )
+        -> EndpointPolicy.Limits
+    {
+        EndpointPolicy.Limits(
+            breakerThreshold: settings.breakerThreshold,
+            breakerCooldownMilliseconds: DeliveryClock.milliseconds(settings.breakerCooldown),
+            maxInFlight: endpoint.maxInFlight ?? settings.maxInFlightPerEndpoint ?? max(1, threads - threads / 4),
+            rateLimit: endpoint.rateLimit
+        )
+    }
+
+    private static func apply(
+        _ endpoints: [WebhookEndpoint],
+        to state: inout State,
+        settings: DeliverySettings,
+        threads: Int
+    ) {
+        let old = state.endpoints
+        state.endpoints = Dictionary(endpoints.map { ($0.name, $0) }) { $1 }
+        var policies: [String: EndpointPolicy] = [:]
+        for endpoint in endpoints {
+            let limits = limits(endpoint, settings: settings, threads: threads)
+            // Health (breaker, bucket) is kept for an endpoint whose URL and rate did not change;
+            // requests in flight keep their slots either way.
+            if var policy = state.policies[endpoint.name] {
+                if let before = old[endpoint.name], before.url != endpoint.url || before.rateLimit != endpoint.rateLimit
+                {
+                    let fresh = EndpointPolicy(limits: limits)
+                    policy = fresh.carryingSlots(of: policy)
+                }
+                policy.limits = limits
+                policies[endpoint.name] = policy
+            } else {
+                policies[endpoint.name] = EndpointPolicy(limits: limits)
+            }
+        }
+        state.policies = policies
+    }
+
+    /// Replaces the endpoints (configuration reload). Health and rate-limit state is kept for
+    /// endpoints whose URL and rate did not change; queued entries follow their endpoint's name
+    /// (those of an endpoint that went away wait until a reload brings it back).
+    package func update(endpoints: [WebhookEndpoint], delimiters: Set<Character>) {
+        state.withLock { state in
+            state.delimiters = delimiters
+            Self.apply(endpoints, to: &state, settings: settings, threads: threads)
+        }
+        doorbell.ring()
+    }
+
+    /// The names of the configured endpoints.
+    package var endpointNames: [String] { state.withLock { $0.endpoints.keys.sorted() } }
+
+    /// The endpoint with this name, as currently configured.
+    package func endpoint(named name: String) -> WebhookEndpoint? { state.withLock { $0.endpoints[name] } }
+
+    /// The spool, if one is configured.
+    package var queue: Spool? { spool }
+
+    /// `true` while new mail for this endpoint skips the sync attempt (the endpoint keeps failing).
+    package func circuitOpen(_ name: String) -> Bool {
+        let now = clock.nowMilliseconds
+        return state.withLock { $0.policies[name]?.circuitOpen(now: now) ?? false }
+    }
+
+    /// When the engine next takes up spool entry `id` (Unix milliseconds); `nil` when it is not scheduled.
+    package func scheduledAttempt(_ id: String) -> Int64? { state.withLock { $0.queue.due(of: id) } }
+
+    /// Entries scheduled for retry and in flight.
+    package var scheduledCount: Int { state.withLock { $0.queue.count + $0.queue.inFlightCount } }
+
+    /// Tags of the envelope recipients (plus-addressing), in order, unique.
+    package static func tags(_ recipients: [String], delimiters: Set<Character>) -> [String] {
+        var seen = Set<String>()
+        return recipients.compactMap { RouteTable.tag(of: $0, delimiters: delimiters) }.filter {
+            seen.insert($0).inserted
+        }
+    }
+
+    // MARK: - Service
+
+    /// Starts the threads, loads the spool, delivers due entries until cancelled; attempts in
+    /// flight finish first, then the threads are released.
+    package func run() async throws {
+        let resources = Resources(
+            client: WebhookClient(threads: threads),
+            spoolThreads: NIOThreadPool(numberOfThreads: 16)
+        )
+        resources.spoolThreads.start()
+        state.withLock { $0.resources = resources }
+        do {
+            try await loadSpool(resources)
+        } catch {
+            await release(resources)
+            started.open()  // deliveries waiting for the start are answered (not taken)
+            throw error
+        }
+        started.open()
+        await withTaskCancellationHandler {
+            await schedule(resources)
+        } onCancel: {
+            doorbell.ring()
+        }
+        // Late attempts still running finish (and record their outcome) before the threads go.
+        await withCheckedContinuation { (continuation: CheckedContinuation<Void, Never>) in
+            let done = state.withLock { state -> Bool in
+                state.stopping = true
+                if state.lateAttempts == 0 { return true }
+                state.drained = continuation
+                return false
+            }
+            if done { continuation.resume() }
+        }
+        await release(resources)
+    }
+
+    private func release(_ resources: Resources) async {
+        state.withLock { $0.resources = nil }
+        await resources.client.shutdown()
+        try? await resources.spoolThreads.shutdownGracefully()
+    }
+
+    /// Returns once ``run()`` has started the threads and loaded the spool.
+    package func waitUntilRunning() async { await started.wait() }
+
+    private func running() async -> Resources? {
+        await started.wait()
+        return state.withLock { $0.resources }
+    }
+
+    /// Runs blocking spool work on the engine's spool threads.
+    private func onSpoolThread<T: Sendable>(
+        _ resources: Resources,
+        _ work: @escaping @Sendable () throws -> T
+    ) async throws -> T {
+        try await resources.spoolThreads.runIfActive(work)
+    }
+
+    // MARK: - After the final dot
+
+    /// Delivers or queues the message for the recipients routed to `endpoint`: one disposition
+    /// that applies to each of them.
+    package func deliver(_ request: DeliveryRequest, to endpoint: WebhookEndpoint) async -> Disposition {
+        let startedAt = clock.nowMilliseconds
+        let envelope = request.envelope
+        let webhookID = MessagePayload.id(raw: request.raw, recipients: envelope.rcptTo, endpoint: endpoint.url)
+        let metadata = Self.metadata(envelope, request.raw, webhookID, endpoint, receivedAt: startedAt)
+        guard let resources = await running() else {
+            return .deferred(webhookID: webhookID, reason: "webhook unavailable (shutting down)")
+        }
+        let budget: Int64? = spool == nil ? nil : DeliveryClock.milliseconds(endpoint.syncBudget ?? settings.syncBudget)
+        let deadline = startedAt + (budget ?? 60_000)
+
+        let disposition: (Disposition, Int)
+        let admission = state.withLock { $0.policies[endpoint.name]?.admitThroughBreaker(now: startedAt) ?? .closed }
+        if case .open = admission {
+            disposition = await queue(metadata, request.raw, resources, attempt: nil, reason: "circuit open")
+        } else if let wait = state.withLock({ state -> Int64? in
+            guard var policy = state.policies[endpoint.name] else { return 0 }
+            defer { state.policies[endpoint.name] = policy }
+            return policy.reserveToken(now: startedAt, maxWait: deadline - startedAt)
+        }) {
+            if wait > 0 { try? await clock.sleep(untilMilliseconds: startedAt + wait) }
+            if await acquireSlot(endpoint.name, deadline: deadline) {
+                disposition = await attempt(
+                    metadata,
+                    request,
+                    endpoint,
+                    resources,
+                    probe: admission == .probe,
+                    deadline: budget == nil ? nil : deadline
+                )
+            } else {
+                abandonProbe(endpoint.name, admission)
+                let limit = state.withLock { $0.policies[endpoint.name]?.limits.maxInFlight ?? 0 }
+                logger.warning(
+                    "endpoint busy: message queued without an attempt",
+                    metadata: ["endpoint": "\(endpoint.name)", "in_flight": "\(limit)"]
+                )
+                disposition = await queue(
+                    metadata,
+                    request.raw,
+                    resources,
+                    attempt: nil,
+                    reason: "endpoint busy: \(limit) requests in flight"
+                )
+            }
+        } else {
+            abandonProbe(endpoint.name, admission)
+            disposition = await queue(
+                metadata,
+                request.raw,
+                resources,
+                attempt: nil,
+                reason: "rate limit \(endpoint.rateLimit?.description ?? "")"
+            )
+        }
+        let delay = Double(clock.nowMilliseconds - startedAt) / 1000
+        for recipient in envelope.rcptTo {
+            metrics.recipient(disposition.0.label)
+            logger.info(
+                "delivery",
+                metadata: [
+                    "id": "\(webhookID)", "spool_id": "\(metadata.id)", "queue_id": "\(envelope.client.ident ?? "-")",
+                    "rcpt": "\(recipient)", "endpoint": "\(endpoint.name)", "route": "\(request.route ?? "-")",
+                    "status": "\(disposition.0.label)", "http": "\(disposition.1)", "attempt": "1",
+                    "size": "\(request.raw.count)", "delay": "\(delay)",
+                ]
+            )
+        }
+        return disposition.0
+    }
+
+    private static func metadata(
+        _ envelope: MailEnvelope,
+        _ raw: [UInt8],
+        _ webhookID: String,
+        _ endpoint: WebhookEndpoint,
+        receivedAt: Int64
+    ) -> SpoolMetadata {
+        let client = envelope.client
+        return SpoolMetadata(
+            id: SpoolID.make(milliseconds: receivedAt, random: UInt32.random(in: 0...UInt32.max)),
+            webhookID: webhookID,
+            endpoint: endpoint.url,
+            mailFrom: envelope.mailFrom,
+            rcptTo: envelope.rcptTo,
+            lhlo: envelope.lhlo,
+            smtpUTF8: envelope.smtpUTF8,
+            body: envelope.body,
+            client: [
+                ("name", client.name), ("addr", client.addr), ("port", client.port), ("proto", client.proto),
+                ("helo", client.helo), ("ident", client.ident), ("source", client.source),
+            ]
+            .reduce(into: [:]) { result, pair in if let value = pair.1 { result[pair.0] = value } },
+            receivedAtMilliseconds: receivedAt,
+            size: raw.count,
+            endpointName: endpoint.name,
+            format: endpoint.format.rawValue
+        )
+    }
+
+    /// The sync attempt: render, POST within the budget, classify; queue when it cannot finish
+    /// now. The slot is held until the request ends, also when it outlives the budget.
+    private func attempt(
+        _ metadata: SpoolMetadata,
+        _ request: DeliveryRequest,
+        _ endpoint: WebhookEndpoint,
+        _ resources: Resources,
+        probe: Bool,
+        deadline: Int64?
+    ) async -> (Disposition, Int) {
+        let webhookID = metadata.webhookID
+        let body: RenderedBody
+        do {
+            let rendered = try endpoint.render(
+                webhookID: webhookID,
+                receivedAt: UnixTime(milliseconds: metadata.receivedAtMilliseconds),
+                envelope: request.envelope,
+                raw: request.raw,
+                tags: request.tags,
+                route: request.route
+            )
+            if !rendered.message.problems.isEmpty {
+                logger.debug(
+                    "message parsed with problems",
+                    metadata: [
+                        "id": "\(webhookID)", "problems": "\(rendered.message.problems.joined(separator: "; "))",
+                    ]
+                )
+            }
+            body = rendered.body
+        } catch {
+            releaseSlot(endpoint.name, retry: false)
+            if probe { abandonProbe(endpoint.name, .probe) }
+            logger.error(
+                "cannot render the message for this endpoint",
+                metadata: ["id": "\(webhookID)", "endpoint": "\(endpoint.name)", "error": "\(error)"]
+            )
+            return await queue(metadata, request.raw, resources, attempt: nil, reason: "cannot render: \(error)")
+        }
+        let post = Task {
+            defer { self.releaseSlot(endpoint.name, retry: false) }
+            return await resources.client.post(
+                endpoint.request(webhookID: webhookID, body: body, nowMilliseconds: clock.nowMilliseconds)
+            )
+        }
+        guard let response = await Self.race(post, deadline: deadline, clock: clock) else {
+            return await queueLate(metadata, request.raw, post, endpoint, resources)
+        }
+        let outcome = observe(response, endpoint: endpoint, kind: "sync")
+        switch outcome {
+        case .delivered:
+            return (.delivered(webhookID: webhookID), response.status)
+        case .permanent(let status, let reason):
+            if status == 410 {
+                logger.warning("endpoint is gone (HTTP 410)", metadata: ["endpoint": "\(endpoint.name)"])
+            }
+            return (.bounced(webhookID: webhookID, status: status, reason: reason), response.status)
+        case .transient(let reason):
+            guard spool != nil else {
+                return (
+                    .deferred(webhookID: webhookID, reason: "webhook failed (\(Self.shorten(reason, to: 120)))"),
+                    response.status
+                )
+            }
+            return await queue(
+                metadata,
+                request.raw,
+                resources,
+                attempt: self.record(response, kind: "sync"),
+                reason: reason
+            )
+        }
+    }
+
+    /// The budget ran out while the attempt runs: the entry is queued *claimed*, so nobody else
+    /// (a retry, `spool replay`) sends it while this attempt may still succeed; the attempt's
+    /// outcome is recorded when it ends.
+    private func queueLate(
+        _ metadata: SpoolMetadata,
+        _ raw: [UInt8],
+        _ post: Task<WebhookResponse, Never>,
+        _ endpoint: WebhookEndpoint,
+        _ resources: Resources
+    ) async -> (Disposition, Int) {
+        let reason = "no answer within the sync budget"
+        let (disposition, claim) = await enqueue(metadata, raw, resources, attempt: nil, reason: reason, claimed: true)
+        guard let claim else {
+            // Not queued (451): the attempt goes on; its outcome only feeds the breaker.
+            Task {
+                let response = await post.value
+                _ = self.observe(response, endpoint: endpoint, kind: "sync")
+            }
+            return (disposition, 0)
+        }
+        state.withLock { state in
+            state.queue.take(metadata.id)
+            state.lateAttempts += 1
+        }
+        Task {
+            let response = await post.value
+            let outcome = self.observe(response, endpoint: endpoint, kind: "sync")
+            let next = await self.recordOutcome(
+                metadata,
+                attempt: self.record(response, kind: "sync"),
+                outcome: outcome,
+                retryAfter: response.retryAfterSeconds,
+                resources
+            )
+            withExtendedLifetime(claim) {}
+            let drained = self.state.withLock { state -> CheckedContinuation<Void, Never>? in
+                state.queue.finish(metadata.id, rescheduleAt: next.due, work: next.work)
+                state.lateAttempts -= 1
+                guard state.lateAttempts == 0, let drained = state.drained else { return nil }
+                state.drained = nil
+                return drained
+            }
+            drained?.resume()
+            self.doorbell.ring()
+        }
+        return (disposition, 0)
+    }
+
+    /// Writes the entry durably: `queued` or, when the spool cannot take it, `notTaken`.
+    private func queue(
+        _ metadata: SpoolMetadata,
+        _ raw: [UInt8],
+        _ resources: Resources,
+        attempt: SpoolState.Attempt?,
+        reason: String
+    ) async -> (Disposition, Int) {
+        let (disposition, _) = await enqueue(metadata, raw, resources, attempt: attempt, reason: reason, claimed: false)
+        return (disposition, attempt?.status ?? 0)
+    }
+
+    private func enqueue(
+        _ metadata: SpoolMetadata,
+        _ raw: [UInt8],
+        _ resources: Resources,
+        attempt: SpoolState.Attempt?,
+        reason: String,
+        claimed: Bool
+    ) async -> (Disposition, Spool.Claim?) {
+        guard let spool else {
+            return (
+                .deferred(
+                    webhookID: metadata.webhookID,
+                    reason: "webhook unavailable (\(Self.shorten(reason, to: 100)))"
+                ), nil
+            )
+        }
+        let now = clock.nowMilliseconds
+        var entryState = SpoolState(nextAttemptMilliseconds: now)
+        if let attempt { entryState.append(attempt) }
+        if case .retry(let at) = settings.retry.afterTransientFailure(
+            attempts: 1,
+            createdAtMilliseconds: metadata.receivedAtMilliseconds,
+            nowMilliseconds: now,
+            retryAfterSeconds: nil,
+            random: Double.random(in: 0..<1)
+        ) {
+            entryState.nextAttemptMilliseconds = at
+        }
+        let claim: Spool.Claim?
+        do {
+            claim = try await onSpoolThread(resources) { [entryState] in
+                if claimed { return try spool.enqueueClaimed(metadata, raw: raw, state: entryState) }
+                try spool.enqueue(metadata, raw: raw, state: entryState)
+                return nil
+            }
+        } catch {
+            logger.error(
+                "cannot queue message: the sender keeps it",
+                metadata: ["id": "\(metadata.webhookID)", "error": "\(error)"]
+            )
+            return (
+                .notTaken(
+                    webhookID: metadata.webhookID,
+                    reason: "cannot queue message (\(Self.shorten("\(error)", to: 100)))"
+                ), nil
+            )
+        }
+        state.withLock {
+            $0.queue.schedule(
+                metadata.id,
+                endpoint: metadata.endpointName ?? metadata.endpoint,
+                due: entryState.nextAttemptMilliseconds
+            )
+        }
+        doorbell.ring()
+        return (
+            .queued(
+                spoolID: metadata.id,
+                webhookID: metadata.webhookID,
+                reason: Self.shorten(reason, to: 80)
+            ), claim
+        )
+    }
+
+    // MARK: - Slots
+
+    /// Takes a slot of the endpoint, waiting in line until `deadline`; `false` when none came free.
+    private func acquireSlot(_ name: String, deadline: Int64) async -> Bool {
+        let fast: Bool? = state.withLock { state in
+            guard var policy = state.policies[name] else { return true }  // reloaded away: let it go
+            if state.waiters[name, default: []].isEmpty, policy.takeSlot(retry: false) {
+                state.policies[name] = policy
+                return true
+            }
+            return deadline <= clock.nowMilliseconds ? false : nil
+        }
+        if let fast { return fast }
+        let id = state.withLock { state -> UInt64 in
+            state.nextWaiter += 1
+            return state.nextWaiter
+        }
+        let timeout = Task {
+            try await clock.sleep(untilMilliseconds: deadline)
+            self.giveUpWaiting(name, id)
+        }
+        defer { timeout.cancel() }
+        return await withCheckedContinuation { continuation in
+            let granted: Bool = state.withLock { state in
+                if var policy = state.policies[name], state.waiters[name, default: []].isEmpty,
+                    policy.takeSlot(retry: false)
+                {
+                    state.policies[name] = policy
+                    return true
+                }
+                state.waiters[name, default: []].append(SlotWaiter(id: id, continuation: continuation))
+                return false
+            }
+            if granted { continuation.resume(returning: true) }
+        }
+    }
+
+    private func giveUpWaiting(_ name: String, _ id: UInt64) {
+        let waiter: SlotWaiter? = state.withLock { state in
+            guard let index = state.waiters[name]?.firstIndex(where: { $0.id == id }) else { return nil }
+            return state.waiters[name]!.remove(at: index)
+        }
+        waiter?.continuation.resume(returning: false)
+    }
+
+    /// Frees a slot: a sync attempt waiting in line gets it first, else the scheduler may use it.
+    private func releaseSlot(_ name: String, retry: Bool) {
+        let next: SlotWaiter? = state.withLock { state in
+            guard var policy = state.policies[name] else { return nil }
+            defer { state.policies[name] = policy }
+            if var line = state.waiters[name], !line.isEmpty {
+                let first = line.removeFirst()
+                state.waiters[name] = line.isEmpty ? nil : line
+                policy.passSlot(fromRetry: retry)
+                return first
+            }
+            policy.releaseSlot(retry: retry)
+            return nil
+        }
+        if let next { next.continuation.resume(returning: true) } else { doorbell.ring() }
+    }
+
+    private func abandonProbe(_ name: String, _ admission: EndpointPolicy.BreakerAdmission) {
+        guard admission == .probe else { return }
+        let now = clock.nowMilliseconds
+        state.withLock { $0.policies[name]?.abandonProbe(now: now) }
+    }
+
+    /// Classifies an answer, feeds the breaker, counts it and warns when it was slow.
+    private func observe(_ response: WebhookResponse, endpoint: WebhookEndpoint, kind: String) -> DeliveryOutcome {
+        let outcome = DeliveryOutcome.classify(response, rule: endpoint.successRule)
+        let now = clock.nowMilliseconds
+        let transient: Bool
+        if case .transient = outcome { transient = true } else { transient = false }
+        let (change, slow) = state.withLock { state -> (EndpointPolicy.BreakerChange?, Bool) in
+            guard var policy = state.policies[endpoint.name] else { return (nil, false) }
+            defer { state.policies[endpoint.name] = policy }
+            return (
+                policy.record(transientFailure: transient, now: now),
+                policy.shouldWarnSlow(seconds: response.seconds, now: now)
+            )
+        }
+        if change == .opened {
+            logger.warning(
+                "endpoint keeps failing: circuit open, new mail goes straight to the spool",
+                metadata: ["endpoint": "\(endpoint.name)"]
+            )
+        }
+        if change != nil { doorbell.ring() }
+        metrics.request(endpoint: endpoint.name, outcome: outcome, kind: kind, seconds: response.seconds)
+        if slow {
+            logger.warning(
+                "slow endpoint",
+                metadata: [
+                    "endpoint": "\(endpoint.name)", "seconds": "\(response.seconds)", "http": "\(response.status)",
+                ]
+            )
+        }
+        return outcome
+    }
+
+    private func record(_ response: WebhookResponse, kind: String) -> SpoolState.Attempt {
+        SpoolState.Attempt(
+            atMilliseconds: clock.nowMilliseconds,
+            status: response.status,
+            error: response.error.map { "\($0.kind.rawValue): \($0.message)" },
+            snippet: String(response.snippet.prefix(200)),
+            kind: kind
+        )
+    }
+
+    /// The response, or `nil` when `deadline` came first (the request keeps running).
+    private static func race(
+        _ post: Task<WebhookResponse, Never>,
+        deadline: Int64?,
+        clock: DeliveryClock
+    ) async -> WebhookResponse? {
+        guard let deadline else { return await post.value }
+        let box = RaceBox()
+        return await withCheckedContinuation { continuation in
+            box.install(continuation)
+            let timer = Task {
+                try await clock.sleep(untilMilliseconds: deadline)
+                box.finish(nil)
+            }
+            Task {
+                box.finish(await post.value)
+                timer.cancel()  // no sleeping timer left behind per message
+            }
+        }
+    }
+
+    // MARK: - The spool at start
+
+    private func loadSpool(_ resources: Resources) async throws {
+        guard let spool else { return }
+        let endpoints = state.withLock { $0.endpoints }
+        let (report, items) = try await onSpoolThread(resources) { () -> (Spool.RecoveryReport, [RetryQueue.Item]) in
+            let report = spool.recover()
+            var items: [RetryQueue.Item] = []
+            for id in spool.ids() {
+                let metadata = spool.metadata(id)
+                let name =
+                    metadata?.endpointName
+                    ?? metadata.flatMap { entry in endpoints.values.first { $0.url == entry.endpoint }?.name }
+                    ?? metadata?.endpoint ?? "-"
+                items.append(
+                    RetryQueue.Item(
+                        id: id,
+                        endpoint: name,
+                        due: spool.state(id)?.nextAttemptMilliseconds ?? 0,
+                        work: .attempt
+                    )
+                )
+            }
+            return (report, items)
+        }
+        state.withLock { state in
+            for item in items { state.queue.schedule(item.id, endpoint: item.endpoint, due: item.due) }
+        }
+        for damaged in report.quarantined {
+            logger.error("damaged spool entry moved to quarantine", metadata: ["entry": "\(damaged)"])
+        }
+        for unreadable in report.unreadable {
+            logger.error(
+                "spool entry unreadable at start: kept, tried again later",
+                metadata: ["entry": "\(unreadable)"]
+            )
+        }
+        let unknown = Dictionary(grouping: items.filter { endpoints[$0.endpoint] == nil }, by: \.endpoint)
+        for (name, entries) in unknown.sorted(by: { $0.key < $1.key }) {
+            logger.warning(
+                "queued messages for an endpoint that is not configured: kept, delivered once a reload adds it back",
+                metadata: ["endpoint": "\(name)", "entries": "\(entries.count)"]
+            )
+        }
+        logger.info(
+            "spool loaded",
+            metadata: [
+                "path": "\(spool.path)", "entries": "\(report.entries)",
+                "tmp_removed": "\(report.removedTemporaryFiles)",
+            ]
+        )
+    }
+
+    // MARK: - Retries
+
+    /// Hands due entries to attempts as the policies allow, and sleeps until the next due time or
+    /// event; returns when cancelled, after the attempts it started have finished.
+    private func schedule(_ resources: Resources) async {
+        guard spool != nil else {
+            while !Task.isCancelled { await doorbell.wait(untilMilliseconds: nil, clock: clock) }
+            return
+        }
+        await withDiscardingTaskGroup { group in
+            while !Task.isCancelled {
+                let now = clock.nowMilliseconds
+                let limit = settings.retryConcurrency
+                let (batch, wake) = state.withLock { state in
+                    state.queue.nextBatch(now: now, policies: &state.policies, retryLimit: limit)
+                }
+                for item in batch { group.addTask { await self.work(on: item, resources) } }
+                if batch.isEmpty { await doorbell.wait(untilMilliseconds: wake, clock: clock) }
+            }
+        }
+    }
+
+    /// What to do with an entry next: when (`nil`: it is gone from the queue) and which work.
+    private struct Next: Sendable {
+        var due: Int64?
+        var work: RetryQueue.Work = .attempt
+        static let gone = Next(due: nil)
+    }
+
+    private func work(on item: RetryQueue.Item, _ resources: Resources) async {
+        let next: Next
+        switch item.work {
+        case .attempt:
+            next = await retry(item, resources)
+        case .complete, .deadLetter:
+            next = await finishWork(item, resources)
+        }
+        state.withLock { $0.queue.finish(item.id, rescheduleAt: next.due, work: next.work) }
+        doorbell.ring()
+    }
+
+    /// Backoff after a spool error on an entry: 1 s, 2 s, 4 s … 5 min.
+    private func spoolErrorBackoff(_ id: String, _ operation: String, _ error: any Error) -> Int64 {
+        let count = state.withLock { state -> Int in
+            state.spoolErrors[id, default: 0] += 1
+            return state.spoolErrors[id]!
+        }
+        let delay = min(300_000, Int64(1000) << min(count - 1, 20))
+        metrics.spoolError(operation: operation)
+        logger.error(
+            "spool error: entry kept, tried again later",
+            metadata: [
+                "spool_id": "\(id)", "operation": "\(operation)", "error": "\(error)",
+                "retry_in": "\(delay / 1000)s", "errors": "\(count)",
+            ]
+        )
+        return clock.nowMilliseconds + delay
+    }
+
+    private func spoolWorked(_ id: String) { state.withLock { _ = $0.spoolErrors.removeValue(forKey: id) } }
+
+    /// A retry of a scheduled entry. The scheduler took a slot (and token) of the endpoint.
+    private func retry(_ item: RetryQueue.Item, _ resources: Resources) async -> Next {
+        guard let spool else { return .gone }
+        let id = item.id
+        let gaveUp: @Sendable () -> Void = {
+            self.releaseSlot(item.endpoint, retry: true)
+            if item.probe { self.abandonProbe(item.endpoint, .probe) }
+        }
+        let claimed: (Spool.Claim, Spool.Entry)
+        do {
+            claimed = try await onSpoolThread(resources) { () -> (Spool.Claim, Spool.Entry) in
+                let claim = try spool.claim(id)
+                return (claim, try spool.read(id))
+            }
+        } catch let error as SpoolError where error.kind == .locked {
+            gaveUp()
+            return Next(due: clock.nowMilliseconds + 1_000)  // `spool replay` has it
+        } catch let error as SpoolError where error.kind == .notFound {
+            gaveUp()
+            return .gone  // completed or dropped by someone else
+        } catch let error as SpoolError where error.kind == .damaged {
+            gaveUp()
+            return await quarantine(id, error, resources)
+        } catch {
+            gaveUp()
+            return Next(due: spoolErrorBackoff(id, "read", error))
+        }
+        spoolWorked(id)
+        let (claim, entry) = claimed
+        defer { withExtendedLifetime(claim) {} }
+        if entry.state.nextAttemptMilliseconds > clock.nowMilliseconds + 1_000 {
+            gaveUp()  // rescheduled by someone else (a replay recorded an attempt)
+            return Next(due: entry.state.nextAttemptMilliseconds)
+        }
+        let (endpoint, delimiters) = state.withLock { ($0.endpoints[item.endpoint], $0.delimiters) }
+        guard let endpoint else {
+            gaveUp()
+            return Next(due: clock.nowMilliseconds)  // reloaded away: waits (unconfigured) until it is back
+        }
+        let response: WebhookResponse
+        do {
+            let body = try endpoint.render(spooled: entry.metadata, raw: entry.raw, delimiters: delimiters)
+            response = await resources.client.post(
+                endpoint.request(
+                    webhookID: entry.metadata.webhookID,
+                    body: body,
+                    nowMilliseconds: clock.nowMilliseconds
+                )
+            )
+        } catch {
+            response = WebhookResponse(
+                status: 0,
+                error: WebhookTransportError(kind: .other, message: "cannot render: \(error)")
+            )
+        }
+        releaseSlot(endpoint.name, retry: true)
+        let outcome = observe(response, endpoint: endpoint, kind: "retry")
+        return await recordOutcome(
+            entry.metadata,
+            attempt: record(response, kind: "retry"),
+            outcome: outcome,
+            retryAfter: response.retryAfterSeconds,
+            resources
+        )
+    }
+
+    private func quarantine(_ id: String, _ damage: SpoolError, _ resources: Resources) async -> Next {
+        guard let spool else { return .gone }
+        do {
+            try await onSpoolThread(resources) { try spool.quarantine(id) }
+        } catch {
+            return Next(due: spoolErrorBackoff(id, "quarantine", error))
+        }
+        spoolWorked(id)
+        logger.error(
+            "damaged spool entry moved to quarantine/; it will not be retried",
+            metadata: ["spool_id": "\(id)", "error": "\(damage)"]
+        )
+        metrics.deadLettered(endpoint: "-", reason: "damaged")
+        return .gone
+    }
+
+    /// Applies an attempt's outcome to the entry (claimed by the caller): complete, reschedule
+    /// or dead-letter. A spool error keeps the entry scheduled — for finishing what the outcome
+    /// decided (never sending a delivered entry again) or for the next attempt.
+    private func recordOutcome(
+        _ metadata: SpoolMetadata,
+        attempt: SpoolState.Attempt,
+        outcome: DeliveryOutcome,
+        retryAfter: Int?,
+        _ resources: Resources
+    ) async -> Next {
+        guard let spool else { return .gone }
+        let id = metadata.id
+        let fields: Logger.Metadata = [
+            "id": "\(metadata.webhookID)", "spool_id": "\(id)", "http": "\(attempt.status)",
+            "attempt": "\(attempt.kind)",
+        ]
+        switch outcome {
+        case .delivered:
+            do { try await onSpoolThread(resources) { try spool.complete(id) } } catch {
+                return Next(due: spoolErrorBackoff(id, "complete", error), work: .complete)
+            }
+            spoolWorked(id)
+            logger.info("delivery", metadata: fields.merging(["status": "delivered"]) { $1 })
+            return .gone
+        case .permanent(_, let reason):
+            return await deadLetter(metadata, attempt: attempt, reason: reason, label: "refused", resources)
+        case .transient(let reason):
+            let policy = settings.retry
+            let random = Double.random(in: 0..<1)
+            let decision: Result<(Int64, Int), any Error>
+            do {
+                decision = .success(
+                    try await onSpoolThread(resources) { () -> (Int64, Int) in
+                        var state = spool.state(id) ?? SpoolState(nextAttemptMilliseconds: 0)
+                        state.append(attempt)
+                        switch policy.afterTransientFailure(
+                            attempts: state.attemptCount,
+                            createdAtMilliseconds: metadata.receivedAtMilliseconds,
+                            nowMilliseconds: attempt.atMilliseconds,
+                            retryAfterSeconds: retryAfter,
+                            random: random
+                        ) {
+                        case .retry(let at):
+                            state.nextAttemptMilliseconds = at
+                            try spool.writeState(id, state)
+                            return (at, state.attemptCount)
+                        case .deadLetter:
+                            return (-1, state.attemptCount)
+                        }
+                    }
+                )
+            } catch {
+                decision = .failure(error)
+            }
+            switch decision {
+            case .success((let at, let count)) where at >= 0:
+                spoolWorked(id)
+                logger.info(
+                    "delivery",
+                    metadata: fields.merging(["status": "deferred", "attempt": "\(count)", "reason": "\(reason)"]) {
+                        $1
+                    }
+                )
+                return Next(due: at)
+            case .success:
+                let expired = settings.retry.afterTransientFailure(
+                    attempts: Int.max / 2,
+                    createdAtMilliseconds: metadata.receivedAtMilliseconds,
+                    nowMilliseconds: attempt.atMilliseconds,
+                    retryAfterSeconds: nil,
+                    random: 0
+                )
+                var because = "gave up: older than \(settings.retry.maxAgeMilliseconds / 1000) s"
+                if case .deadLetter(let text) = expired { because = text }
+                return await deadLetter(metadata, attempt: attempt, reason: because, label: "expired", resources)
+            case .failure(let error):
+                // The attempt is not on record; the entry stays scheduled, tried again after a backoff.
+                return Next(due: spoolErrorBackoff(id, "state", error))
+            }
+        }
+    }
+
+    private func deadLetter(
+        _ metadata: SpoolMetadata,
+        attempt: SpoolState.Attempt?,
+        reason: String,
+        label: String,
+        _ resources: Resources
+    ) async -> Next {
+        guard let spool else { return .gone }
+        let id = metadata.id
+        do {
+            try await onSpoolThread(resources) {
+                var state = spool.state(id) ?? SpoolState(nextAttemptMilliseconds: 0)
+                if let attempt { state.append(attempt) }
+                state.deadReason = reason
+                try spool.deadLetter(id, state: state)
+            }
+        } catch {
+            return Next(due: spoolErrorBackoff(id, "dead-letter", error), work: .deadLetter(reason: reason))
+        }
+        spoolWorked(id)
+        metrics.deadLettered(endpoint: metadata.endpointName ?? metadata.endpoint, reason: label)
+        logger.error(
+            label == "refused" ? "dead letter: endpoint refused a queued message" : "dead letter: gave up",
+            metadata: ["id": "\(metadata.webhookID)", "spool_id": "\(id)", "reason": "\(reason)"]
+        )
+        return .gone
+    }
+
+    /// Finishing work left by a spool error: remove a delivered entry, move a dead one.
+    private func finishWork(_ item: RetryQueue.Item, _ resources: Resources) async -> Next {
+        guard let spool else { return .gone }
+        let id = item.id
+        switch item.work {
+        case .complete:
+            do { try await onSpoolThread(resources) { try spool.complete(id) } } catch {
+                return Next(due: spoolErrorBackoff(id, "complete", error), work: .complete)
+            }
+            spoolWorked(id)
+            return .gone
+        case .deadLetter(let reason):
+            guard let metadata = try? await onSpoolThread(resources, { spool.metadata(id) }) else {
+                return .gone  // gone meanwhile
+            }
+            return await deadLetter(metadata, attempt: nil, reason: reason, label: "expired", resources)
+        case .attempt:
+            return Next(due: item.due)
+        }
+    }
+
+    static func shorten(_ text: String, to limit: Int) -> String {
+        let clean = String(text.map { $0.isNewline || $0 == "\r" ? " " : $0 })
+        return clean.count <= limit ? clean : String(clean.prefix(limit)) + "…"
+    }
+}
+
+/// Resumes a continuation exactly once, with whichever result comes first.
+private final class RaceBox: Sendable {
+    private let state = Mutex<(continuation: CheckedContinuation<WebhookResponse?, Never>?, result: WebhookResponse??)>(
+        (nil, nil)
+    )
+
+    func install(_ continuation: CheckedContinuation<WebhookResponse?, Never>) {
+        let early: WebhookResponse?? = state.withLock { state in
+            if let result = state.result { return result }
+            state.continuation = continuation
+            return nil
+        }
+        if let early { continuation.resume(returning: early) }
+    }
+
+    func finish(_ value: WebhookResponse?) {
+        let continuation: CheckedContinuation<WebhookResponse?, Never>? = state.withLock { state in
+            guard state.result == nil else { return nil }
+            state.result = .some(value)
+            let continuation = state.continuation
+            state.continuation = nil
+            return continuation
+        }
+        continuation?.resume(returning: value)
+    }
+}

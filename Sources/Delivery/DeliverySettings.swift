@@ -1,0 +1,32 @@
+import Spool
+
+/// Tunables of the delivery policy.
+package struct DeliverySettings: Sendable, Equatable {
+    /// Time the MTA waits for the first attempt before the message is queued instead.
+    package var syncBudget: Duration
+    package var retry: RetryPolicy
+    /// Consecutive failures that open the circuit (new mail goes straight to the spool).
+    package var breakerThreshold: Int
+    /// How long an open circuit stays open before one message may try again.
+    package var breakerCooldown: Duration
+    /// Retry attempts in flight at most (all endpoints together; sync and late attempts are not
+    /// counted). Each endpoint with queued entries gets a fair share of them.
+    package var retryConcurrency: Int
+    /// Requests in flight per endpoint at most, unless the endpoint sets its own; `nil`: three
+    /// quarters of the delivery threads, so one endpoint that hangs cannot take every thread.
+    package var maxInFlightPerEndpoint: Int?
+
+    package init(
+        syncBudget: Duration = .seconds(5),
+        retry: RetryPolicy = RetryPolicy(),
+        breakerThreshold: Int = 5,
+        breakerCooldown: Duration = .seconds(30),
+        retryConcurrency: Int = 8
+    ) {
+        self.syncBudget = syncBudget
+        self.retry = retry
+        self.breakerThreshold = breakerThreshold
+        self.breakerCooldown = breakerCooldown
+        self.retryConcurrency = retryConcurrency
+    }
+}
