@@ -105,8 +105,8 @@ package struct RetryQueue: Sendable {
     /// the endpoint's state. An attempt goes when its endpoint is configured (a policy exists),
     /// its breaker admits it, it has a free slot and a token, fewer than `retryLimit` retries are
     /// in flight in all, and the endpoint holds fewer than its fair share of them (`retryLimit`
-    /// divided among the endpoints that have entries), so an endpoint that hangs can hold only
-    /// its share and the others keep flowing. Endpoints take turns (round-robin), one entry per
+    /// divided among the endpoints that have entries, plus one when some configured endpoint has
+    /// none), so an endpoint that hangs can hold only its share and the others keep flowing. Endpoints take turns (round-robin), one entry per
     /// turn, oldest due first. Slots and tokens of the returned attempts are taken in `policies`.
     package mutating func nextBatch(
         now: Int64,
@@ -118,7 +118,10 @@ package struct RetryQueue: Sendable {
         func wakeAt(_ time: Int64) { wake = min(wake ?? time, time) }
         let names = endpoints
         guard !names.isEmpty else { return ([], nil) }
-        let share = max(1, retryLimit / names.count)
+        // Endpoints with entries share the retry slots equally; when another configured endpoint
+        // has none right now, it counts as one more contender, so a slot stays free for it.
+        let contenders = max(names.count, min(policies.count, names.count + 1))
+        let share = max(1, retryLimit / contenders)
         var retries = policies.values.reduce(0) { $0 + $1.retriesInFlight }
         var active = Set(names)
         var turn = cursor % names.count

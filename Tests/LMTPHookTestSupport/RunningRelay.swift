@@ -63,7 +63,8 @@ package struct RunningRelay {
         directory: TemporaryDirectory = TemporaryDirectory(),
         keepListeners: Bool = false,
         socketPath: String? = nil,
-        log: CapturedLog? = nil
+        log: CapturedLog? = nil,
+        clock: DeliveryClock = .system
     ) async throws -> RunningRelay {
         var configuration = configuration
         let socketPath = socketPath ?? directory.file("lmtp.sock")
@@ -73,7 +74,7 @@ package struct RunningRelay {
         }
         var logger = log?.logger() ?? Logger(label: "test")
         if log == nil { logger.logLevel = .warning }
-        let relay = try await Relay(configuration: configuration, logger: logger) { _ in }
+        let relay = try await Relay(configuration: configuration, logger: logger, localRecord: { _ in }, clock: clock)
         let task = Task { try await relay.run() }
         let addresses = try await relay.waitUntilListening()
         guard let tcp = addresses.last, case .tcp(_, let port) = LMTPListenAddress.parseTCP(tcp) else {
