@@ -145,7 +145,6 @@ package final class Spool: Sendable {
         if keepOpen && failure == nil { return fd }
         if close(fd) != 0 && failure == nil { failure = "close of \(path) failed: \(lastError())" }
         if let failure {
-            if keepOpen { close(fd) }
             unlink(path)
             throw SpoolError(.write, failure)
         }
