@@ -46,6 +46,9 @@ package final class DeliveryEngine: Service, Sendable {
     private let spool: Spool?
     private let logger: Logger
     private let threads: Int
+    /// `false` for an engine that only replays what it is asked to (`spool replay` with no
+    /// daemon): it neither recovers the spool nor retries entries of its own accord.
+    private let scheduling: Bool
     private let state: Mutex<State>
     private let doorbell = Doorbell()
     private let started = Gate()
@@ -84,8 +87,10 @@ package final class DeliveryEngine: Service, Sendable {
         threads: Int,
         settings: DeliverySettings = DeliverySettings(),
         clock: DeliveryClock = .system,
+        scheduling: Bool = true,
         logger: Logger
     ) {
+        self.scheduling = scheduling
         self.spool = spool
         self.settings = settings
         self.clock = clock
@@ -193,7 +198,7 @@ package final class DeliveryEngine: Service, Sendable {
         resources.spoolThreads.start()
         state.withLock { $0.resources = resources }
         do {
-            try await loadSpool(resources)
+            if scheduling { try await loadSpool(resources) }
         } catch {
             await release(resources)
             started.open()  // deliveries waiting for the start are answered (not taken)
@@ -323,10 +328,10 @@ package final class DeliveryEngine: Service, Sendable {
         receivedAt: Int64
     ) -> SpoolMetadata {
         let client = envelope.client
-        return SpoolMetadata(
+        var metadata = SpoolMetadata(
             id: SpoolID.make(milliseconds: receivedAt, random: UInt32.random(in: 0...UInt32.max)),
             webhookID: webhookID,
-            endpoint: endpoint.url,
+            endpoint: EndpointMasking.url(endpoint.url),
             mailFrom: envelope.mailFrom,
             rcptTo: envelope.rcptTo,
             lhlo: envelope.lhlo,
@@ -342,6 +347,8 @@ package final class DeliveryEngine: Service, Sendable {
             endpointName: endpoint.name,
             format: endpoint.format.rawValue
         )
+        metadata.requirements = EndpointRequirements(endpoint).stored
+        return metadata
     }
 
     /// The sync attempt: render, POST within the budget, classify; queue when it cannot finish
@@ -732,7 +739,7 @@ package final class DeliveryEngine: Service, Sendable {
     /// Hands due entries to attempts as the policies allow, and sleeps until the next due time or
     /// event; returns when cancelled, after the attempts it started have finished.
     private func schedule(_ resources: Resources) async {
-        guard spool != nil else {
+        guard spool != nil, scheduling else {
             while !Task.isCancelled { await doorbell.wait(untilMilliseconds: nil, clock: clock) }
             return
         }
@@ -999,6 +1006,216 @@ package final class DeliveryEngine: Service, Sendable {
         case .attempt:
             return Next(due: item.due)
         }
+    }
+
+    // MARK: - Replays
+
+    /// What a replay of one entry came to.
+    package enum ReplayOutcome: Sendable, Equatable {
+        case delivered
+        /// A transient failure: the entry stays (rescheduled; a dead letter stays dead).
+        case failing(reason: String)
+        /// The endpoint refused it: now (or still) a dead letter.
+        case dead(reason: String)
+        /// Someone is delivering it right now (a retry, a late attempt, another replay).
+        case busy
+        /// No such entry.
+        case missing
+        /// Not sent: it would go out with less than its endpoint sends, or cannot be read.
+        case refused(reason: String)
+    }
+
+    /// Delivers one entry now — a queued one, or a dead letter with `dead` — through the same
+    /// path as a retry: claimed while it runs, its endpoint's current configuration (format,
+    /// headers, signing, success rule), a request slot and a rate-limit token (the circuit
+    /// breaker is not asked: a replay is an operator's decision), and the outcome recorded like
+    /// any attempt's. `toURL` sends it elsewhere, in its endpoint's format and signed, but
+    /// without the endpoint's headers (they may carry credentials for the original host).
+    /// `checkRequirements`: refuse an entry whose endpoint here lacks what it was queued with
+    /// (a replay outside the daemon, from another configuration file). An entry whose endpoint
+    /// is not configured here goes only if it needs nothing this engine lacks (a plain JSON
+    /// endpoint; `signer` for one that was signed).
+    package func replay(
+        _ id: String,
+        dead: Bool,
+        toURL: String? = nil,
+        checkRequirements: Bool = false,
+        signer: WebhookSigner? = nil
+    ) async -> ReplayOutcome {
+        guard let spool, let resources = await running() else { return .refused(reason: "the engine is not running") }
+        if state.withLock({ $0.queue.isInFlight(id) }) { return .busy }
+        let claimed: (Spool.Claim, Spool.Entry)
+        do {
+            claimed = try await onSpoolThread(resources) { () -> (Spool.Claim, Spool.Entry) in
+                let claim = try spool.claim(id, dead: dead)
+                return (claim, try spool.read(id))
+            }
+        } catch let error as SpoolError {
+            switch error.kind {
+            case .locked: return .busy
+            case .notFound: return .missing
+            default: return .refused(reason: "\(error)")
+            }
+        } catch {
+            return .refused(reason: "\(error)")
+        }
+        let (claim, entry) = claimed
+        defer { withExtendedLifetime(claim) {} }
+        let metadata = entry.metadata
+        let name = metadata.endpointName ?? metadata.endpoint
+        let (configured, delimiters) = state.withLock { state in
+            (
+                state.endpoints[name] ?? state.endpoints.values.first { $0.url == metadata.endpoint },
+                state.delimiters
+            )
+        }
+        var endpoint: WebhookEndpoint
+        if let configured {
+            if checkRequirements, let needed = EndpointRequirements(stored: metadata.requirements) {
+                let missing = needed.missing(in: configured)
+                if !missing.isEmpty {
+                    return .refused(
+                        reason:
+                            "endpoint '\(name)' here lacks what the entry was queued with: \(missing.joined(separator: "; "))"
+                    )
+                }
+            }
+            endpoint = configured
+        } else {
+            // Not configured here: only an entry whose endpoint was a plain JSON one (no headers,
+            // the default success rule, a URL without secrets) can go as it would have gone.
+            guard let needed = EndpointRequirements(stored: metadata.requirements) else {
+                return .refused(
+                    reason:
+                        "endpoint '\(name)' is not configured here, and the entry (written before 0.2) does not record what it needs"
+                )
+            }
+            let plain = WebhookEndpoint(
+                name: name,
+                url: toURL ?? metadata.endpoint,
+                signer: signer ?? WebhookSigner.none
+            )
+            var missing = needed.missing(in: plain)
+            if toURL == nil && (needed.urlHasSecrets || EndpointMasking.url(metadata.endpoint) != metadata.endpoint) {
+                missing.append("its URL (it carries credentials, which the spool does not keep)")
+            }
+            guard missing.isEmpty else {
+                return .refused(
+                    reason:
+                        "endpoint '\(name)' is not configured here; the entry needs \(missing.joined(separator: "; "))"
+                )
+            }
+            endpoint = plain
+        }
+        if let toURL {
+            endpoint.url = toURL
+            endpoint.headers = []
+        }
+        // Into the engine's books: the scheduler does not take it up while this runs.
+        let taken = state.withLock { state -> Bool in
+            guard state.queue.due(of: id) != nil, !state.queue.isInFlight(id) else { return false }
+            state.queue.take(id)
+            return true
+        }
+        let finish: @Sendable (Next) -> Void = { next in
+            guard taken else { return }
+            self.state.withLock { $0.queue.finish(id, rescheduleAt: next.due, work: next.work) }
+            self.doorbell.ring()
+        }
+        let wait = state.withLock { state -> Int64 in
+            guard var policy = state.policies[endpoint.name] else { return 0 }
+            defer { state.policies[endpoint.name] = policy }
+            return policy.reserveToken(now: clock.nowMilliseconds, maxWait: nil) ?? 0
+        }
+        if wait > 0 { try? await clock.sleep(untilMilliseconds: clock.nowMilliseconds + wait) }
+        guard await acquireSlot(endpoint.name, deadline: clock.nowMilliseconds + 60_000) else {
+            finish(Next(due: state.withLock { _ in entry.state.nextAttemptMilliseconds }))
+            return .busy
+        }
+        let response: WebhookResponse
+        do {
+            let body = try endpoint.render(spooled: metadata, raw: entry.raw, delimiters: delimiters)
+            response = await resources.client.post(
+                endpoint.request(webhookID: metadata.webhookID, body: body, nowMilliseconds: clock.nowMilliseconds)
+            )
+        } catch {
+            response = WebhookResponse(
+                status: 0,
+                error: WebhookTransportError(kind: .other, message: "cannot render: \(error)")
+            )
+        }
+        releaseSlot(endpoint.name, retry: false)
+        let outcome = observe(response, endpoint: endpoint, kind: "replay")
+        let attempt = record(response, kind: "replay")
+        if !entry.isDead {
+            let next = await recordOutcome(
+                metadata,
+                attempt: attempt,
+                outcome: outcome,
+                retryAfter: response.retryAfterSeconds,
+                resources
+            )
+            finish(next)
+            switch outcome {
+            case .delivered: return .delivered
+            case .transient(let reason): return next.due == nil ? .dead(reason: reason) : .failing(reason: reason)
+            case .permanent(_, let reason): return .dead(reason: reason)
+            }
+        }
+        // A dead letter: removed once delivered, else it stays dead with the attempt on record.
+        var deadState = entry.state
+        deadState.append(attempt)
+        if case .permanent(_, let reason) = outcome { deadState.deadReason = reason }
+        do {
+            try await onSpoolThread(resources) { [deadState] in
+                if case .delivered = outcome { try spool.drop(id) } else { try spool.writeDeadState(id, deadState) }
+            }
+        } catch {
+            metrics.spoolError(operation: "state")
+            logger.error(
+                "spool error after a replay of a dead letter",
+                metadata: ["spool_id": "\(id)", "error": "\(error)"]
+            )
+        }
+        switch outcome {
+        case .delivered: return .delivered
+        case .transient(let reason): return .failing(reason: reason)
+        case .permanent(_, let reason): return .dead(reason: reason)
+        }
+    }
+
+    /// Waits on the engine's clock (paced replays).
+    package func pause(milliseconds: Int64) async {
+        try? await clock.sleep(untilMilliseconds: clock.nowMilliseconds + milliseconds)
+    }
+
+    /// Drops an entry (queued or dead) for good, unless someone is delivering it.
+    package func drop(_ id: String) async -> ReplayOutcome {
+        guard let spool, let resources = await running() else { return .refused(reason: "the engine is not running") }
+        if state.withLock({ $0.queue.isInFlight(id) }) { return .busy }
+        do {
+            try await onSpoolThread(resources) {
+                do {
+                    let claim = try spool.claim(id)
+                    try spool.drop(id)
+                    withExtendedLifetime(claim) {}
+                } catch let error as SpoolError where error.kind == .notFound {
+                    let claim = try spool.claim(id, dead: true)
+                    try spool.drop(id)
+                    withExtendedLifetime(claim) {}
+                }
+            }
+        } catch let error as SpoolError {
+            switch error.kind {
+            case .locked: return .busy
+            case .notFound: return .missing
+            default: return .refused(reason: "\(error)")
+            }
+        } catch {
+            return .refused(reason: "\(error)")
+        }
+        state.withLock { $0.queue.remove(id) }
+        return .delivered
     }
 
     static func shorten(_ text: String, to limit: Int) -> String {

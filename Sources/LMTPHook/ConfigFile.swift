@@ -194,8 +194,10 @@ struct ConfigParser {
         // Spool and delivery
         var settings = DeliverySettings()
         var spoolDirectory: String?
-        if let spool = try top["spool"]?.mapping(allowed: ["path", "retry_schedule", "max_age"]) {
+        var controlSocket: String?
+        if let spool = try top["spool"]?.mapping(allowed: ["path", "retry_schedule", "max_age", "control_socket"]) {
             spoolDirectory = try spool["path"]?.nonEmptyString()
+            controlSocket = try spool["control_socket"]?.nonEmptyString()
             if spoolDirectory == nil, let node = top["spool"] { throw node.error("needs path: DIR") }
             var schedule = settings.retry.scheduleMilliseconds
             if let list = spool["retry_schedule"] {
@@ -294,6 +296,7 @@ struct ConfigParser {
             deliveryThreads: threads
         )
         relay.metricsListen = metricsListen
+        relay.controlSocket = controlSocket
         relay.denyPrivateWebhookAddresses = !privateWebhooks
         return ConfigFile(relay: relay, warnings: warnings, summary: summary(relay, routes: routes))
     }
@@ -597,9 +600,11 @@ struct ConfigParser {
         }
         for endpoint in relay.endpoints {
             out.append(
-                "  \(endpoint.name): \(endpoint.method) \(Self.maskURL(endpoint.url)) format \(endpoint.format.rawValue)"
+                "  \(endpoint.name): \(endpoint.method) \(EndpointMasking.url(endpoint.url)) format \(endpoint.format.rawValue)"
             )
-            for header in endpoint.headers { out.append("    header \(header.name): \(Self.maskHeader(header))") }
+            for header in endpoint.headers {
+                out.append("    header \(header.name): \(EndpointMasking.header(header))")
+            }
             if endpoint.signer.isEnabled {
                 out.append("    signed (Standard Webhooks), \(endpoint.signer.secretCount) secret(s) ****")
             }
@@ -633,30 +638,5 @@ struct ConfigParser {
             out.append("  default: * -> local receiver")
         }
         return out.joined(separator: "\n")
-    }
-
-    /// The URL with token-like path segments and query values replaced by `****` (Slack and
-    /// Discord URLs carry their secret in the path).
-    static func maskURL(_ url: String) -> String {
-        guard var components = URLComponents(string: url) else { return "****" }
-        func secretLike(_ text: String) -> Bool {
-            text.count >= 16 && text.contains(where: \.isLetter) && text.contains(where: \.isNumber) || text.count >= 24
-        }
-        components.percentEncodedPath = components.percentEncodedPath.split(
-            separator: "/",
-            omittingEmptySubsequences: false
-        )
-        .map { secretLike(String($0)) ? "****" : String($0) }.joined(separator: "/")
-        components.queryItems = components.queryItems?.map {
-            ["wait", "thread_id"].contains($0.name)
-                ? $0 : URLQueryItem(name: $0.name, value: $0.value == nil ? nil : "****")
-        }
-        if components.password != nil { components.password = "****" }
-        return components.string ?? "****"
-    }
-
-    static func maskHeader(_ header: WebhookHeader) -> String {
-        ["content-type", "accept", "user-agent", "x-atlassian-token"].contains(header.name.lowercased())
-            ? header.value : "****"
     }
 }

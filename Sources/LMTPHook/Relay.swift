@@ -272,6 +272,7 @@ package final class Relay: Service, Sendable {
                 group.addTask { try await self.delivery.run() }
                 await delivery.waitUntilRunning()
                 group.addTask { await self.monitor() }
+                if let control = controlServer() { group.addTask { try await control.run() } }
                 try await withTaskCancellationHandler {
                     try await server.run()
                 } onCancel: {
@@ -286,6 +287,16 @@ package final class Relay: Service, Sendable {
             throw error
         }
         await release()
+    }
+
+    /// The control socket for `lmtphook spool …`, when there is a spool.
+    private func controlServer() -> ControlServer? {
+        guard let spool = delivery.queue, let path = configuration.effectiveControlSocket else { return nil }
+        return ControlServer(
+            path: path,
+            operations: SpoolOperations(spool: spool, engine: delivery, local: false, files: fileThreads),
+            logger: logger
+        )
     }
 
     private func release() async {

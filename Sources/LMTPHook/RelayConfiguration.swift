@@ -17,6 +17,8 @@ package struct RelayConfiguration: Sendable {
     package var payload: PayloadOptions
     /// Spool directory: with one, transient failures are queued durably and retried; without, they get 451.
     package var spoolDirectory: String?
+    /// The control socket `lmtphook spool …` talks to (default: `SPOOL/control.sock`; only with a spool).
+    package var controlSocket: String?
     /// Sync budget, retry schedule, circuit breaker.
     package var delivery: DeliverySettings
     /// Delivery threads: the most webhook requests in flight at once.
@@ -45,6 +47,11 @@ package struct RelayConfiguration: Sendable {
         self.spoolDirectory = spoolDirectory
         self.delivery = delivery
         self.deliveryThreads = deliveryThreads
+    }
+
+    /// The control socket path in force, if there is a spool.
+    package var effectiveControlSocket: String? {
+        spoolDirectory.map { controlSocket ?? ControlServer.defaultPath(spool: $0) }
     }
 
     /// The route table in force: the configured one, or one catch-all route to every endpoint.

@@ -42,6 +42,7 @@ package final class WebhookSink: Sendable {
         maxBodySize: Int = 256 * 1024 * 1024,
         group: any EventLoopGroup = MultiThreadedEventLoopGroup.singleton,
         respond: (@Sendable (Request) -> Int?)? = nil,
+        responseBody: (@Sendable () -> String?)? = nil,
         responderThreads: Int = 1,
         record: @escaping @Sendable (Request) -> Void
     ) async throws -> WebhookSink {
@@ -56,7 +57,13 @@ package final class WebhookSink: Sendable {
                     accepted.withLockedValue { $0 += 1 }
                     return channel.pipeline.configureHTTPServerPipeline().flatMapThrowing {
                         try channel.pipeline.syncOperations.addHandler(
-                            SinkHandler(recorder: recorder, maxBodySize: maxBodySize, respond: respond, record: record)
+                            SinkHandler(
+                                recorder: recorder,
+                                maxBodySize: maxBodySize,
+                                respond: respond,
+                                responseBody: responseBody,
+                                record: record
+                            )
                         )
                     }
                 }
@@ -92,6 +99,7 @@ private final class SinkHandler: ChannelInboundHandler {
     private let maxBodySize: Int
     private let record: @Sendable (WebhookSink.Request) -> Void
     private let respond: (@Sendable (WebhookSink.Request) -> Int?)?
+    private let responseBody: (@Sendable () -> String?)?
     private var head: HTTPRequestHead?
     private var body: [UInt8] = []
     private var tooLarge = false
@@ -100,10 +108,12 @@ private final class SinkHandler: ChannelInboundHandler {
         recorder: NIOThreadPool,
         maxBodySize: Int,
         respond: (@Sendable (WebhookSink.Request) -> Int?)?,
+        responseBody: (@Sendable () -> String?)?,
         record: @escaping @Sendable (WebhookSink.Request) -> Void
     ) {
         self.recorder = recorder
         self.respond = respond
+        self.responseBody = responseBody
         self.maxBodySize = maxBodySize
         self.record = record
     }
@@ -168,7 +178,7 @@ private final class SinkHandler: ChannelInboundHandler {
     }
 
     private func respond(context: ChannelHandlerContext, head: HTTPRequestHead, status: HTTPResponseStatus) {
-        let payload = Self.responseBody(for: head.uri, status: status)
+        let payload = responseBody?() ?? Self.responseBody(for: head.uri, status: status)
         var headers = HTTPHeaders()
         headers.add(name: "Content-Type", value: "application/json")
         headers.add(name: "Content-Length", value: String(payload.utf8.count))

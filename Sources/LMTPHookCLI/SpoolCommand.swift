@@ -2,7 +2,8 @@ import ArgumentParser
 import Delivery
 import Foundation
 import LMTPHook
-import MailCore
+import LMTPServer
+import Logging
 import NIOPosix
 import Spool
 import WebhookClient
@@ -11,22 +12,32 @@ import WebhookClient
 import Glibc
 #endif
 
-/// `lmtphook spool …`: look into the spool and act on it, also while `serve` runs on it.
+/// `lmtphook spool …`: look into the spool and act on it. When `serve` runs on the spool the
+/// command goes through its control socket, so replays use the daemon's configuration and
+/// engine; otherwise the command runs the same operations itself.
 struct SpoolCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "spool",
         abstract: "List, inspect, replay and drop queued messages and dead letters.",
         discussion:
-            "Safe while `serve` runs on the same spool: an entry being delivered is locked, and replay never delivers it twice at the same time.",
+            "While `serve` runs on the spool, commands go through its control socket (SPOOL/control.sock): replays use the daemon's endpoints, headers, secrets and success rules, and never overlap another attempt. Without a daemon they run here; replays then need --config for endpoints the entries name.",
         subcommands: [List.self, Show.self, Replay.self, Drop.self, Stats.self]
     )
 
-    /// `--spool DIR` (or LMTPHOOK_SPOOL).
+    /// `--spool DIR` (or LMTPHOOK_SPOOL) and the control socket.
     struct Location: ParsableArguments {
         @Option(help: ArgumentHelp("Spool directory (default: $LMTPHOOK_SPOOL).", valueName: "dir"))
         var spool: String?
 
-        func open() throws -> Spool {
+        @Option(
+            help: ArgumentHelp(
+                "The daemon's control socket (default: DIR/control.sock, or spool.control_socket of --config).",
+                valueName: "path"
+            )
+        )
+        var controlSocket: String?
+
+        func path() throws -> String {
             guard let path = spool ?? ProcessInfo.processInfo.environment["LMTPHOOK_SPOOL"] else {
                 throw ValidationError("give --spool DIR (or set LMTPHOOK_SPOOL)")
             }
@@ -34,7 +45,7 @@ struct SpoolCommand: AsyncParsableCommand {
             guard stat(path + "/queue", &info) == 0 else {
                 SpoolCommand.fail("no spool at \(path) (no queue/ directory)", code: 66)
             }
-            do { return try Spool(path: path) } catch { SpoolCommand.fail("\(error)", code: 74) }
+            return path
         }
     }
 
@@ -43,7 +54,7 @@ struct SpoolCommand: AsyncParsableCommand {
         @Flag(help: "Dead letters instead of queued messages.")
         var dead = false
 
-        @Option(help: ArgumentHelp("Only entries for endpoints whose URL contains this.", valueName: "text"))
+        @Option(help: ArgumentHelp("Only entries for this endpoint (its name, or text in its URL).", valueName: "text"))
         var endpoint: String?
 
         @Option(help: ArgumentHelp("Only entries received within this long ago (e.g. 2h, 3d).", valueName: "duration"))
@@ -59,12 +70,11 @@ struct SpoolCommand: AsyncParsableCommand {
             }
         }
 
-        func matches(_ entry: Spool.Entry, now: Int64) -> Bool {
-            if let endpoint, !entry.metadata.endpoint.contains(endpoint) { return false }
-            let age = now - entry.metadata.receivedAtMilliseconds
-            if let since = since.flatMap(RetryPolicy.parseDuration), age > since { return false }
-            if let until = until.flatMap(RetryPolicy.parseDuration), age < until { return false }
-            return true
+        func apply(to request: inout SpoolRequest) {
+            request.dead = dead
+            request.endpoint = endpoint
+            request.sinceMilliseconds = since.flatMap(RetryPolicy.parseDuration)
+            request.untilMilliseconds = until.flatMap(RetryPolicy.parseDuration)
         }
     }
 
@@ -73,15 +83,7 @@ struct SpoolCommand: AsyncParsableCommand {
         Glibc.exit(code)
     }
 
-    static func age(_ milliseconds: Int64) -> String {
-        let seconds = max(0, milliseconds / 1000)
-        if seconds < 120 { return "\(seconds)s" }
-        if seconds < 7200 { return "\(seconds / 60)m" }
-        if seconds < 172_800 { return "\(seconds / 3600)h" }
-        return "\(seconds / 86_400)d"
-    }
-
-    struct List: ParsableCommand {
+    struct List: AsyncParsableCommand {
         static let configuration = CommandConfiguration(
             abstract: "One line per entry: id, age, recipients, endpoint, attempts, next attempt, last status."
         )
@@ -90,45 +92,15 @@ struct SpoolCommand: AsyncParsableCommand {
         @Flag(help: "One JSON object per line.")
         var json = false
 
-        func run() throws {
-            let spool = try location.open()
-            let now = UnixTime.now().milliseconds
-            for id in spool.ids(dead: selection.dead) {
-                guard let entry = try? spool.read(id), selection.matches(entry, now: now) else { continue }
-                let last = entry.state.lastAttempt
-                let lastStatus = last.map { $0.status > 0 ? "HTTP \($0.status)" : ($0.error ?? "error") } ?? "-"
-                if json {
-                    var object: [String: Any] = [
-                        "id": id, "webhook_id": entry.metadata.webhookID,
-                        "received_at": UnixTime(milliseconds: entry.metadata.receivedAtMilliseconds).rfc3339,
-                        "rcpt_to": entry.metadata.rcptTo, "endpoint": entry.metadata.endpoint,
-                        "attempts": entry.state.attemptCount,
-                        "last_status": last?.status ?? NSNull(), "last_error": last?.error ?? NSNull(),
-                        "dead": entry.isDead,
-                    ]
-                    object["next_attempt"] =
-                        entry.isDead ? NSNull() : UnixTime(milliseconds: entry.state.nextAttemptMilliseconds).rfc3339
-                    object["dead_reason"] = entry.state.deadReason ?? NSNull()
-                    let data = try JSONSerialization.data(
-                        withJSONObject: object,
-                        options: [.sortedKeys, .withoutEscapingSlashes]
-                    )
-                    print(String(decoding: data, as: UTF8.self))
-                } else {
-                    let next =
-                        entry.isDead
-                        ? "dead"
-                        : (entry.state.nextAttemptMilliseconds <= now
-                            ? "due" : "in " + SpoolCommand.age(entry.state.nextAttemptMilliseconds - now))
-                    print(
-                        "\(id)  age \(SpoolCommand.age(now - entry.metadata.receivedAtMilliseconds))  \(entry.metadata.rcptTo.joined(separator: ","))  \(entry.metadata.endpoint)  attempts \(entry.state.attemptCount)  next \(next)  last \(lastStatus)"
-                    )
-                }
-            }
+        func run() async throws {
+            var request = SpoolRequest(command: .list)
+            selection.apply(to: &request)
+            request.json = json
+            try await SpoolRunner.run(request, location: location)
         }
     }
 
-    struct Show: ParsableCommand {
+    struct Show: AsyncParsableCommand {
         static let configuration = CommandConfiguration(
             abstract: "Envelope, attempt history and last response of one entry; --raw prints the message."
         )
@@ -136,106 +108,40 @@ struct SpoolCommand: AsyncParsableCommand {
         @Argument(help: "Spool entry id.") var id: String
         @Flag(help: "Print the raw message instead.") var raw = false
 
-        func run() throws {
-            let spool = try location.open()
-            let entry: Spool.Entry
-            do { entry = try spool.read(id) } catch {
-                SpoolCommand.fail("\(error)", code: error.kind == .notFound ? 1 : 74)
-            }
-            if raw {
-                FileHandle.standardOutput.write(Data(entry.raw))
-                return
-            }
-            let metadata = entry.metadata
-            print(
-                "id:          \(metadata.id)\(entry.isDead ? "  (dead letter: \(entry.state.deadReason ?? "?"))" : "")"
-            )
-            print("webhook id:  \(metadata.webhookID)")
-            print("endpoint:    \(metadata.endpoint)")
-            print("received:    \(UnixTime(milliseconds: metadata.receivedAtMilliseconds).rfc3339)")
-            print("mail from:   <\(metadata.mailFrom)>")
-            print("rcpt to:     \(metadata.rcptTo.map { "<\($0)>" }.joined(separator: " "))")
-            print(
-                "client:      \(metadata.client.sorted { $0.key < $1.key }.map { "\($0.key)=\($0.value)" }.joined(separator: " "))"
-            )
-            print("size:        \(metadata.size) bytes")
-            if !entry.isDead {
-                print("next:        \(UnixTime(milliseconds: entry.state.nextAttemptMilliseconds).rfc3339)")
-            }
-            print("attempts:    \(entry.state.attemptCount)")
-            for attempt in entry.state.attempts {
-                let result = attempt.status > 0 ? "HTTP \(attempt.status)" : (attempt.error ?? "error")
-                print(
-                    "  \(UnixTime(milliseconds: attempt.atMilliseconds).rfc3339)  \(attempt.kind)  \(result)\(attempt.snippet.map { $0.isEmpty ? "" : "  \($0.prefix(120))" } ?? "")"
-                )
-            }
+        func run() async throws {
+            var request = SpoolRequest(command: .show)
+            request.ids = [id]
+            request.raw = raw
+            try await SpoolRunner.run(request, location: location)
         }
     }
 
-    struct Drop: ParsableCommand {
+    struct Drop: AsyncParsableCommand {
         static let configuration = CommandConfiguration(abstract: "Delete entries (queued or dead) for good.")
         @OptionGroup var location: Location
         @Argument(help: "Spool entry ids.") var ids: [String]
 
-        func run() throws {
-            let spool = try location.open()
-            var failed = false
-            for id in ids {
-                do {
-                    let claim = try spool.claim(id)
-                    try spool.drop(id)
-                    withExtendedLifetime(claim) {}
-                    print("dropped \(id)")
-                } catch  where error.kind == .notFound {
-                    do {
-                        try spool.drop(id)  // a dead letter
-                        print("dropped \(id)")
-                    } catch {
-                        FileHandle.standardError.write(Data("lmtphook spool: \(error)\n".utf8))
-                        failed = true
-                    }
-                } catch {
-                    FileHandle.standardError.write(Data("lmtphook spool: \(error)\n".utf8))
-                    failed = true
-                }
-            }
-            if failed { throw ExitCode.failure }
+        func run() async throws {
+            var request = SpoolRequest(command: .drop)
+            request.ids = ids
+            try await SpoolRunner.run(request, location: location)
         }
     }
 
-    struct Stats: ParsableCommand {
+    struct Stats: AsyncParsableCommand {
         static let configuration = CommandConfiguration(abstract: "Counts, bytes and oldest age, per endpoint.")
         @OptionGroup var location: Location
 
-        func run() throws {
-            let spool = try location.open()
-            let now = UnixTime.now().milliseconds
-            var perEndpoint: [String: (live: Int, dead: Int, bytes: Int, oldest: Int64)] = [:]
-            for dead in [false, true] {
-                for id in spool.ids(dead: dead) {
-                    guard let entry = try? spool.read(id) else { continue }
-                    var row = perEndpoint[entry.metadata.endpoint] ?? (0, 0, 0, now)
-                    if dead { row.dead += 1 } else { row.live += 1 }
-                    row.bytes += entry.metadata.size
-                    row.oldest = min(row.oldest, entry.metadata.receivedAtMilliseconds)
-                    perEndpoint[entry.metadata.endpoint] = row
-                }
-            }
-            let totals = spool.statistics()
-            print("queued \(totals.live) (\(totals.liveBytes) bytes), dead \(totals.dead) (\(totals.deadBytes) bytes)")
-            for (endpoint, row) in perEndpoint.sorted(by: { $0.key < $1.key }) {
-                print(
-                    "\(endpoint)  queued \(row.live)  dead \(row.dead)  bytes \(row.bytes)  oldest \(SpoolCommand.age(now - row.oldest))"
-                )
-            }
+        func run() async throws {
+            try await SpoolRunner.run(SpoolRequest(command: .stats), location: location)
         }
     }
 
     struct Replay: AsyncParsableCommand {
         static let configuration = CommandConfiguration(
-            abstract: "Deliver entries now, with the same webhook id and signature scheme; prints a summary.",
+            abstract: "Deliver entries now, with the same webhook id, as their endpoint would; prints a summary.",
             discussion:
-                "Without ids, --all (or a filter) selects entries. Dead letters are replayed with --dead; if delivered they are removed."
+                "Without ids, --all (or a filter) selects entries. Dead letters are replayed with --dead; if delivered they are removed. While serve runs, replays go through it; otherwise an entry is sent only if the endpoint it names is in --config with everything it was queued with (headers, signing, success rule), or it needs nothing (a plain JSON endpoint)."
         )
         @OptionGroup var location: Location
         @OptionGroup var selection: Selection
@@ -243,20 +149,24 @@ struct SpoolCommand: AsyncParsableCommand {
         @Flag(help: "All entries matching the filters.") var all = false
         @Flag(help: "Show what would be replayed, send nothing.") var dryRun = false
         @Option(help: ArgumentHelp("At most this many deliveries per second.", valueName: "n")) var rate: Double?
-        @Option(help: ArgumentHelp("Deliver to this URL instead of each entry's endpoint.", valueName: "url"))
+        @Option(
+            help: ArgumentHelp(
+                "Deliver to this URL instead, in the endpoint's format and signed, without the endpoint's headers.",
+                valueName: "url"
+            )
+        )
         var toURL: String?
         @Option(
             name: .customLong("webhook-secret"),
             help: ArgumentHelp(
-                "Signing secret (whsec_…); repeatable. Also LMTPHOOK_WEBHOOK_SECRET.",
+                "Signing secret (whsec_…) for entries of an endpoint that is not in --config; repeatable. Also LMTPHOOK_WEBHOOK_SECRET. Not used when serve runs (it signs with its own).",
                 valueName: "secret"
             )
         )
         var webhookSecrets: [String] = []
-        @Option(help: ArgumentHelp("Seconds allowed for one request.", valueName: "seconds")) var timeout: Double = 30
         @Option(
             help: ArgumentHelp(
-                "Configuration file: entries are delivered with their endpoint's format, headers and secrets (needed for endpoints that are not format json).",
+                "Configuration file with the entries' endpoints, when no daemon runs on the spool.",
                 valueName: "file"
             )
         )
@@ -270,9 +180,13 @@ struct SpoolCommand: AsyncParsableCommand {
         }
 
         func run() async throws {
-            let spool = try location.open()
-            let now = UnixTime.now().milliseconds
-            let candidates = ids.isEmpty ? spool.ids(dead: selection.dead) : ids
+            var request = SpoolRequest(command: .replay)
+            selection.apply(to: &request)
+            request.ids = ids
+            request.all = all
+            request.dryRun = dryRun
+            request.rate = rate
+            request.toURL = toURL
             let environment =
                 ProcessInfo.processInfo.environment["LMTPHOOK_WEBHOOK_SECRET"].map {
                     $0.split(separator: " ").map(String.init)
@@ -281,134 +195,151 @@ struct SpoolCommand: AsyncParsableCommand {
             do { signer = try WebhookSigner(secrets: webhookSecrets + environment) } catch {
                 throw ValidationError("\(error)")
             }
-            var configured: [String: WebhookEndpoint] = [:]
-            var delimiters: Set<Character> = ["+"]
-            if let config {
-                do {
-                    let relay = try ConfigFile.load(path: config).relay
-                    configured = Dictionary(relay.endpoints.map { ($0.name, $0) }) { $1 }
-                    delimiters = relay.routes?.delimiters ?? delimiters
-                } catch {
-                    throw ValidationError("\(error)")
-                }
-            }
-            let client = WebhookClient(threads: 1)
-            let interactive = isatty(STDERR_FILENO) == 1
-            var delivered = 0
-            var failing = 0
-            var dead = 0
-            var busy = 0
-            var missing = 0
-            for (index, id) in candidates.enumerated() {
-                if interactive {
-                    let width = 30
-                    let done = candidates.isEmpty ? width : width * index / candidates.count
-                    FileHandle.standardError.write(
-                        Data(
-                            "\r[\(String(repeating: "=", count: done))\(String(repeating: " ", count: width - done))] \(index)/\(candidates.count)"
-                                .utf8
-                        )
-                    )
-                }
-                // Spool file work runs on a thread pool, not on the cooperative pool.
-                let (claim, locked, read) = try await NIOThreadPool.singleton.runIfActive {
-                    () -> (Spool.Claim?, Bool, Spool.Entry?) in
-                    do {
-                        let claim = try spool.claim(id)
-                        return (claim, false, try? spool.read(id))
-                    } catch let error as SpoolError where error.kind == .locked {
-                        return (nil, true, nil)
-                    } catch {
-                        return (nil, false, try? spool.read(id))  // not a live entry: maybe a dead letter
-                    }
-                }
-                if locked {
-                    busy += 1
-                    continue
-                }
-                guard let entry = read else {
-                    missing += 1
-                    if !ids.isEmpty { FileHandle.standardError.write(Data("\nlmtphook spool: no entry \(id)\n".utf8)) }
-                    continue
-                }
-                if ids.isEmpty && !selection.matches(entry, now: now) { continue }
-                if entry.isDead != selection.dead && ids.isEmpty { continue }
-                if dryRun {
-                    print("would replay \(id) to \(toURL ?? entry.metadata.endpoint)")
-                    continue
-                }
-                var endpoint = WebhookEndpoint(
-                    url: entry.metadata.endpoint,
-                    totalTimeoutMilliseconds: Int(timeout * 1000),
-                    signer: signer
-                )
-                if let name = entry.metadata.endpointName, let known = configured[name] {
-                    endpoint = known
-                } else if let format = entry.metadata.format, format != "json" {
-                    FileHandle.standardError.write(
-                        Data(
-                            "\nlmtphook spool: \(id) is for endpoint '\(entry.metadata.endpointName ?? "?")' (format \(format)): give --config FILE that defines it\n"
-                                .utf8
-                        )
-                    )
-                    failing += 1
-                    continue
-                }
-                if let toURL { endpoint.url = toURL }
-                let response: WebhookResponse
-                do {
-                    let body = try endpoint.render(spooled: entry.metadata, raw: entry.raw, delimiters: delimiters)
-                    response = await client.post(endpoint.request(webhookID: entry.metadata.webhookID, body: body))
-                } catch {
-                    response = WebhookResponse(
-                        status: 0,
-                        error: WebhookTransportError(kind: .other, message: "cannot render: \(error)")
-                    )
-                }
-                var state = entry.state
-                state.append(
-                    .init(
-                        atMilliseconds: UnixTime.now().milliseconds,
-                        status: response.status,
-                        error: response.error.map { "\($0.kind.rawValue): \($0.message)" },
-                        snippet: String(response.snippet.prefix(200)),
-                        kind: "replay"
-                    )
-                )
-                let outcome = DeliveryOutcome.classify(response, rule: endpoint.successRule)
-                switch outcome {
-                case .delivered: delivered += 1
-                case .transient: failing += 1
-                case .permanent(_, let reason):
-                    dead += 1
-                    state.deadReason = reason
-                }
-                try await NIOThreadPool.singleton.runIfActive { [state] in
-                    switch outcome {
-                    case .delivered: try? spool.drop(id)
-                    case .transient:
-                        if entry.isDead {
-                            try? spool.writeDeadState(id, state)
-                        } else {
-                            try? spool.writeState(id, state)
-                        }
-                    case .permanent:
-                        if entry.isDead {
-                            try? spool.writeDeadState(id, state)
-                        } else {
-                            try? spool.deadLetter(id, state: state)
-                        }
-                    }
-                    withExtendedLifetime(claim) {}  // the claim is held until the outcome is recorded
-                }
-                if let rate { try? await Task.sleep(for: .milliseconds(Int(1000 / rate))) }
-            }
-            if interactive { FileHandle.standardError.write(Data("\r\u{1B}[K".utf8)) }
-            print(
-                "replayed \(dryRun ? 0 : delivered + failing + dead): delivered \(delivered), still failing \(failing), dead \(dead)\(busy > 0 ? ", busy (being delivered by serve) \(busy)" : "")\(missing > 0 ? ", not found \(missing)" : "")"
-            )
-            await client.shutdown()
-            if failing > 0 || dead > 0 || (missing > 0 && !ids.isEmpty) { throw ExitCode.failure }
+            try await SpoolRunner.run(request, location: location, config: config, signer: signer)
         }
+    }
+}
+
+/// Runs a spool request through the daemon's control socket when one answers, else here.
+enum SpoolRunner {
+    static func run(
+        _ request: SpoolRequest,
+        location: SpoolCommand.Location,
+        config: String? = nil,
+        signer: WebhookSigner = .none
+    ) async throws {
+        let spoolPath = try location.path()
+        var relay: RelayConfiguration?
+        if let config {
+            do { relay = try ConfigFile.load(path: config).relay } catch { throw ValidationError("\(error)") }
+        }
+        let socket =
+            location.controlSocket ?? relay?.controlSocket ?? ControlServer.defaultPath(spool: spoolPath)
+        let pool = NIOThreadPool(numberOfThreads: 2)
+        pool.start()
+        let printer = AnswerPrinter()
+        let remote = try await pool.runIfActive { ControlClient.run(request, socket: socket, printer: printer) }
+        let status: Int32
+        if let remote {
+            status = remote
+        } else {
+            status = try await local(request, spoolPath: spoolPath, relay: relay, signer: signer, pool: pool, printer)
+        }
+        printer.finish()
+        try? await pool.shutdownGracefully()
+        if status != 0 { throw ExitCode(status) }
+    }
+
+    /// No daemon: the same operations here, with an engine of our own for replays and drops
+    /// (it delivers only what it is asked to).
+    private static func local(
+        _ request: SpoolRequest,
+        spoolPath: String,
+        relay: RelayConfiguration?,
+        signer: WebhookSigner,
+        pool: NIOThreadPool,
+        _ printer: AnswerPrinter
+    ) async throws -> Int32 {
+        let spool: Spool
+        do { spool = try await pool.runIfActive { try Spool(path: spoolPath) } } catch {
+            SpoolCommand.fail("\(error)", code: 74)
+        }
+        var logger = Logger(label: "lmtphook-spool")
+        logger.logLevel = .critical
+        let needsEngine = request.command == .replay || request.command == .drop
+        let engine =
+            needsEngine
+            ? DeliveryEngine(
+                endpoints: relay?.endpoints ?? [],
+                delimiters: relay?.routes?.delimiters ?? ["+"],
+                spool: spool,
+                threads: 2,
+                settings: relay?.delivery ?? DeliverySettings(),
+                scheduling: false,
+                logger: logger
+            ) : nil
+        let running = engine.map { engine in Task { try await engine.run() } }
+        let operations = SpoolOperations(
+            spool: spool,
+            engine: engine,
+            local: true,
+            files: pool,
+            signer: signer.isEnabled ? signer : nil
+        )
+        let status = await operations.run(request) { answer in printer.print(answer) }
+        running?.cancel()
+        _ = await running?.result
+        return status
+    }
+}
+
+/// Writes answers to stdout and stderr; draws a progress bar on a terminal.
+final class AnswerPrinter: Sendable {
+    private let interactive = isatty(STDERR_FILENO) == 1
+
+    func print(_ answer: SpoolAnswer) {
+        switch answer {
+        case .out(let text): FileHandle.standardOutput.write(Data((text + "\n").utf8))
+        case .err(let text):
+            if interactive { FileHandle.standardError.write(Data("\r\u{1B}[K".utf8)) }
+            FileHandle.standardError.write(Data((text + "\n").utf8))
+        case .raw(let bytes): FileHandle.standardOutput.write(Data(bytes))
+        case .progress(let done, let total):
+            guard interactive, total > 0 else { return }
+            let width = 30
+            let filled = width * done / total
+            FileHandle.standardError.write(
+                Data(
+                    "\r[\(String(repeating: "=", count: filled))\(String(repeating: " ", count: width - filled))] \(done)/\(total)"
+                        .utf8
+                )
+            )
+        case .exit: break
+        }
+    }
+
+    func finish() {
+        if interactive { FileHandle.standardError.write(Data("\r\u{1B}[K".utf8)) }
+    }
+}
+
+/// The CLI's end of the control socket: blocking POSIX calls, run on a thread pool.
+enum ControlClient {
+    /// The command's exit status from the daemon, or `nil` when no daemon answers on `socket`.
+    static func run(_ request: SpoolRequest, socket: String, printer: AnswerPrinter) -> Int32? {
+        let fd = UnixDomainSocket.connect(socket)
+        guard fd >= 0 else { return nil }
+        defer { close(fd) }
+        guard var line = try? JSONEncoder().encode(request) else { return nil }
+        line.append(0x0A)
+        let sent = line.withUnsafeBytes { raw -> Bool in
+            var offset = 0
+            while offset < raw.count {
+                let written = write(fd, raw.baseAddress! + offset, raw.count - offset)
+                if written < 0 && errno == EINTR { continue }
+                guard written > 0 else { return false }
+                offset += written
+            }
+            return true
+        }
+        guard sent else { return nil }
+        var pending: [UInt8] = []
+        var chunk = [UInt8](repeating: 0, count: 65_536)
+        let decoder = JSONDecoder()
+        while true {
+            let count = chunk.withUnsafeMutableBytes { read(fd, $0.baseAddress, $0.count) }
+            if count < 0 && errno == EINTR { continue }
+            guard count > 0 else { break }
+            pending += chunk[..<count]
+            while let end = pending.firstIndex(of: 0x0A) {
+                let frame = Data(pending[..<end])
+                pending.removeSubrange(...end)
+                guard let answer = try? decoder.decode(SpoolAnswer.self, from: frame) else { continue }
+                if case .exit(let status) = answer { return status }
+                printer.print(answer)
+            }
+        }
+        printer.print(.err("lmtphook spool: the daemon closed the control socket before the command finished"))
+        return 75
     }
 }

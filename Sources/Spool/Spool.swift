@@ -391,8 +391,11 @@ package final class Spool: Sendable {
         deinit { close(fd) }  // closing releases the flock
     }
 
-    /// Claims an entry; throws `.locked` when someone else holds it, `.notFound` when it is gone.
-    package func claim(_ id: String) throws(SpoolError) -> Claim {
+    /// Claims an entry (a dead letter with `dead`); throws `.locked` when someone else holds it,
+    /// `.notFound` when it is gone.
+    package func claim(_ id: String, dead: Bool = false) throws(SpoolError) -> Claim {
+        guard SpoolID.isValid(id) else { throw SpoolError(.notFound, "no spool entry \(id)") }
+        let queue = dead ? "\(path)/dead" : self.queue
         if let code = faults?.check(.open) {
             throw SpoolError(
                 .unreadable,

@@ -5,12 +5,16 @@ package struct SpoolMetadata: Sendable, Hashable, Codable {
     package var id: String
     /// The webhook id (payload `id`, `webhook-id` header): stable across every attempt and replay.
     package var webhookID: String
-    /// The endpoint URL this entry is for.
+    /// The endpoint URL this entry is for, as shown to people: without credentials or
+    /// token-like parts (entries written before 0.2 hold the full URL).
     package var endpoint: String
     /// The configured endpoint's name (absent in entries written before named endpoints).
     package var endpointName: String?
     /// The endpoint's body format (`json`, `slack`, …; absent means `json`).
     package var format: String?
+    /// What the entry needs from its endpoint to be delivered as queued (format, method, header
+    /// names, signing, success rule — names and flags, never values); absent in older entries.
+    package var requirements: [String: String]?
     package var mailFrom: String
     package var rcptTo: [String]
     package var lhlo: String

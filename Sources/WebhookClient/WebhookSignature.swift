@@ -13,6 +13,9 @@ package struct WebhookSigner: Sendable {
         package let description: String
     }
 
+    /// A signer without secrets (requests carry `webhook-id` and `webhook-timestamp`, no signature).
+    package static let none = try! WebhookSigner(secrets: [])
+
     /// `secrets` in the `whsec_<base64>` form (the prefix is optional); each key 24–64 bytes.
     package init(secrets: [String]) throws {
         keys = try secrets.map { secret in

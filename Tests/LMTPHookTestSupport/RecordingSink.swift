@@ -11,13 +11,16 @@ package final class RecordingSink: Sendable {
     private let store: NIOLockedValueBox<[WebhookSink.Request]>
     private let acceptedStore: NIOLockedValueBox<[WebhookSink.Request]>
     private let behaviour: NIOLockedValueBox<(status: Int?, delayMilliseconds: Int)>
+    private let body: NIOLockedValueBox<String?>
 
     private init(
         sink: WebhookSink,
         store: NIOLockedValueBox<[WebhookSink.Request]>,
         accepted: NIOLockedValueBox<[WebhookSink.Request]>,
-        behaviour: NIOLockedValueBox<(status: Int?, delayMilliseconds: Int)>
+        behaviour: NIOLockedValueBox<(status: Int?, delayMilliseconds: Int)>,
+        body: NIOLockedValueBox<String?>
     ) {
+        self.body = body
         self.sink = sink
         self.store = store
         self.acceptedStore = accepted
@@ -29,6 +32,7 @@ package final class RecordingSink: Sendable {
         let store = NIOLockedValueBox<[WebhookSink.Request]>([])
         let accepted = NIOLockedValueBox<[WebhookSink.Request]>([])
         let behaviour = NIOLockedValueBox<(status: Int?, delayMilliseconds: Int)>((nil, 0))
+        let body = NIOLockedValueBox<String?>(nil)
         let sink = try await WebhookSink.start(
             respond: { request in
                 let (status, delay) = behaviour.withLockedValue { $0 }
@@ -36,16 +40,20 @@ package final class RecordingSink: Sendable {
                 if status == nil || (200..<300).contains(status!) { accepted.withLockedValue { $0.append(request) } }
                 return status
             },
+            responseBody: { body.withLockedValue { $0 } },
             responderThreads: responderThreads,
             record: { request in store.withLockedValue { $0.append(request) } }
         )
-        return RecordingSink(sink: sink, store: store, accepted: accepted, behaviour: behaviour)
+        return RecordingSink(sink: sink, store: store, accepted: accepted, behaviour: behaviour, body: body)
     }
 
     /// Answer every request with this status from now on (`nil`: 200, or the `/status/NNN` path rule).
     package func answer(_ status: Int?, afterMilliseconds delay: Int = 0) {
         behaviour.withLockedValue { $0 = (status, delay) }
     }
+
+    /// Answer with this body from now on (`nil`: the sink's own, by path).
+    package func respondWithBody(_ text: String?) { body.withLockedValue { $0 = text } }
 
     /// `http://127.0.0.1:PORT/`.
     package var url: String { sink.url }

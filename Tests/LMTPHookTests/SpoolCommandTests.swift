@@ -116,7 +116,8 @@ struct SpoolCommandTests {
         let refused = await runProcess(binary, ["spool", "replay", "--all", "--spool", spoolPath])
         #expect(refused.status == 1)
         #expect(
-            refused.output.contains("is for endpoint 'chat' (format slack): give --config FILE"),
+            refused.output.contains("endpoint 'chat' is not configured here; the entry needs format slack")
+                && refused.output.contains("give --config FILE"),
             "\(refused.output)"
         )
         #expect(sink.accepted.isEmpty, "nothing sent in the wrong format")
