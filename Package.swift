@@ -26,6 +26,8 @@ let package = Package(
         .package(url: "https://github.com/swiftlang/swift-docc-plugin", from: "1.4.0"),
         // The retry queue's heap.
         .package(url: "https://github.com/apple/swift-collections.git", from: "1.1.0"),
+        // The delivery journal (and the archive index): SQLite in WAL mode.
+        .package(url: "https://github.com/groue/GRDB.swift.git", from: "7.0.0"),
         // Test clocks that the delivery tests drive instead of sleeping.
         .package(url: "https://github.com/pointfreeco/swift-clocks.git", from: "1.0.0"),
     ],
@@ -69,6 +71,8 @@ let package = Package(
             dependencies: [
                 "MailCore", "Spool", "Targets", "WebhookClient",
                 .product(name: "HeapModule", package: "swift-collections"),
+                .product(name: "GRDB", package: "GRDB.swift"),
+                .product(name: "Crypto", package: "swift-crypto"),
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "Metrics", package: "swift-metrics"),
                 .product(name: "NIOPosix", package: "swift-nio"),

@@ -5,7 +5,7 @@
 # Postfix is installed with "No configuration": it does not start a system mail server; the tests
 # run their own throwaway instance in a temporary directory.
 set -euo pipefail
-packages=(libcurl4-openssl-dev pkg-config ca-certificates)
+packages=(libcurl4-openssl-dev libsqlite3-dev pkg-config ca-certificates)
 if [[ ${1:-} == --test ]]; then packages+=(postfix swaks msmtp python3 python3-jsonschema systemd curl openssl); fi
 
 command -v swift >/dev/null || { echo "install-deps: swift is not on PATH (Swift 6.1 or newer is needed)" >&2; exit 1; }

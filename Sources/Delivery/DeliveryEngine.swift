@@ -17,12 +17,22 @@ package struct DeliveryRequest: Sendable {
     package var tags: [String]
     /// The route that chose the endpoint.
     package var route: String?
+    /// The message's ``DeliveryJournal/digest(mailFrom:raw:)``, computed once for all endpoints;
+    /// with it the journal records which recipients the endpoint took.
+    package var digest: String?
 
-    package init(envelope: MailEnvelope, raw: [UInt8], tags: [String] = [], route: String? = nil) {
+    package init(
+        envelope: MailEnvelope,
+        raw: [UInt8],
+        tags: [String] = [],
+        route: String? = nil,
+        digest: String? = nil
+    ) {
         self.envelope = envelope
         self.raw = raw
         self.tags = tags
         self.route = route
+        self.digest = digest
     }
 }
 
@@ -44,6 +54,8 @@ package final class DeliveryEngine: Service, Sendable {
     package let metrics = DeliveryMetrics()
     private let clock: DeliveryClock
     private let spool: Spool?
+    /// Which endpoint took which recipient of which message (skips work an MTA retry repeats).
+    package let journal: DeliveryJournal?
     private let logger: Logger
     private let threads: Int
     /// `false` for an engine that only replays what it is asked to (`spool replay` with no
@@ -84,6 +96,7 @@ package final class DeliveryEngine: Service, Sendable {
         endpoints: [WebhookEndpoint],
         delimiters: Set<Character> = ["+"],
         spool: Spool?,
+        journal: DeliveryJournal? = nil,
         threads: Int,
         settings: DeliverySettings = DeliverySettings(),
         clock: DeliveryClock = .system,
@@ -92,6 +105,7 @@ package final class DeliveryEngine: Service, Sendable {
     ) {
         self.scheduling = scheduling
         self.spool = spool
+        self.journal = journal
         self.settings = settings
         self.clock = clock
         self.logger = logger
@@ -205,11 +219,13 @@ package final class DeliveryEngine: Service, Sendable {
             throw error
         }
         started.open()
+        let pruning = scheduling ? Task { await pruneJournal() } : nil
         await withTaskCancellationHandler {
             await schedule(resources)
         } onCancel: {
             doorbell.ring()
         }
+        pruning?.cancel()
         // Late attempts still running finish (and record their outcome) before the threads go.
         await withCheckedContinuation { (continuation: CheckedContinuation<Void, Never>) in
             let done = state.withLock { state -> Bool in
@@ -242,7 +258,10 @@ package final class DeliveryEngine: Service, Sendable {
         _ resources: Resources,
         _ work: @escaping @Sendable () throws -> T
     ) async throws -> T {
-        try await resources.spoolThreads.runIfActive(work)
+        // Not cancelled with the caller: an outcome being recorded while the engine stops is
+        // recorded (a cancelled state write would lose the attempt from the entry's history).
+        let pool = resources.spoolThreads
+        return try await Task { try await pool.runIfActive(work) }.value
     }
 
     // MARK: - After the final dot
@@ -304,6 +323,7 @@ package final class DeliveryEngine: Service, Sendable {
                 reason: "rate limit \(endpoint.rateLimit?.description ?? "")"
             )
         }
+        await remember(disposition.0, request, endpoint)
         let delay = Double(clock.nowMilliseconds - startedAt) / 1000
         for recipient in envelope.rcptTo {
             metrics.recipient(disposition.0.label)
@@ -318,6 +338,71 @@ package final class DeliveryEngine: Service, Sendable {
             )
         }
         return disposition.0
+    }
+
+    // MARK: - Journal
+
+    /// The recipients of `recipients` that `endpoint` already took for the message `digest`
+    /// within the journal window (delivered, or queued in the spool). A journal that cannot be
+    /// read answers "none" (the message is sent again, with its webhook id: a duplicate at worst).
+    package func alreadyTaken(
+        digest: String,
+        endpoint: String,
+        recipients: [String]
+    ) async
+        -> [String: DeliveryJournal.Taken]
+    {
+        guard let journal else { return [:] }
+        let since = clock.nowMilliseconds - DeliveryClock.milliseconds(settings.journalWindow)
+        do {
+            return try await journal.taken(digest: digest, endpoint: endpoint, recipients: recipients, since: since)
+        } catch {
+            metrics.journalError(operation: "read")
+            logger.error("cannot read the delivery journal", metadata: ["error": "\(error)"])
+            return [:]
+        }
+    }
+
+    private func remember(_ disposition: Disposition, _ request: DeliveryRequest, _ endpoint: WebhookEndpoint) async {
+        guard let journal, let digest = request.digest else { return }
+        let spoolID: String?
+        switch disposition {
+        case .delivered: spoolID = nil
+        case .queued(let id, _, _): spoolID = id
+        case .deferred, .bounced, .notTaken: return
+        }
+        do {
+            try await journal.record(
+                digest: digest,
+                endpoint: endpoint.name,
+                recipients: request.envelope.rcptTo,
+                webhookID: disposition.webhookID,
+                spoolID: spoolID,
+                at: clock.nowMilliseconds
+            )
+        } catch {
+            metrics.journalError(operation: "write")
+            logger.error(
+                "cannot write the delivery journal (an MTA retry of this message may send it again)",
+                metadata: ["id": "\(disposition.webhookID)", "error": "\(error)"]
+            )
+        }
+    }
+
+    /// Forgets journal rows older than the window, now and every hour, until cancelled.
+    private func pruneJournal() async {
+        guard let journal else { return }
+        while !Task.isCancelled {
+            let before = clock.nowMilliseconds - DeliveryClock.milliseconds(settings.journalWindow)
+            do {
+                let removed = try await journal.prune(before: before)
+                if removed > 0 { logger.debug("journal pruned", metadata: ["rows": "\(removed)"]) }
+            } catch {
+                metrics.journalError(operation: "prune")
+                logger.error("cannot prune the delivery journal", metadata: ["error": "\(error)"])
+            }
+            try? await clock.sleep(untilMilliseconds: clock.nowMilliseconds + 3_600_000)
+        }
     }
 
     private static func metadata(

@@ -79,6 +79,11 @@ package final class DeliveryMetrics: Sendable {
         counter("lmtphook_spool_errors_total", [("operation", operation)]).increment()
     }
 
+    /// A journal operation that failed (`read`, `write`, `prune`); delivery goes on without it.
+    package func journalError(operation: String) {
+        counter("lmtphook_journal_errors_total", [("operation", operation)]).increment()
+    }
+
     /// 1 while the endpoint's circuit is open (new mail skips the sync attempt), else 0.
     package func circuit(endpoint: String, open: Bool) {
         let key = Key(name: "lmtphook_endpoint_circuit_open", labels: [endpoint])

@@ -15,6 +15,9 @@ package struct DeliverySettings: Sendable, Equatable {
     /// Requests in flight per endpoint at most, unless the endpoint sets its own; `nil`: three
     /// quarters of the delivery threads, so one endpoint that hangs cannot take every thread.
     package var maxInFlightPerEndpoint: Int?
+    /// How long the journal remembers which endpoint took which recipient of a message: at
+    /// least the MTA's queue lifetime (Postfix's `maximal_queue_lifetime`, 5 days by default).
+    package var journalWindow: Duration = .seconds(5 * 86_400)
 
     package init(
         syncBudget: Duration = .seconds(5),

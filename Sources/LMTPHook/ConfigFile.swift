@@ -209,14 +209,20 @@ struct ConfigParser {
             settings.retry = RetryPolicy(scheduleMilliseconds: schedule, maxAgeMilliseconds: maxAge)
         }
         var threads = 16
+        var journal: String?
         if let delivery = try top["delivery"]?.mapping(allowed: [
             "threads", "sync_budget", "shutdown_grace", "retry_concurrency", "breaker_failures", "breaker_cooldown",
+            "journal", "journal_window",
         ]) {
             if let value = delivery["threads"] { threads = try value.int(in: 1...1024) }
             if let value = delivery["sync_budget"] { settings.syncBudget = .milliseconds(try value.milliseconds()) }
             if let value = delivery["shutdown_grace"] { shutdownGrace = try value.milliseconds() }
             if let value = delivery["retry_concurrency"] { settings.retryConcurrency = try value.int(in: 1...1024) }
             if let value = delivery["breaker_failures"] { settings.breakerThreshold = try value.int(in: 1...10_000) }
+            if let value = delivery["journal"] { journal = try value.nonEmptyString() }
+            if let value = delivery["journal_window"] {
+                settings.journalWindow = .milliseconds(try value.milliseconds())
+            }
             if let value = delivery["breaker_cooldown"] {
                 settings.breakerCooldown = .milliseconds(try value.milliseconds())
             }
@@ -297,6 +303,7 @@ struct ConfigParser {
         )
         relay.metricsListen = metricsListen
         relay.controlSocket = controlSocket
+        relay.journal = journal
         relay.denyPrivateWebhookAddresses = !privateWebhooks
         return ConfigFile(relay: relay, warnings: warnings, summary: summary(relay, routes: routes))
     }

@@ -21,6 +21,16 @@ extension LMTPRecipientResult {
         }
     }
 
+    /// The reply for a recipient the endpoint already took in an earlier transaction (the MTA
+    /// retries it because another endpoint failed): `250`, and nothing is sent again.
+    package init(alreadyTaken earlier: DeliveryJournal.Taken) {
+        if let spoolID = earlier.spoolID {
+            self.init(code: 250, enhancedCode: "2.0.0", text: "already queued as \(spoolID) id=\(earlier.webhookID)")
+        } else {
+            self.init(code: 250, enhancedCode: "2.0.0", text: "already delivered id=\(earlier.webhookID)")
+        }
+    }
+
     /// The code for an endpoint's permanent refusal: redirects 550 5.4.0; 404/410 550 5.1.1
     /// (no such recipient); 413 552 5.3.4 (too big); 400/422 550 5.6.0 (content); 401/403
     /// 550 5.7.1 (refused); anything else 550 5.0.0.

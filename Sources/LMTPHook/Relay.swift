@@ -55,10 +55,12 @@ package final class Relay: Service, Sendable {
         webhookURL = configuration.endpoints[0].url
         let routeTable = configuration.effectiveRoutes
         routes = NIOLockedValueBox(routeTable)
-        fileThreads = NIOThreadPool(numberOfThreads: 1)
+        fileThreads = NIOThreadPool(numberOfThreads: 2)
         fileThreads.start()
         let spool: Spool?
+        let journal: DeliveryJournal
         do {
+            let journalPath = configuration.effectiveJournal
             if let path = configuration.spoolDirectory {
                 let faults = configuration.spoolFaults
                 // mkdir/open: off the cooperative pool
@@ -66,6 +68,7 @@ package final class Relay: Service, Sendable {
             } else {
                 spool = nil
             }
+            journal = try await fileThreads.runIfActive { try DeliveryJournal(path: journalPath) }
         } catch {
             try? await fileThreads.shutdownGracefully()
             await localSink?.stop()
@@ -75,6 +78,7 @@ package final class Relay: Service, Sendable {
             endpoints: configuration.endpoints,
             delimiters: routeTable.delimiters,
             spool: spool,
+            journal: journal,
             threads: configuration.deliveryThreads,
             settings: configuration.delivery,
             clock: clock,
@@ -117,31 +121,52 @@ package final class Relay: Service, Sendable {
                 groups[name, default: ([], match.route)].indices.append(index)
             }
         }
-        let outcomes = await withTaskGroup(of: (String, LMTPRecipientResult).self) { group in
+        let digest =
+            delivery.journal == nil ? nil : DeliveryJournal.digest(mailFrom: message.sender.address, raw: message.data)
+        let outcomes = await withTaskGroup(of: (String, [Int: LMTPRecipientResult]).self) { group in
             for name in order {
                 guard let indices = groups[name]?.indices, let route = groups[name]?.route else { continue }
                 group.addTask {
                     guard let endpoint = delivery.endpoint(named: name) else {
-                        return (name, .temporaryFailure("endpoint \(name) is not configured"))
+                        let result = LMTPRecipientResult.temporaryFailure("endpoint \(name) is not configured")
+                        return (name, Dictionary(uniqueKeysWithValues: indices.map { ($0, result) }))
                     }
-                    let recipients = indices.map { message.recipients[$0] }
-                    let envelope = Relay.envelope(of: message, recipients: recipients)
+                    // An MTA retry of recipients this endpoint already took: not sent again.
+                    let addresses = indices.map { message.recipients[$0].mailbox.address }
+                    var taken: [String: DeliveryJournal.Taken] = [:]
+                    if let digest {
+                        taken = await delivery.alreadyTaken(digest: digest, endpoint: name, recipients: addresses)
+                    }
+                    var byIndex: [Int: LMTPRecipientResult] = [:]
+                    for index in indices {
+                        if let earlier = taken[message.recipients[index].mailbox.address] {
+                            byIndex[index] = LMTPRecipientResult(alreadyTaken: earlier)
+                        }
+                    }
+                    let remaining = indices.filter { byIndex[$0] == nil }
+                    guard !remaining.isEmpty else { return (name, byIndex) }
+                    let envelope = Relay.envelope(of: message, recipients: remaining.map { message.recipients[$0] })
                     let request = DeliveryRequest(
                         envelope: envelope,
                         raw: message.data,
                         tags: DeliveryEngine.tags(envelope.rcptTo, delimiters: routes.delimiters),
-                        route: route
+                        route: route,
+                        digest: digest
                     )
-                    return (name, LMTPRecipientResult(await delivery.deliver(request, to: endpoint)))
+                    let result = LMTPRecipientResult(await delivery.deliver(request, to: endpoint))
+                    for index in remaining { byIndex[index] = result }
+                    return (name, byIndex)
                 }
             }
-            var outcomes: [String: LMTPRecipientResult] = [:]
-            for await (name, result) in group { outcomes[name] = result }
+            var outcomes: [String: [Int: LMTPRecipientResult]] = [:]
+            for await (name, results) in group { outcomes[name] = results }
             return outcomes
         }
         for name in order {
-            guard let result = outcomes[name] else { continue }
-            for index in groups[name]?.indices ?? [] { results[index].append(result) }
+            guard let byIndex = outcomes[name] else { continue }
+            for index in groups[name]?.indices ?? [] {
+                if let result = byIndex[index] { results[index].append(result) }
+            }
         }
         return results.map(combine)
     }
@@ -197,6 +222,9 @@ package final class Relay: Service, Sendable {
         }
         if new.spoolDirectory != configuration.spoolDirectory {
             notes.append("the spool directory changed: it takes effect after a restart")
+        }
+        if new.effectiveJournal != configuration.effectiveJournal {
+            notes.append("delivery.journal changed: it takes effect after a restart")
         }
         var endpoints = new.endpoints
         var table = new.effectiveRoutes

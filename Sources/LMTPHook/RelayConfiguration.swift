@@ -49,6 +49,13 @@ package struct RelayConfiguration: Sendable {
         self.deliveryThreads = deliveryThreads
     }
 
+    /// The delivery journal's file (default: `SPOOL/journal.sqlite`; without a spool it is kept
+    /// in memory, which still covers MTA retries while the process runs).
+    package var journal: String?
+
+    /// The journal file in force, `nil` for one in memory.
+    package var effectiveJournal: String? { journal ?? spoolDirectory.map { $0 + "/journal.sqlite" } }
+
     /// The control socket path in force, if there is a spool.
     package var effectiveControlSocket: String? {
         spoolDirectory.map { controlSocket ?? ControlServer.defaultPath(spool: $0) }

@@ -270,6 +270,61 @@ struct DeliveryEngineTests {
         await hanging.stop()
         await healthy.stop()
     }
+
+    /// Symptom 4: fan-out plus an MTA retry. `support@` → [tickets, chat], `sales@` → [tickets];
+    /// chat answers 503 without a spool, so support gets 451 and sales 250; Postfix retries
+    /// support alone with the same bytes, and tickets got the message again under a new webhook
+    /// id — a duplicate it could not drop.
+    @Test(
+        "fan-out, then an MTA retry of one recipient: the endpoint that already took it is not sent the message again (the journal), the one that failed is; also across a restart",
+        arguments: [false, true]
+    )
+    func journalSkipsWhatWasTaken(restart: Bool) async throws {
+        let tickets = try await RecordingSink.start()
+        let chat = try await RecordingSink.start()
+        chat.answer(503)
+        let directory = TemporaryDirectory()
+        let yaml = """
+            \(restart ? "delivery: {journal: \"\(directory.file("journal.sqlite"))\"}" : "")
+            endpoints:
+              - {name: tickets, url: "\(tickets.url)"}
+              - {name: chat, url: "\(chat.url)"}
+            routes:
+              - {name: support, match: {address: support@example.test}, endpoints: [tickets, chat]}
+              - {name: sales, match: {address: sales@example.test}, endpoint: tickets}
+            """
+        let configuration = try ConfigFile.parse(yaml, file: "test.yaml") { _ in nil }.relay
+        var relay = try await RunningRelay.start(configuration)
+        let message = sampleMessage(subject: "fan-out")
+        let send = { (relay: RunningRelay, recipients: [String]) async throws -> [LMTPClientConnection.Reply] in
+            let socket = relay.socketPath
+            return try await blocking {
+                try LMTPClientConnection(unixPath: socket).deliverEach(
+                    from: "a@example.org",
+                    to: recipients,
+                    message: message
+                )
+            }
+        }
+        let first = try await send(relay, ["support@example.test", "sales@example.test"])
+        #expect(first.map(\.code) == [451, 250], "\(first)")
+        #expect(tickets.requests.count == 1, "one request for both recipients")
+        if restart {
+            try await relay.stop()
+            relay = try await RunningRelay.start(configuration)
+        }
+        chat.answer(nil)
+        // The MTA retries the deferred recipient alone, with the same bytes.
+        let retry = try await send(relay, ["support@example.test"])
+        #expect(retry.map(\.code) == [250], "\(retry)")
+        #expect(retry.first?.lines.last?.contains("already delivered id=") == true, "\(retry)")
+        #expect(tickets.requests.count == 1, "tickets is not sent the message again")
+        #expect(chat.accepted.count == 1, "chat, which failed, gets it")
+        try await relay.stop()
+        await tickets.stop()
+        await chat.stop()
+        directory.remove()
+    }
 }
 
 /// An operation running in a task whose result can be looked at without waiting for it.

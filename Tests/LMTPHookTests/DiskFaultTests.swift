@@ -20,7 +20,8 @@ struct DiskFaultTests {
         faults: SpoolFaultInjection? = nil,
         session: LMTPConfiguration? = nil,
         retry: RetryPolicy = RetryPolicy(scheduleMilliseconds: [600_000], jitter: 0),
-        log: CapturedLog? = nil
+        log: CapturedLog? = nil,
+        journal: String? = nil
     ) async throws -> RunningRelay {
         let directory = TemporaryDirectory()
         var server = LMTPServerConfiguration(
@@ -41,6 +42,7 @@ struct DiskFaultTests {
             deliveryThreads: 4
         )
         configuration.spoolFaults = faults
+        configuration.journal = journal
         return try await RunningRelay.start(configuration, directory: directory, log: log)
     }
 
@@ -118,7 +120,16 @@ struct DiskFaultTests {
         let sink = try await RecordingSink.start()
         sink.answer(503)
         let session = LMTPConfiguration(hostname: "relay.test", spillThreshold: 64 * 1024)
-        let relay = try await Self.relay(spool: mountPoint + "/spool", sink: sink, session: session)
+        // The journal (an open SQLite database) lives off the file system: `mount -o remount,ro`
+        // refuses while a file on it is open for writing.
+        let journal = TemporaryDirectory()
+        defer { journal.remove() }
+        let relay = try await Self.relay(
+            spool: mountPoint + "/spool",
+            sink: sink,
+            session: session,
+            journal: journal.file("journal.sqlite")
+        )
         #expect(try await Self.send(relay, subject: "before") == [250, 250])
         try await tmpfs.remount("ro")
         #expect(try await Self.send(relay, subject: "read-only") == [451, 451])

@@ -81,12 +81,13 @@ struct RoutingTests {
         #expect(replies.map(\.code) == [250, 250])
         #expect(first.requests.count == 1 && second.requests.count == 1, "one request per endpoint for both recipients")
         second.answer(503)
-        replies = try await Self.send(relay, to: ["x@example.test"])
+        // Another message (the same one again would be an MTA retry, which the journal answers).
+        replies = try await Self.send(relay, to: ["x@example.test"], subject: "Routing, second message")
         #expect(
             replies.map(\.code) == [451],
-            "no spool: the MTA keeps the mail and retries; the webhook id lets 'one' drop the duplicate"
+            "no spool: the MTA keeps the mail and retries; 'one' is not sent it again then (the journal)"
         )
-        #expect(first.requests.count == 2)
+        try #require(first.requests.count == 2)
         #expect(first.requests[1].headers.first { $0.0.lowercased() == "webhook-id" }?.1 != nil)
         try await relay.stop()
         await first.stop()
