@@ -13,6 +13,7 @@ import Glibc
 /// DIR/queue/ID.state   delivery state (attempts, next attempt, history), replaced atomically
 /// DIR/dead/         dead letters (both files), kept with their history
 /// DIR/quarantine/   damaged entries moved aside at start-up, never deleted
+/// DIR/FORMAT        "lmtphook spool format N": the layout (absent in spools of 0.1.0: format 1)
 /// ```
 ///
 /// An entry is written tmp → fsync → rename → fsync(directory) (the directory sync is shared by
@@ -31,10 +32,18 @@ package final class Spool: Sendable {
 
     static let magic = "lmtphook-spool 1"
 
+    /// The spool layout this binary writes; it reads every format up to this one. A spool (its
+    /// `FORMAT` file) or an entry (its header line) of a later format is refused, never half-read.
+    package static let format = 1
+    static let formatFilePrefix = "lmtphook spool format "
+
     /// Opens (creating if needed) the spool at `path`. `faults` injects I/O errors (tests).
+    /// Throws ``SpoolError/Kind/newerFormat`` for a spool a newer lmtphook wrote, before touching
+    /// anything in it.
     package init(path: String, faults: SpoolFaultInjection? = nil) throws(SpoolError) {
         self.path = path
         self.faults = faults
+        let found = try Self.readFormat(path)
         for directory in ["", "/tmp", "/queue", "/dead", "/quarantine"] {
             if mkdir(path + directory, 0o750) != 0 && errno != EEXIST {
                 throw SpoolError(.unavailable, "cannot create \(path + directory): \(Self.lastError())")
@@ -43,6 +52,50 @@ package final class Spool: Sendable {
         queueSync = try DirectorySync(path: path + "/queue", faults: faults)
         deadSync = try DirectorySync(path: path + "/dead", faults: faults)
         quarantineSync = try DirectorySync(path: path + "/quarantine", faults: faults)
+        if found == nil { Self.writeFormat(path) }
+    }
+
+    /// The format in `DIR/FORMAT` (`nil`: no file — a new spool, or one of 0.1.0, format 1).
+    static func readFormat(_ path: String) throws(SpoolError) -> Int? {
+        guard let bytes = readFile("\(path)/FORMAT") else {
+            if errno == ENOENT || errno == ENOTDIR { return nil }
+            throw SpoolError(.unavailable, "cannot read \(path)/FORMAT: \(lastError())")
+        }
+        let text = String(decoding: bytes, as: UTF8.self).trimmingCharacters(in: .whitespacesAndNewlines)
+        guard text.hasPrefix(formatFilePrefix), let number = Int(text.dropFirst(formatFilePrefix.count)), number > 0
+        else {
+            throw SpoolError(
+                .unavailable,
+                "\(path)/FORMAT does not name a spool format (\"\(text.prefix(60))\"); it is not an lmtphook spool, or it is damaged"
+            )
+        }
+        guard number <= format else {
+            throw SpoolError(
+                .newerFormat,
+                "\(path) is a spool of format \(number), written by a newer lmtphook; this one reads formats up to \(format). Nothing in it was touched: run the newer lmtphook on it (see docs/operations.md, Upgrades)"
+            )
+        }
+        return number
+    }
+
+    /// Records this binary's format in a new (or 0.1.0) spool: tmp, fsync, rename, directory
+    /// fsync. Best effort: a spool on a read-only file system stays without one (format 1).
+    static func writeFormat(_ path: String) {
+        let temporary = "\(path)/tmp/FORMAT.\(getpid()).\(UInt32.random(in: 0...UInt32.max))"
+        do {
+            try writeDurably(Array("\(formatFilePrefix)\(format)\n".utf8), to: temporary)
+        } catch {
+            return
+        }
+        guard rename(temporary, "\(path)/FORMAT") == 0 else {
+            unlink(temporary)
+            return
+        }
+        let fd = open(path, O_RDONLY | O_DIRECTORY | O_CLOEXEC)
+        if fd >= 0 {
+            _ = fsync(fd)
+            close(fd)
+        }
     }
 
     static func lastError() -> String { String(cString: strerror(errno)) }
@@ -255,7 +308,7 @@ package final class Spool: Sendable {
     }
 
     /// The metadata line of an entry without reading the message.
-    static func readMetadata(path: String) -> SpoolMetadata? {
+    package static func readMetadata(path: String) -> SpoolMetadata? {
         let fd = open(path, O_RDONLY | O_CLOEXEC)
         guard fd >= 0 else { return nil }
         defer { close(fd) }
@@ -286,6 +339,14 @@ package final class Spool: Sendable {
 
     static func readFile(_ path: String) -> [UInt8]? { FileContents.read(path: path) }
 
+    /// N of an entry's "lmtphook-spool N" header line, if it has one.
+    static func entryFormat(_ bytes: [UInt8]) -> Int? {
+        let prefix = Array("lmtphook-spool ".utf8)
+        guard bytes.starts(with: prefix) else { return nil }
+        let digits = bytes[prefix.count...].prefix { $0 >= 0x30 && $0 <= 0x39 }.prefix(9)
+        return Int(String(decoding: digits, as: UTF8.self))
+    }
+
     static func decodeEntry(path: String) throws(SpoolError) -> (SpoolMetadata, [UInt8]) {
         guard let bytes = readFile(path) else {
             if errno == ENOENT { throw SpoolError(.notFound, "\(path) is gone") }
@@ -293,6 +354,12 @@ package final class Spool: Sendable {
         }
         let magicBytes = Array("\(magic)\n".utf8)
         guard bytes.starts(with: magicBytes), let jsonEnd = bytes[magicBytes.count...].firstIndex(of: 0x0A) else {
+            if let version = entryFormat(bytes), version > format {
+                throw SpoolError(
+                    .newerFormat,
+                    "\(path) is an entry of format \(version), written by a newer lmtphook; left as it is"
+                )
+            }
             throw SpoolError(.damaged, "\(path): not a spool entry")
         }
         guard
@@ -466,9 +533,9 @@ package final class Spool: Sendable {
                 report.entries += 1
             } catch {
                 if error.kind == .notFound { continue }  // completed meanwhile by another process
-                if error.kind == .unreadable {
+                if error.kind == .unreadable || error.kind == .newerFormat {
                     report.unreadable.append("\(id): \(error.description)")
-                    continue  // an I/O error now is not damage: kept, tried again later
+                    continue  // an I/O error now, or a newer entry, is not damage: kept in place
                 }
                 try? move(id, to: "\(path)/quarantine", "quarantine/", sync: quarantineSync)
                 report.quarantined.append("\(id): \(error.description)")

@@ -13,6 +13,9 @@ package struct SpoolError: Error, Sendable, CustomStringConvertible, Hashable {
         case unreadable
         /// The spool directory is missing or unusable.
         case unavailable
+        /// The spool or entry was written by a newer lmtphook, in a format this one does not read;
+        /// it is left exactly as it is.
+        case newerFormat = "newer-format"
     }
 
     package var kind: Kind

@@ -97,6 +97,31 @@ struct SpoolTests {
         #expect(FileManager.default.fileExists(atPath: "\(path)/quarantine/\(bad).msg"))
     }
 
+    @Test(
+        "an entry of a newer format (its header line) is neither read nor quarantined: it stays where it is; a new spool records its format"
+    )
+    func newerEntryStaysInPlace() throws {
+        let path = temporarySpoolPath()
+        defer { _ = try? FileManager.default.removeItem(atPath: path) }
+        let spool = try Spool(path: path)
+        #expect(
+            FileContents.read(path: "\(path)/FORMAT").map { String(decoding: $0, as: UTF8.self) }
+                == "lmtphook spool format \(Spool.format)\n"
+        )
+        let id = SpoolID.make(milliseconds: 3, random: 3)
+        try spool.enqueue(metadata(id, size: 3), raw: Array("abc".utf8), state: SpoolState(nextAttemptMilliseconds: 0))
+        let entryPath = "\(path)/queue/\(id).msg"
+        var bytes = try #require(FileContents.read(path: entryPath))
+        bytes.replaceSubrange(0..<"lmtphook-spool 1".utf8.count, with: Array("lmtphook-spool \(Spool.format + 1)".utf8))
+        try Data(bytes).write(to: URL(fileURLWithPath: entryPath))
+        let report = spool.recover()
+        #expect(report.quarantined.isEmpty)
+        #expect(report.unreadable.count == 1 && report.unreadable[0].contains("written by a newer lmtphook"))
+        #expect(spool.ids() == [id])
+        #expect(throws: SpoolError.self) { try spool.read(id) }
+        do { _ = try spool.read(id) } catch { #expect(error.kind == .newerFormat) }
+    }
+
     @Test func checksumMismatchIsDetected() throws {
         let path = temporarySpoolPath()
         defer { _ = try? FileManager.default.removeItem(atPath: path) }
