@@ -6,7 +6,7 @@
 # run their own throwaway instance in a temporary directory.
 set -euo pipefail
 packages=(libcurl4-openssl-dev libsqlite3-dev pkg-config ca-certificates)
-if [[ ${1:-} == --test ]]; then packages+=(postfix swaks msmtp python3 python3-jsonschema systemd curl openssl); fi
+if [[ ${1:-} == --test ]]; then packages+=(postfix swaks msmtp python3 python3-jsonschema python3-pyfuse3 fuse3 systemd curl openssl); fi
 
 command -v swift >/dev/null || { echo "install-deps: swift is not on PATH (Swift 6.1 or newer is needed)" >&2; exit 1; }
 

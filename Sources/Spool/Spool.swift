@@ -44,10 +44,24 @@ package final class Spool: Sendable {
         self.path = path
         self.faults = faults
         let found = try Self.readFormat(path)
+        var created: [String] = []
         for directory in ["", "/tmp", "/queue", "/dead", "/quarantine"] {
-            if mkdir(path + directory, 0o750) != 0 && errno != EEXIST {
+            if mkdir(path + directory, 0o750) == 0 {
+                created.append(path + directory)
+            } else if errno != EEXIST {
                 throw SpoolError(.unavailable, "cannot create \(path + directory): \(Self.lastError())")
             }
+        }
+        // A new directory's name is durable only once its parent is synced: without this, a
+        // power cut soon after the first start could take the queue directory with every entry in it.
+        for parent in Set(created.map(Self.parent(of:))) {
+            let fd = open(parent, O_RDONLY | O_DIRECTORY | O_CLOEXEC)
+            guard fd >= 0, fsync(fd) == 0 else {
+                let reason = Self.lastError()
+                if fd >= 0 { close(fd) }
+                throw SpoolError(.unavailable, "cannot sync \(parent): \(reason)")
+            }
+            close(fd)
         }
         queueSync = try DirectorySync(path: path + "/queue", faults: faults)
         deadSync = try DirectorySync(path: path + "/dead", faults: faults)
@@ -99,6 +113,13 @@ package final class Spool: Sendable {
     }
 
     static func lastError() -> String { String(cString: strerror(errno)) }
+
+    /// The directory that holds `path` (`.` for a bare name).
+    static func parent(of path: String) -> String {
+        let trimmed = path.count > 1 && path.hasSuffix("/") ? String(path.dropLast()) : path
+        guard let slash = trimmed.lastIndex(of: "/") else { return "." }
+        return slash == trimmed.startIndex ? "/" : String(trimmed[..<slash])
+    }
 
     private var queue: String { path + "/queue" }
 

@@ -34,6 +34,16 @@ package struct Prerequisite: Sendable, CustomStringConvertible {
         Prerequisite("needs \(path) (deploy/install-deps.sh --test installs it)") { access(path, X_OK) == 0 }
     }
 
+    /// FUSE for the power-loss file system: /dev/fuse and Debian's python3-pyfuse3 (for
+    /// /usr/bin/python3), installed by `deploy/install-deps.sh --test`.
+    package static let fuse = Prerequisite(
+        "needs /dev/fuse and /usr/lib/python3/dist-packages/pyfuse3 (deploy/install-deps.sh --test installs python3-pyfuse3 and fuse3)"
+    ) {
+        access("/dev/fuse", R_OK | W_OK) == 0 && access("/usr/bin/python3", X_OK) == 0
+            && !(try? FileManager.default.contentsOfDirectory(atPath: "/usr/lib/python3/dist-packages"))
+                .map { $0.filter { $0.hasPrefix("pyfuse3") } }.isNilOrEmpty
+    }
+
     /// The `shared/` folder beside the checkout (the real-world mail corpus and the lab).
     package static let sharedFolder = Prerequisite(
         "needs \(Prerequisite.sharedPath) (the shared corpus beside the checkout)"
@@ -83,4 +93,8 @@ extension Trait where Self == ConditionTrait {
             return true
         }
     }
+}
+
+extension Optional where Wrapped: Collection {
+    fileprivate var isNilOrEmpty: Bool { self?.isEmpty ?? true }
 }

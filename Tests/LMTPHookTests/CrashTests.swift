@@ -12,11 +12,6 @@ import Testing
 /// and the spool holds entries, and the clients then confirm that transactions broke mid-way.
 @Suite("Crash safety (kill -9)", .serialized)
 struct CrashTests {
-    struct Failure: Error, CustomStringConvertible {
-        let description: String
-        init(_ description: String) { self.description = description }
-    }
-
     /// One plain HTTP/1.0 GET of `/metrics` (blocking; call it through `blocking`).
     static func scrape(port: Int) -> String? {
         guard let connection = try? LMTPClientConnection(host: "127.0.0.1", port: port, timeoutSeconds: 2) else {
@@ -65,74 +60,13 @@ struct CrashTests {
             socket: socket
         )
 
-        let flapping = Task {
-            var phase = 0
-            while !Task.isCancelled {
-                switch phase % 3 {
-                case 0: sink.answer(nil)
-                case 1: sink.answer(503)
-                default: sink.answer(nil, afterMilliseconds: 3 * syncBudget)
-                }
-                phase += 1
-                try? await Task.sleep(for: .milliseconds(400))
-            }
-        }
-
+        let flapping = flap(sink, slowMilliseconds: 3 * syncBudget)
         let minimumMessages = 300
         let killsWanted = 5
-        let acked = NIOLockedValueBox<[String]>([])
-        let killsDone = NIOLockedValueBox(0)
-        /// Transactions that broke after MAIL was sent (the daemon died under them), per daemon generation.
-        let broken = NIOLockedValueBox<[Int: Int]>([:])
+        let load = AckingLoad(socket: socket, subjectPrefix: "crash")
         let clients = Task {
-            try await withThrowingTaskGroup(of: Void.self) { group in
-                for worker in 0..<6 {
-                    group.addTask {
-                        try await blocking {
-                            var index = 0
-                            while acked.withLockedValue({ $0.count }) < minimumMessages
-                                || killsDone.withLockedValue({ $0 }) < killsWanted
-                            {
-                                let subject = "crash-\(worker)-\(index)"
-                                index += 1
-                                // A message without a 250 is the MTA's to retry: again until acknowledged.
-                                var attempts = 0
-                                while true {
-                                    attempts += 1
-                                    guard attempts < 400 else { throw Failure("\(subject) was never acknowledged") }
-                                    let generation = killsDone.withLockedValue { $0 }
-                                    guard let client = try? LMTPClientConnection(unixPath: socket, timeoutSeconds: 10),
-                                        (try? client.readReply())?.code == 220,
-                                        (try? client.send("LHLO client.test\r\n")) != nil,
-                                        (try? client.readReply())?.code == 250
-                                    else {
-                                        usleep(20_000)  // the daemon is down or restarting
-                                        continue
-                                    }
-                                    let message = sampleMessage(subject: subject, id: "<\(subject)@t>")
-                                    do {
-                                        let reply = try client.deliver(
-                                            lhlo: nil,
-                                            from: "a@example.org",
-                                            to: ["r@example.test"],
-                                            message: message
-                                        ).first
-                                        if let reply, reply.code == 250, let text = reply.lines.last,
-                                            let range = text.range(of: "id=")
-                                        {
-                                            acked.withLockedValue { $0.append(String(text[range.upperBound...])) }
-                                            break
-                                        }
-                                    } catch {
-                                        broken.withLockedValue { $0[generation, default: 0] += 1 }
-                                    }
-                                    usleep(20_000)
-                                }
-                            }
-                        }
-                    }
-                }
-                try await group.waitForAll()
+            try await load.run(workers: 6, minimum: minimumMessages) {
+                load.generation.withLockedValue { $0 } >= killsWanted
             }
         }
 
@@ -151,7 +85,7 @@ struct CrashTests {
             }
             let pid = daemon.pid
             try await daemon.kill9()
-            killsDone.withLockedValue { $0 = generation + 1 }
+            load.generation.withLockedValue { $0 = generation + 1 }
             try await blocking { try daemon.launch() }
             #expect(daemon.pid != pid, "a new process serves after kill \(generation + 1)")
             kills.append(kill)
@@ -159,11 +93,11 @@ struct CrashTests {
         try await clients.value
         flapping.cancel()
         sink.answer(nil)
-        for (generation, count) in broken.withLockedValue({ $0 }) where generation < kills.count {
+        for (generation, count) in load.broken.withLockedValue({ $0 }) where generation < kills.count {
             kills[generation].brokenTransactions = count
         }
 
-        let ackedIDs = Set(acked.withLockedValue { $0 })
+        let ackedIDs = load.ackedIDs
         #expect(ackedIDs.count >= minimumMessages, "every message was eventually acknowledged")
         let deadline = ContinuousClock.now + .seconds(60)
         var receivedIDs: [String] = []
