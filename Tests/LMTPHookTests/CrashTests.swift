@@ -120,4 +120,130 @@ struct CrashTests {
         try await daemon.stop()
         await sink.stop()
     }
+
+    /// `lmtphook spool replay --all`, run again and again, sometimes killed -9 itself.
+    final class Replayer: @unchecked Sendable {
+        let spoolPath: String
+        private let lock = NIOLock()
+        private var running: Process?
+        private(set) var runs = 0
+        private(set) var killed = 0
+
+        init(spoolPath: String) { self.spoolPath = spoolPath }
+
+        var isRunning: Bool { lock.withLock { running?.isRunning ?? false } }
+
+        /// Until cancelled: a replay, every other one killed after up to 300 ms.
+        func loop() async throws {
+            let binary = try Binary.require()
+            while !Task.isCancelled {
+                let process = Process()
+                process.executableURL = URL(fileURLWithPath: binary)
+                process.arguments = ["spool", "replay", "--all", "--spool", spoolPath]
+                process.standardOutput = FileHandle.nullDevice
+                process.standardError = FileHandle.nullDevice
+                let killThisOne = lock.withLock { () -> Bool in
+                    runs += 1
+                    running = process
+                    return runs % 2 == 0
+                }
+                try await blocking {
+                    try process.run()
+                    if killThisOne {
+                        usleep(useconds_t.random(in: 0...300_000))
+                        if process.isRunning {
+                            kill(process.processIdentifier, SIGKILL)
+                            self.lock.withLock { self.killed += 1 }
+                        }
+                    }
+                    process.waitUntilExit()
+                }
+                try? await Task.sleep(for: .milliseconds(20))
+            }
+        }
+    }
+
+    @Test(
+        "kill -9 while late attempts run and spool replay runs (itself killed -9 every other time): every 250 reaches the receiver, nothing arrives that was not acknowledged, repeats only with their webhook id"
+    )
+    func killNineDuringReplaysAndLateAttempts() async throws {
+        let sink = try await RecordingSink.start(responderThreads: 16)
+        let directory = TemporaryDirectory("lmtphook-crash")
+        defer { directory.remove() }
+        let socket = directory.file("lmtp.sock")
+        let spoolPath = directory.file("spool")
+        let metricsPort = unusedTCPPort()
+        let syncBudget = 200  // ms; the receiver answers after 2.5 × this: every sync attempt runs late
+        let daemon = try await ServeProcess.start(
+            [
+                "--socket", socket, "--spool", spoolPath, "--webhook", sink.url, "--sync-budget", "\(syncBudget)ms",
+                "--retry-schedule", "300ms", "--breaker-cooldown", "500ms", "--webhook-timeout", "3",
+                "--log-level", "error", "--metrics-listen", "127.0.0.1:\(metricsPort)",
+            ],
+            socket: socket
+        )
+        sink.answer(nil, afterMilliseconds: 5 * syncBudget / 2)
+        let flapping = Task {
+            var phase = 0
+            while !Task.isCancelled {
+                // Late successes, late failures (retried), and late successes again.
+                sink.answer(phase % 3 == 1 ? 503 : nil, afterMilliseconds: 5 * syncBudget / 2)
+                phase += 1
+                try? await Task.sleep(for: .milliseconds(700))
+            }
+        }
+        let replayer = Replayer(spoolPath: spoolPath)
+        let replays = Task { try await replayer.loop() }
+        let killsWanted = 5
+        let load = AckingLoad(socket: socket, subjectPrefix: "late")
+        let clients = Task {
+            try await load.run(workers: 6, minimum: 150) { load.generation.withLockedValue { $0 } >= killsWanted }
+        }
+        var landed = 0
+        for generation in 0..<killsWanted {
+            // While entries are queued with their late attempts running and a replay is running.
+            let deadline = ContinuousClock.now + .seconds(30)
+            var entries = 0
+            while ContinuousClock.now < deadline {
+                entries =
+                    ((try? FileManager.default.contentsOfDirectory(atPath: spoolPath + "/queue")) ?? []).filter {
+                        $0.hasSuffix(".msg")
+                    }.count
+                if entries >= 1 && replayer.isRunning { break }
+                try await Task.sleep(for: .milliseconds(5))
+            }
+            if entries >= 1 && replayer.isRunning { landed += 1 }
+            try await daemon.kill9()
+            load.generation.withLockedValue { $0 = generation + 1 }
+            try await blocking { try daemon.launch() }
+        }
+        try await clients.value
+        replays.cancel()
+        _ = try? await replays.value
+        flapping.cancel()
+        sink.answer(nil)
+
+        let ackedIDs = load.ackedIDs
+        var received: [String] = []
+        let deadline = ContinuousClock.now + .seconds(60)
+        while ContinuousClock.now < deadline {
+            received = sink.accepted.compactMap { try? json($0.body)["id"] as? String }
+            if try ackedIDs.isSubset(of: Set(received)) && Spool(path: spoolPath).ids().isEmpty { break }
+            try await Task.sleep(for: .milliseconds(200))
+        }
+        let lost = ackedIDs.subtracting(received)
+        let unknown = Set(received).subtracting(ackedIDs)
+        let repeats = received.count - Set(received).count
+        print(
+            "crash test (late attempts, replays): \(landed) of \(killsWanted) kills during a replay with entries queued; \(replayer.runs) replays (\(replayer.killed) killed); acked \(ackedIDs.count), receiver saw \(Set(received).count) distinct ids in \(received.count) accepted requests (\(repeats) repeated), lost \(lost.count)"
+        )
+        #expect(ackedIDs.count >= 150)
+        #expect(landed >= 3, "kills during a replay with entries queued: \(landed)")
+        #expect(replayer.killed >= 1, "some replays were killed themselves")
+        #expect(lost.isEmpty, "acknowledged but never delivered: \(lost.sorted().prefix(10))")
+        #expect(unknown.isEmpty, "delivered under an id no 250 gave: \(unknown.sorted().prefix(10))")
+        #expect(try Spool(path: spoolPath).ids().isEmpty)
+        try await daemon.stop()
+        await sink.stop()
+    }
 }
