@@ -98,7 +98,9 @@ package enum LMTPSessionFuzzer {
                 )
                 let before = replies.count
                 session.finishDelivery(
-                    message.recipients.map { $0.mailbox.localPart.hasPrefix("f") ? .temporaryFailure() : .delivered() }
+                    LMTPRecipientResults(message.recipients) {
+                        $0.mailbox.localPart.hasPrefix("f") ? .temporaryFailure() : .delivered()
+                    }
                 )
                 // One reply per recipient follows, before anything else.
                 for _ in message.recipients {

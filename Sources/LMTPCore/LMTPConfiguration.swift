@@ -2,6 +2,8 @@
 public struct LMTPConfiguration: Sendable, Hashable {
     /// The name the server announces in its greeting and LHLO reply.
     public var hostname: String
+    /// The text after the host name in the `220` greeting (a product name belongs here, if any).
+    public var greetingText: String = "LMTP ready"
     /// Largest message accepted, in bytes after dot-unstuffing (advertised as `SIZE`).
     public var maxMessageSize: Int
     /// Most recipients accepted in one transaction; more get `452 4.5.3`.
@@ -49,6 +51,13 @@ public struct LMTPConfiguration: Sendable, Hashable {
         {
             throw LMTPConfigurationError(
                 "hostname must be 1-64 printable ASCII characters without spaces, got \"\(hostname)\""
+            )
+        }
+        if greetingText.isEmpty || greetingText.utf8.count > 200
+            || greetingText.utf8.contains(where: { $0 < 0x20 || $0 >= 0x7F })
+        {
+            throw LMTPConfigurationError(
+                "greeting text must be 1-200 printable ASCII characters, got \"\(greetingText.prefix(60))\""
             )
         }
         if maxMessageSize < 1024 {

@@ -28,8 +28,8 @@ public struct LMTPMessage: Sendable {
     public var bodyType: LMTPBodyType?
     /// Whether the client declared `SMTPUTF8`.
     public var smtpUTF8: Bool
-    /// The accepted recipients, in RCPT order, duplicates included. The handler returns one
-    /// result per element, in this order.
+    /// The accepted recipients, in RCPT order, duplicates included. The handler returns a result
+    /// for each (``LMTPRecipientResults``); the replies go out in this order.
     public var recipients: [LMTPRecipient]
     /// Client data from XFORWARD (empty when the MTA sent none).
     public var client: LMTPClientInfo

@@ -69,7 +69,7 @@ public struct LMTPSession: Sendable {
 
     /// The greeting to send when the connection opens.
     public var greeting: LMTPReply {
-        LMTPReply(220, nil, "\(configuration.hostname) LMTP lmtphook ready")
+        LMTPReply(220, nil, "\(configuration.hostname) \(configuration.greetingText)")
     }
 
     /// The LHLO reply; kept short for Exim's 256-byte reply buffer.
@@ -214,11 +214,10 @@ public struct LMTPSession: Sendable {
 
     /// Answers ``Action/deliver(_:)`` with one result per recipient, in RCPT order. Missing results
     /// are answered `451 4.3.0` so the MTA retries them; extra ones are ignored.
-    public mutating func finishDelivery(_ results: [LMTPRecipientResult]) {
+    public mutating func finishDelivery(_ results: LMTPRecipientResults) {
         guard case .awaitingDelivery(let recipients) = phase else { return }
-        for (index, recipient) in recipients.enumerated() {
-            let result = index < results.count ? results[index] : .temporaryFailure("Internal error: no result")
-            outbox.append(.send(recipientReply(recipient, result)))
+        for recipient in recipients {
+            outbox.append(.send(recipientReply(recipient, results[recipient] ?? LMTPRecipientResults.missing)))
         }
         phase = .ready
         if shuttingDown && !inputClosed && !hasCompleteLine { closeWith(shutdownReply) }

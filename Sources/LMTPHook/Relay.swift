@@ -99,12 +99,12 @@ package final class Relay: Service, Sendable {
 
     /// Routes each recipient, delivers once per endpoint (concurrently), and gives each recipient
     /// the combined result of its endpoints: any 4xx wins (the MTA retries; endpoints that already
-    /// have the message get the same webhook id again), then any 5xx, else 250.
+    /// took the recipient are not sent it again, see ``DeliveryJournal``), then any 5xx, else 250.
     static func deliver(
         _ message: LMTPMessage,
         routes: RouteTable,
         delivery: DeliveryEngine
-    ) async -> [LMTPRecipientResult] {
+    ) async -> LMTPRecipientResults {
         var results = [[LMTPRecipientResult]](repeating: [], count: message.recipients.count)
         var groups: [String: (indices: [Int], route: String)] = [:]
         var order: [String] = []
@@ -168,7 +168,11 @@ package final class Relay: Service, Sendable {
                 if let result = byIndex[index] { results[index].append(result) }
             }
         }
-        return results.map(combine)
+        var answer = LMTPRecipientResults()
+        for (index, recipient) in message.recipients.enumerated() where answer[recipient] == nil {
+            answer[recipient] = combine(results[index])
+        }
+        return answer
     }
 
     static func combine(_ results: [LMTPRecipientResult]) -> LMTPRecipientResult {
@@ -333,7 +337,7 @@ package final class Relay: Service, Sendable {
     }
 
     /// Waits until the LMTP listeners are bound; returns their addresses.
-    package func waitUntilListening() async throws -> [String] {
+    package func waitUntilListening() async throws -> [LMTPListenAddress] {
         try await server.waitUntilListening()
     }
 

@@ -76,6 +76,8 @@ extension RelayConfiguration {
     package var effectiveServer: LMTPServerConfiguration {
         var server = self.server
         if server.spillDirectory == nil, let spoolDirectory { server.spillDirectory = spoolDirectory + "/incoming" }
+        server.session.greetingText = "LMTP lmtphook ready"
+        server.metricsPrefix = "lmtphook_lmtp"
         return server
     }
 }

@@ -105,8 +105,8 @@ struct DemoCommand: AsyncParsableCommand {
         }
     }
 
-    static func hostAndPort(_ address: String) throws -> (String, Int) {
-        guard case .tcp(let host, let port) = LMTPListenAddress.parseTCP(address) else {
+    static func hostAndPort(_ address: LMTPListenAddress) throws -> (String, Int) {
+        guard case .tcp(let host, let port) = address else {
             throw ValidationError("bad address \(address)")
         }
         return (host, port)

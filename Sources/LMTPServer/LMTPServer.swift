@@ -13,7 +13,7 @@ import ServiceLifecycle
 ///     logger: Logger(label: "lmtp")
 /// ) { message in
 ///     print(message.sender, message.recipients.count, message.data.count)
-///     return message.recipients.map { _ in .delivered() }
+///     return LMTPRecipientResults(all: .delivered())
 /// }
 /// try await server.run()   // until server.stop() or SIGTERM in a ServiceGroup
 /// ```
@@ -23,21 +23,29 @@ import ServiceLifecycle
 /// listeners close, idle connections get `421 4.3.2`, transactions in flight finish within
 /// ``LMTPServerConfiguration/shutdownGracePeriod``, socket files are removed, and ``run()`` returns.
 public final class LMTPServer: Service, Sendable {
-    /// Handles one complete message; returns one result per recipient, in RCPT order.
-    public typealias MessageHandler = @Sendable (LMTPMessage) async -> [LMTPRecipientResult]
+    /// Handles one complete message; returns a result for each recipient, by recipient.
+    public typealias MessageHandler = @Sendable (LMTPMessage) async -> LMTPRecipientResults
 
     public let configuration: LMTPServerConfiguration
     private let policy: LMTPPolicy
-    private let metrics = LMTPServerMetrics()
+    private let metrics: LMTPServerMetrics
     private let handler: MessageHandler
     private let logger: Logger
     private let group: any EventLoopGroup
     private let state = NIOLockedValueBox(State())
-    private let listening: EventLoopPromise<[String]>
+    private let listening: EventLoopPromise<[LMTPListenAddress]>
     private let deliveries: DeliveryGate
     private let threadPool: NIOThreadPool
 
+    /// Where the server is in its life: it runs once.
+    private enum Lifecycle {
+        case idle
+        case running
+        case finished
+    }
+
     private struct State {
+        var lifecycle = Lifecycle.idle
         var stopping = false
         var serverChannels: [any Channel] = []
         var connections: [ObjectIdentifier: any Channel] = [:]
@@ -63,11 +71,12 @@ public final class LMTPServer: Service, Sendable {
         handler: @escaping MessageHandler
     ) {
         self.configuration = configuration
+        self.metrics = LMTPServerMetrics(prefix: configuration.metricsPrefix)
         self.policy = policy
         self.handler = handler
         self.logger = logger
         self.group = eventLoopGroup
-        self.listening = eventLoopGroup.next().makePromise(of: [String].self)
+        self.listening = eventLoopGroup.next().makePromise(of: [LMTPListenAddress].self)
         self.deliveries = DeliveryGate(
             slots: configuration.maxConcurrentDeliveries,
             byteBudget: configuration.maxDeliveryBytes,
@@ -83,15 +92,26 @@ public final class LMTPServer: Service, Sendable {
         listening.fail(LMTPServerError("server was released before listening"))
     }
 
-    /// Waits until every listener is bound; returns their addresses (`unix:/path`, `127.0.0.1:2424`).
+    /// Waits until every listener is bound; returns the addresses, in the order of
+    /// ``LMTPServerConfiguration/listeners``, with the port a TCP listener on port 0 was given.
     /// Throws if the server failed to start.
-    public func waitUntilListening() async throws -> [String] {
+    public func waitUntilListening() async throws -> [LMTPListenAddress] {
         try await listening.futureResult.get()
     }
 
     /// Binds every listener and serves until ``stop()`` (or graceful shutdown of the enclosing
-    /// `ServiceGroup`); returns when all connections have ended.
+    /// `ServiceGroup`); returns when all connections have ended, with every listener closed and
+    /// every socket file removed. A server runs once: a second call throws.
     public func run() async throws {
+        let first = state.withLockedValue { state -> Bool in
+            guard case .idle = state.lifecycle else { return false }
+            state.lifecycle = .running
+            return true
+        }
+        guard first else {
+            throw LMTPServerError("run() was called on a server that already ran: an LMTPServer runs once")
+        }
+        defer { state.withLockedValue { $0.lifecycle = .finished } }
         do {
             try configuration.validate()
             if let directory = configuration.spillDirectory { try await prepareSpillDirectory(directory) }
@@ -100,7 +120,7 @@ public final class LMTPServer: Service, Sendable {
             throw error
         }
         var servers: [NIOAsyncChannel<NIOAsyncChannel<LMTPInboundEvent, ByteBuffer>, Never>] = []
-        var addresses: [String] = []
+        var addresses: [LMTPListenAddress] = []
         do {
             for listener in configuration.listeners {
                 let server = try await bind(listener)
@@ -118,7 +138,7 @@ public final class LMTPServer: Service, Sendable {
             return state.stopping
         }
         if alreadyStopping { for server in servers { server.channel.close(promise: nil) } }
-        logger.info("listening", metadata: ["addresses": "\(addresses.joined(separator: " "))"])
+        logger.info("listening", metadata: ["addresses": "\(addresses.map(\.description).joined(separator: " "))"])
         for case .tcp(let host, _) in configuration.listeners
         where configuration.allowedClients == nil && !Self.isLoopback(host) {
             logger.warning(
@@ -201,11 +221,10 @@ public final class LMTPServer: Service, Sendable {
         }
     }
 
-    private static func describe(_ listener: LMTPListenAddress, _ bound: SocketAddress?) -> String {
+    private static func describe(_ listener: LMTPListenAddress, _ bound: SocketAddress?) -> LMTPListenAddress {
         switch listener {
-        case .unix: return listener.description
-        case .tcp(let host, _):
-            return LMTPListenAddress.tcp(host: host, port: bound?.port ?? 0).description
+        case .unix: return listener
+        case .tcp(let host, let port): return .tcp(host: host, port: bound?.port ?? port)
         }
     }
 
@@ -339,175 +358,14 @@ public final class LMTPServer: Service, Sendable {
         metrics.connections.increment()
         metrics.activeConnections.increment()
         defer { metrics.activeConnections.decrement() }
-        var session = LMTPSession(configuration: configuration.effectiveSession)
-        let clock = ContinuousClock()
-        var lastEvent = clock.now
-        var commandDeadline = LMTPDeadline(timeout: configuration.idleTimeout)
-        var dataDeadline = LMTPDeadline(timeout: configuration.dataTimeout, minimumRate: configuration.minimumDataRate)
-        var spill: SpillFile?
-        var spillFailed = false
-        do {
-            try await connection.executeThenClose { inbound, outbound in
-                var pending = channel.allocator.buffer(capacity: 512)
-                func flush() async throws {
-                    guard pending.readableBytes > 0 else { return }
-                    try await outbound.write(pending)
-                    pending.clear()
-                }
-                pending.writeString(session.greeting.wireFormat)
-                metrics.reply(code: session.greeting.code)
-                var events = inbound.makeAsyncIterator()
-                while true {
-                    let action = session.nextAction()
-                    if spill != nil || spillFailed, !session.isReceivingData {
-                        switch action {
-                        case .deliver, .spill: break
-                        default:
-                            // The transaction ended without a message (size or header limit, lost connection).
-                            await spill?.remove()
-                            spill = nil
-                            spillFailed = false
-                        }
-                    }
-                    switch action {
-                    case .send(let reply):
-                        pending.writeString(reply.wireFormat)
-                        metrics.reply(code: reply.code)
-                        if reply.code == 354 { dataDeadline.reset() }
-                        commandDeadline.reset()
-                        continue
-                    case .checkSender(let sender):
-                        let decision = await policy.sender?(sender) ?? .accept
-                        session.resolveSender(decision)
-                        continue
-                    case .checkRecipient(let recipient):
-                        let decision = await policy.recipient?(recipient) ?? .accept
-                        session.resolveRecipient(decision)
-                        continue
-                    case .spill(let bytes):
-                        guard !spillFailed, let directory = configuration.spillDirectory else { continue }
-                        do {
-                            if spill == nil { spill = try await SpillFile.create(in: directory, pool: threadPool) }
-                            try await spill?.append(bytes)
-                        } catch {
-                            logger.error(
-                                "cannot hold an incoming message on disk; it will be refused with 451",
-                                metadata: ["error": "\(error)"]
-                            )
-                            spillFailed = true
-                        }
-                        continue
-                    case .deliver(var message):
-                        try await flush()
-                        let file = spill
-                        spill = nil
-                        let failed = spillFailed
-                        spillFailed = false
-                        let results = await deliver(&message, spilled: file, spillFailed: failed, logger: logger)
-                        session.finishDelivery(results)
-                        lastEvent = clock.now
-                        commandDeadline.reset()
-                        continue
-                    case .close:
-                        try await flush()
-                        if let lost = session.lostInDataBytes {
-                            logger.info("lost connection in DATA; message discarded", metadata: ["bytes": "\(lost)"])
-                        }
-                        return
-                    case .needInput:
-                        try await flush()
-                    }
-                    guard let event = try await events.next() else {
-                        session.receiveEndOfInput()
-                        continue
-                    }
-                    let now = clock.now
-                    let elapsed = now - lastEvent
-                    lastEvent = now
-                    var received = 0
-                    switch event {
-                    case .bytes(let bytes):
-                        received = bytes.readableBytes
-                        session.receive(bytes.readableBytesView)
-                    case .tick:
-                        break
-                    case .shutdown:
-                        session.beginShutdown()
-                        continue
-                    }
-                    if session.isReceivingData {
-                        dataDeadline.record(elapsed: elapsed, bytes: received)
-                        if dataDeadline.isExpired {
-                            let rate = configuration.minimumDataRate
-                            logger.info("data timeout", metadata: ["minimum_rate": "\(rate)"])
-                            session.dataTimeout()
-                        }
-                    } else {
-                        commandDeadline.record(elapsed: elapsed, bytes: 0)
-                        if commandDeadline.isExpired {
-                            logger.info("command timeout")
-                            session.idleTimeout()
-                        }
-                    }
-                }
-            }
-        } catch {
-            logger.debug("connection ended with error", metadata: ["error": "\(error)"])
-        }
-        await spill?.remove()
-        logger.debug("connection closed")
-    }
-
-    /// Hands one message to the handler within the delivery bounds: waits for a slot (or answers
-    /// every recipient `451 4.3.2` when the queue is full), reads a spilled message back, and
-    /// removes its file afterwards.
-    private func deliver(
-        _ message: inout LMTPMessage,
-        spilled file: SpillFile?,
-        spillFailed: Bool,
-        logger: Logger
-    ) async -> [LMTPRecipientResult] {
-        metrics.deliveriesActive.increment()
-        defer {
-            metrics.deliveriesActive.decrement()
-            metrics.transactions.increment()
-        }
-        let busy = LMTPRecipientResult(code: 451, enhancedCode: "4.3.2", text: "Too busy, try again later")
-        guard !spillFailed else {
-            await file?.remove()
-            return message.recipients.map { _ in
-                LMTPRecipientResult(code: 451, enhancedCode: "4.3.0", text: "Cannot store the message, try again later")
-            }
-        }
-        let weight = message.spilledBytes + message.data.count
-        guard await deliveries.enter(weight: weight) else {
-            await file?.remove()
-            logger.warning(
-                "delivery queue full; message refused with 451",
-                metadata: ["queued": "\(configuration.maxQueuedDeliveries)"]
-            )
-            return message.recipients.map { _ in busy }
-        }
-        defer { deliveries.leave(weight: weight) }
-        if let file {
-            do {
-                message.data = try await file.readAll(expecting: message.spilledBytes, then: message.data)
-                message.spilledBytes = 0
-            } catch {
-                logger.error("cannot read back an incoming message; refused with 451", metadata: ["error": "\(error)"])
-                await file.remove()
-                return message.recipients.map { _ in
-                    LMTPRecipientResult(
-                        code: 451,
-                        enhancedCode: "4.3.0",
-                        text: "Cannot read the message back, try again later"
-                    )
-                }
-            }
-            await file.remove()
-        }
-        metrics.messageBytes.increment(by: message.data.count)
-        metrics.messageSize.record(message.data.count)
-        return await handler(message)
+        await LMTPConnection(
+            configuration: configuration,
+            policy: policy,
+            metrics: metrics,
+            deliveries: deliveries,
+            threadPool: threadPool,
+            handler: handler,
+            logger: logger
+        ).serve(connection)
     }
 }

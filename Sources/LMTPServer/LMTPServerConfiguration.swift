@@ -44,6 +44,9 @@ public struct LMTPServerConfiguration: Sendable, Hashable {
     /// message arrives (temporary files, removed after delivery; leftovers are removed at start).
     /// `nil`: whole messages are held in memory.
     public var spillDirectory: String?
+    /// The prefix of the server's metric names (`PREFIX_connections_total`, …): a product's name
+    /// belongs here. Letters, digits and `_`.
+    public var metricsPrefix: String = "lmtp"
 
     public init(
         listeners: [LMTPListenAddress],
@@ -84,6 +87,13 @@ public struct LMTPServerConfiguration: Sendable, Hashable {
     /// Checks the server-level values; returns a message naming the bad setting.
     public func validate() throws(LMTPServerError) {
         do { try session.validate() } catch { throw LMTPServerError(error.description) }
+        if metricsPrefix.isEmpty || metricsPrefix.first!.isNumber
+            || !metricsPrefix.allSatisfy({ $0.isASCII && ($0.isLetter || $0.isNumber || $0 == "_") })
+        {
+            throw LMTPServerError(
+                "metrics prefix must be letters, digits and '_', not starting with a digit, got \"\(metricsPrefix)\""
+            )
+        }
         guard !listeners.isEmpty else {
             throw LMTPServerError("no listener configured (need a UNIX socket or a TCP address)")
         }

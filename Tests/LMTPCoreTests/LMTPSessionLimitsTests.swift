@@ -20,7 +20,7 @@ struct LMTPSessionLimitsTests {
     @Test func greetingHasNoEnhancedCode() {
         #expect(
             LMTPSession(configuration: LMTPConfiguration(hostname: "h.test")).greeting.wireFormat
-                == "220 h.test LMTP lmtphook ready\r\n"
+                == "220 h.test LMTP ready\r\n"
         )
     }
 
@@ -132,9 +132,11 @@ struct LMTPSessionLimitsTests {
             case .checkSender: session.resolveSender(.accept)
             case .checkRecipient: session.resolveRecipient(.accept)
             case .deliver:
-                session.finishDelivery([
-                    LMTPRecipientResult(code: 250, enhancedCode: "5.1.1", text: "ok\r\n250 fake\nline")
-                ])
+                session.finishDelivery(
+                    LMTPRecipientResults(
+                        all: LMTPRecipientResult(code: 250, enhancedCode: "5.1.1", text: "ok\r\n250 fake\nline")
+                    )
+                )
             case .spill: Issue.record("no spill without a threshold")
             case .needInput, .close: break loop
             }
@@ -142,11 +144,15 @@ struct LMTPSessionLimitsTests {
         #expect(last == "250 2.0.0 <c@d.test> ok  250 fake line\r\n")
     }
 
-    @Test func handlerReturningTooFewResultsDefersTheRest() {
+    @Test(
+        "results go to recipients by recipient: given out of RCPT order they still reach the right one; a duplicate RCPT gets its recipient's result; one without a result gets 451"
+    )
+    func resultsAreMatchedByRecipient() {
         var session = LMTPSession()
         session.receive(
             Array(
-                "LHLO c\r\nMAIL FROM:<a@b.test>\r\nRCPT TO:<c@d.test>\r\nRCPT TO:<e@d.test>\r\nDATA\r\nx\r\n.\r\n".utf8
+                "LHLO c\r\nMAIL FROM:<a@b.test>\r\nRCPT TO:<c@d.test>\r\nRCPT TO:<e@d.test>\r\nRCPT TO:<g@d.test>\r\nRCPT TO:<c@d.test>\r\nDATA\r\nx\r\n.\r\n"
+                    .utf8
             )
         )
         var replies: [String] = []
@@ -155,14 +161,21 @@ struct LMTPSessionLimitsTests {
             case .send(let reply): replies.append(reply.wireFormat)
             case .checkSender: session.resolveSender(.accept)
             case .checkRecipient: session.resolveRecipient(.accept)
-            case .deliver: session.finishDelivery([.delivered()])
+            case .deliver(let message):
+                // Set in reverse RCPT order, and none for g@d.test.
+                var results = LMTPRecipientResults()
+                results[message.recipients[1]] = .permanentFailure("No such user")
+                results[message.recipients[0]] = .delivered()
+                session.finishDelivery(results)
             case .spill: Issue.record("no spill without a threshold")
             case .needInput, .close: break loop
             }
         }
         #expect(
-            Array(replies.suffix(2)) == [
-                "250 2.0.0 <c@d.test> Delivered\r\n", "451 4.3.0 <e@d.test> Internal error: no result\r\n",
+            Array(replies.suffix(4)) == [
+                "250 2.0.0 <c@d.test> Delivered\r\n", "550 5.0.0 <e@d.test> No such user\r\n",
+                "451 4.3.0 <g@d.test> Internal error: no result for this recipient\r\n",
+                "250 2.0.0 <c@d.test> Delivered\r\n",
             ]
         )
     }

@@ -71,7 +71,7 @@ struct SessionHarness {
                 delivered.append(message)
                 messages.append(spilled + message.data)
                 spilled = []
-                session.finishDelivery(message.recipients.map(Self.result(for:)))
+                session.finishDelivery(LMTPRecipientResults(message.recipients, Self.result(for:)))
             case .needInput: break loop
             case .close:
                 closed = true

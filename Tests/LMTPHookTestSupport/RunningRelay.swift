@@ -77,7 +77,7 @@ package struct RunningRelay {
         let relay = try await Relay(configuration: configuration, logger: logger, localRecord: { _ in }, clock: clock)
         let task = Task { try await relay.run() }
         let addresses = try await relay.waitUntilListening()
-        guard let tcp = addresses.last, case .tcp(_, let port) = LMTPListenAddress.parseTCP(tcp) else {
+        guard case .tcp(_, let port) = addresses.last else {
             throw LMTPServerError("no TCP address in \(addresses)")
         }
         return RunningRelay(relay: relay, task: task, directory: directory, socketPath: socketPath, tcpPort: port)

@@ -1,3 +1,4 @@
+import Foundation
 import LMTPCore
 import LMTPHook
 import LMTPHookTestSupport
@@ -21,7 +22,7 @@ struct LibraryExampleTests {
             logger: Logger(label: "my-lmtp")
         ) { message in
             print("from \(message.sender), \(message.data.count) bytes")
-            return message.recipients.map { _ in .delivered("stored") }
+            return LMTPRecipientResults(all: .delivered("stored"))
         }
         let running = Task { try await server.run() }  // server.stop() from anywhere ends it
         // --- end of README example ---
@@ -40,5 +41,39 @@ struct LibraryExampleTests {
         server.stop()
         try await running.value
         directory.remove()
+    }
+
+    @Test(
+        "a server runs once (a second run() throws, the socket file is gone after the first); the greeting text and the metric prefix are settings; waitUntilListening gives typed addresses"
+    )
+    func lifecycleAndSettings() async throws {
+        let directory = TemporaryDirectory()
+        defer { directory.remove() }
+        let socketPath = directory.file("lmtp.sock")
+        var configuration = LMTPServerConfiguration(
+            listeners: [.unix(path: socketPath), .tcp(host: "127.0.0.1", port: 0)],
+            session: LMTPConfiguration(hostname: "mx.test")
+        )
+        configuration.session.greetingText = "LMTP acme-mail ready"
+        configuration.metricsPrefix = "acme_lmtp"
+        let server = LMTPServer(configuration: configuration) { _ in LMTPRecipientResults(all: .delivered()) }
+        let running = Task { try await server.run() }
+        let addresses = try await server.waitUntilListening()
+        #expect(addresses.first == .unix(path: socketPath))
+        guard case .tcp("127.0.0.1", let port) = addresses.last else {
+            Issue.record("no TCP address: \(addresses)")
+            return
+        }
+        #expect(port > 0)
+        let greeting = try await blocking { try LMTPClientConnection(host: "127.0.0.1", port: port).readReply() }
+        #expect(greeting.lines == ["mx.test LMTP acme-mail ready"])
+        server.stop()
+        try await running.value
+        #expect(!FileManager.default.fileExists(atPath: socketPath), "run() released its socket file")
+        await #expect(throws: LMTPServerError.self) { try await server.run() }
+
+        configuration.metricsPrefix = "9 bad"
+        let invalid = LMTPServer(configuration: configuration) { _ in LMTPRecipientResults() }
+        await #expect(throws: LMTPServerError.self) { try await invalid.run() }
     }
 }

@@ -275,13 +275,13 @@ struct RelaySocketTests {
         close(fd)
 
         let first = LMTPServer(configuration: .init(listeners: [.unix(path: path)])) { message in
-            message.recipients.map { _ in .delivered() }
+            LMTPRecipientResults(all: .delivered())
         }
         let firstTask = Task { try await first.run() }
         _ = try await first.waitUntilListening()
 
         let second = LMTPServer(configuration: .init(listeners: [.unix(path: path)])) { message in
-            message.recipients.map { _ in .delivered() }
+            LMTPRecipientResults(all: .delivered())
         }
         await #expect { try await second.run() } throws: { "\($0)".contains("already listening on \(path)") }
 
@@ -291,7 +291,7 @@ struct RelaySocketTests {
         let plainFile = directory.file("plain")
         writeFile(plainFile, "not a socket")
         let third = LMTPServer(configuration: .init(listeners: [.unix(path: plainFile)])) { message in
-            message.recipients.map { _ in .delivered() }
+            LMTPRecipientResults(all: .delivered())
         }
         await #expect { try await third.run() } throws: { "\($0)".contains("is not a socket") }
         #expect(readFile(plainFile) == Array("not a socket".utf8))

@@ -23,7 +23,7 @@ struct ResourceBoundsTests {
 
         static func start(
             _ adjust: (inout LMTPServerConfiguration) -> Void = { _ in },
-            handler: (@Sendable (LMTPMessage) async -> [LMTPRecipientResult])? = nil
+            handler: (@Sendable (LMTPMessage) async -> LMTPRecipientResults)? = nil
         ) async throws -> Server {
             let directory = TemporaryDirectory()
             let socketPath = directory.file("lmtp.sock")
@@ -39,11 +39,11 @@ struct ResourceBoundsTests {
             let server = LMTPServer(configuration: configuration, logger: logger) { message in
                 delivered.withLockedValue { $0.append(message) }
                 if let handler { return await handler(message) }
-                return message.recipients.map { _ in .delivered() }
+                return LMTPRecipientResults(all: .delivered())
             }
             let task = Task { try await server.run() }
             let addresses = try await server.waitUntilListening()
-            guard let tcp = addresses.last, case .tcp(_, let port) = LMTPListenAddress.parseTCP(tcp) else {
+            guard case .tcp(_, let port) = addresses.last else {
                 throw LMTPServerError("no TCP port")
             }
             return Server(
@@ -251,7 +251,7 @@ struct ResourceBoundsTests {
             },
             handler: { message in
                 await withCheckedContinuation { continuation in gate.withLockedValue { $0.append(continuation) } }
-                return message.recipients.map { _ in .delivered() }
+                return LMTPRecipientResults(all: .delivered())
             }
         )
         let first = Task {
@@ -298,7 +298,7 @@ struct ResourceBoundsTests {
                 if message.data.count > 1000 {
                     await withCheckedContinuation { continuation in gate.withLockedValue { $0.append(continuation) } }
                 }
-                return message.recipients.map { _ in .delivered() }
+                return LMTPRecipientResults(all: .delivered())
             }
         )
         let big = sampleMessage(body: String(repeating: "b", count: 6000) + "\r\n")
@@ -434,7 +434,7 @@ struct ResourceBoundsTests {
                 listeners: [.unix(path: TemporaryDirectory().file("x.sock"))],
                 unixSocketOwner: "no-such-user-here"
             )
-        ) { _ in [] }
+        ) { _ in LMTPRecipientResults() }
         await #expect(throws: LMTPServerError.self) { try await wrong.run() }
     }
 
@@ -498,11 +498,14 @@ struct ResourceBoundsTests {
             var configuration = LMTPServerConfiguration(listeners: [address], shutdownGracePeriod: .seconds(1))
             configuration.allowedClients = allowList?.compactMap(LMTPClientNetwork.init)
             let server = LMTPServer(configuration: configuration, logger: log.logger()) { message in
-                message.recipients.map { _ in .delivered() }
+                LMTPRecipientResults(all: .delivered())
             }
             let task = Task { try await server.run() }
             let bound = try await server.waitUntilListening()
-            if listen == ":0" { #expect(bound.count == 1 && bound[0].hasPrefix("127.0.0.1:"), "bound \(bound)") }
+            if listen == ":0" {
+                #expect(bound.count == 1 && bound[0].description.hasPrefix("127.0.0.1:"), "bound \(bound)")
+                if case .tcp(_, let port) = bound.first { #expect(port > 0, "the port the system gave") }
+            }
             let warnings = log.lines(.warning, containing: "non-loopback address without an allow-list")
             #expect(
                 warnings.count == (warns ? 1 : 0),
