@@ -50,7 +50,8 @@ package struct DeliveryRequest: Sendable {
 /// entry is fsync'd in the spool; no spool error drops an entry from the schedule (it is logged,
 /// counted and tried again with backoff).
 package final class DeliveryEngine: Service, Sendable {
-    package let settings: DeliverySettings
+    /// The settings in force (replaced by ``update(endpoints:delimiters:settings:)``).
+    package var settings: DeliverySettings { state.withLock { $0.settings } }
     package let metrics = DeliveryMetrics()
     private let clock: DeliveryClock
     private let spool: Spool?
@@ -76,6 +77,7 @@ package final class DeliveryEngine: Service, Sendable {
     }
 
     private struct State {
+        var settings: DeliverySettings
         var endpoints: [String: WebhookEndpoint]
         var delimiters: Set<Character>
         var policies: [String: EndpointPolicy] = [:]
@@ -106,11 +108,10 @@ package final class DeliveryEngine: Service, Sendable {
         self.scheduling = scheduling
         self.spool = spool
         self.journal = journal
-        self.settings = settings
         self.clock = clock
         self.logger = logger
         self.threads = max(1, threads)
-        var state = State(endpoints: [:], delimiters: delimiters)
+        var state = State(settings: settings, endpoints: [:], delimiters: delimiters)
         Self.apply(endpoints, to: &state, settings: settings, threads: self.threads)
         self.state = Mutex(state)
     }
@@ -163,10 +164,11 @@ package final class DeliveryEngine: Service, Sendable {
     /// Replaces the endpoints (configuration reload). Health and rate-limit state is kept for
     /// endpoints whose URL and rate did not change; queued entries follow their endpoint's name
     /// (those of an endpoint that went away wait until a reload brings it back).
-    package func update(endpoints: [WebhookEndpoint], delimiters: Set<Character>) {
+    package func update(endpoints: [WebhookEndpoint], delimiters: Set<Character>, settings: DeliverySettings? = nil) {
         state.withLock { state in
             state.delimiters = delimiters
-            Self.apply(endpoints, to: &state, settings: settings, threads: threads)
+            if let settings { state.settings = settings }
+            Self.apply(endpoints, to: &state, settings: state.settings, threads: threads)
         }
         doorbell.ring()
     }

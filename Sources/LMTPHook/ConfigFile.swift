@@ -21,7 +21,8 @@ package struct ConfigFile: Sendable {
     /// Reads and validates `path`; `environment` supplies `{env: NAME}` secrets.
     package static func load(
         path: String,
-        environment: [String: String] = ProcessInfo.processInfo.environment
+        environment: [String: String] = ProcessInfo.processInfo.environment,
+        overrides: [ConfigOverride] = []
     ) throws(ConfigError) -> ConfigFile {
         guard let bytes = FileContents.read(path: path) else {
             throw ConfigError(
@@ -32,7 +33,12 @@ package struct ConfigFile: Sendable {
             )
         }
         let directory = (path as NSString).deletingLastPathComponent
-        var config = try parse(String(decoding: bytes, as: UTF8.self), file: path, environment: environment) { name in
+        var config = try parse(
+            String(decoding: bytes, as: UTF8.self),
+            file: path,
+            environment: environment,
+            overrides: overrides
+        ) { name in
             let full = name.hasPrefix("/") ? name : (directory.isEmpty ? name : directory + "/" + name)
             return FileContents.read(path: full).map { String(decoding: $0, as: UTF8.self) }
         }
@@ -45,13 +51,34 @@ package struct ConfigFile: Sendable {
         return config
     }
 
-    /// Parses configuration text; `readFile` resolves `…_file` paths (relative to the config file).
+    /// Parses configuration text (`nil`: no file, only `overrides`), then the command-line
+    /// `overrides` applied over it; `readFile` resolves `…_file` paths (relative to the config file).
     package static func parse(
-        _ text: String,
+        _ text: String?,
         file: String = "config",
         environment: [String: String] = [:],
+        overrides: [ConfigOverride] = [],
         readFile: @escaping (String) -> String? = { _ in nil }
     ) throws(ConfigError) -> ConfigFile {
+        var root = Node.mapping(Node.Mapping([]))
+        if let text { root = try compose(text, file: file) }
+        var flags: [(path: String, flag: String)] = []
+        for override in overrides { flags.append((override.apply(to: &root), override.flag)) }
+        var parser = ConfigParser(file: file, environment: environment, readFile: readFile)
+        do {
+            return try parser.parse(ConfigNode(node: root, path: "", file: file))
+        } catch {
+            // An error in a key a flag set names the flag (the longest path that covers the key).
+            var error = error
+            let covering = flags.filter {
+                error.key == $0.path || error.key.hasPrefix($0.path + ".") || error.key.hasPrefix($0.path + "[")
+            }
+            if let match = covering.max(by: { $0.path.count < $1.path.count }) { error.flag = match.flag }
+            throw error
+        }
+    }
+
+    private static func compose(_ text: String, file: String) throws(ConfigError) -> Node {
         let root: Node
         do {
             guard let node = try Yams.compose(yaml: text) else {
@@ -70,8 +97,7 @@ package struct ConfigFile: Sendable {
         } catch {
             throw ConfigError(file: file, line: nil, key: "", message: "not valid YAML: \(error)")
         }
-        var parser = ConfigParser(file: file, environment: environment, readFile: readFile)
-        return try parser.parse(ConfigNode(node: root, path: "", file: file))
+        return root
     }
 
     /// This host's name for the greeting and LHLO reply (`localhost` when it is unusable).

@@ -9,6 +9,8 @@ package struct ConfigError: Error, Sendable, CustomStringConvertible {
     /// `endpoints[1].url`.
     package var key: String
     package var message: String
+    /// The command-line flag that set the key, when one did (see ``ConfigOverride``).
+    package var flag: String?
 
     package init(file: String, line: Int?, key: String, message: String) {
         self.file = file
@@ -18,6 +20,7 @@ package struct ConfigError: Error, Sendable, CustomStringConvertible {
     }
 
     package var description: String {
+        if let flag { return key.isEmpty ? "\(flag): \(message)" : "\(flag) (\(key)): \(message)" }
         let location = line.map { "\(file):\($0)" } ?? file
         return key.isEmpty ? "\(location): \(message)" : "\(location): \(key): \(message)"
     }

@@ -216,9 +216,11 @@ package final class Relay: Service, Sendable {
         return clean.count <= limit ? clean : String(clean.prefix(limit)) + "…"
     }
 
-    /// Applies a new configuration's routes and endpoints without dropping connections; mail in
-    /// flight finishes with the old ones. Listeners, limits and the spool directory stay as they
-    /// were started (the returned notes say which of those changed and need a restart).
+    /// Applies a new configuration without dropping connections: routes, endpoints and the
+    /// delivery settings (sync budget, retry schedule and age, breaker, retry concurrency,
+    /// journal window); mail in flight finishes with the old ones. What needs a restart —
+    /// listeners, limits and timeouts, the spool directory, the journal file, the delivery
+    /// threads, the metrics address — stays as started; the returned notes name each one changed.
     package func reload(_ new: RelayConfiguration) -> [String] {
         var notes: [String] = []
         if new.server != configuration.server {
@@ -230,6 +232,15 @@ package final class Relay: Service, Sendable {
         if new.effectiveJournal != configuration.effectiveJournal {
             notes.append("delivery.journal changed: it takes effect after a restart")
         }
+        if new.deliveryThreads != configuration.deliveryThreads {
+            notes.append("delivery.threads changed: it takes effect after a restart")
+        }
+        if new.metricsListen != configuration.metricsListen {
+            notes.append("metrics.listen changed: it takes effect after a restart")
+        }
+        if new.effectiveControlSocket != configuration.effectiveControlSocket {
+            notes.append("spool.control_socket changed: it takes effect after a restart")
+        }
         var endpoints = new.endpoints
         var table = new.effectiveRoutes
         if endpoints.isEmpty, let localSink {
@@ -239,7 +250,7 @@ package final class Relay: Service, Sendable {
             notes.append("the new configuration has no endpoints: kept the current ones")
             return notes
         }
-        delivery.update(endpoints: endpoints, delimiters: table.delimiters)
+        delivery.update(endpoints: endpoints, delimiters: table.delimiters, settings: new.delivery)
         routes.withLockedValue { $0 = table }
         return notes
     }

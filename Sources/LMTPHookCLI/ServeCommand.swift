@@ -25,7 +25,7 @@ struct ServeCommand: AsyncParsableCommand {
         abstract: "Accept mail over LMTP and POST each message as JSON to a webhook.",
         discussion: """
             Without --webhook or --config, messages go to a built-in local receiver that prints each JSON document on stdout.
-            With --config FILE, everything comes from the file (listeners, limits, spool, endpoints, routes); --socket and --listen add listeners.
+            With --config FILE, everything comes from the file (listeners, limits, spool, endpoints, routes). Every other flag sets the file key it names in its help, over the file's value, with the same default and validation; --socket and --listen add listeners. --webhook and the flags of its endpoint define the one endpoint of a configuration without a file.
             SIGHUP: reload the configuration file (routes, endpoints); a file with errors is refused and the running configuration stays.
             SIGTERM or SIGINT: stop accepting, let transactions in flight finish, answer new commands with 421, exit 0.
             """
@@ -42,8 +42,8 @@ struct ServeCommand: AsyncParsableCommand {
     )
     var socket: String?
 
-    @Option(help: ArgumentHelp("File mode of the UNIX socket, octal.", valueName: "mode"))
-    var socketMode: String = "0660"
+    @Option(help: ArgumentHelp("File mode of the UNIX socket, octal (listen[].mode; default 0660).", valueName: "mode"))
+    var socketMode: String?
 
     @Option(
         help: ArgumentHelp("TCP address to listen on; repeatable. Port 0 picks a free port.", valueName: "host:port")
@@ -57,7 +57,7 @@ struct ServeCommand: AsyncParsableCommand {
 
     @Option(
         help: ArgumentHelp(
-            "Spool directory (created if missing). With a spool, messages the webhook cannot take now are queued durably and retried; without one they get 451 and the MTA retries.",
+            "Spool directory (created if missing; spool.path). With a spool, messages the webhook cannot take now are queued durably and retried; without one they get 451 and the MTA retries.",
             valueName: "dir"
         )
     )
@@ -80,47 +80,47 @@ struct ServeCommand: AsyncParsableCommand {
 
     @Option(
         help: ArgumentHelp(
-            "Time the MTA waits for the first webhook attempt before the message is queued instead (needs --spool).",
+            "Time the MTA waits for the first webhook attempt before the message is queued instead (needs --spool; delivery.sync_budget, default 5s).",
             valueName: "duration"
         )
     )
-    var syncBudget: String = "5s"
+    var syncBudget: String?
 
     @Option(
         help: ArgumentHelp(
-            "Transient failures in a row that open an endpoint's circuit: new mail is queued without an attempt and retries wait (needs --spool).",
+            "Transient failures in a row that open an endpoint's circuit: new mail is queued without an attempt and retries wait (needs --spool; delivery.breaker_failures, default 5).",
             valueName: "n"
         )
     )
-    var breakerFailures: Int = 5
+    var breakerFailures: String?
 
     @Option(
         help: ArgumentHelp(
-            "How long an open circuit stays open before one request may probe the endpoint again.",
+            "How long an open circuit stays open before one request may probe the endpoint again (delivery.breaker_cooldown, default 30s).",
             valueName: "duration"
         )
     )
-    var breakerCooldown: String = "30s"
+    var breakerCooldown: String?
 
     @Option(
         help: ArgumentHelp(
-            "Delays between retries, comma-separated; the last repeats (±20 % jitter).",
+            "Delays between retries, comma-separated; the last repeats, ±20 % jitter (spool.retry_schedule, default 5s,5m,30m,2h,5h,10h,14h,20h,24h).",
             valueName: "list"
         )
     )
-    var retrySchedule: String = "5s,5m,30m,2h,5h,10h,14h,20h,24h"
+    var retrySchedule: String?
 
     @Option(
         help: ArgumentHelp(
-            "Queued messages older than this become dead letters (kept, never dropped).",
+            "Queued messages older than this become dead letters, kept, never dropped (spool.max_age, default 5d).",
             valueName: "duration"
         )
     )
-    var maxAge: String = "5d"
+    var maxAge: String?
 
     @Option(
         help: ArgumentHelp(
-            "Name announced in the greeting and LHLO reply (default: this host's name).",
+            "Name announced in the greeting and LHLO reply (hostname; default: this host's name).",
             valueName: "name"
         )
     )
@@ -128,52 +128,82 @@ struct ServeCommand: AsyncParsableCommand {
 
     @Option(
         help: ArgumentHelp(
-            "Largest message accepted, in bytes (suffixes K, M, G allowed); advertised as SIZE.",
+            "Largest message accepted, in bytes (suffixes K, M, G allowed); advertised as SIZE (limits.max_message_size, default 50M).",
             valueName: "size"
         )
     )
-    var maxMessageSize: String = "50M"
-
-    @Option(help: "Most recipients per transaction; more get 452 4.5.3.")
-    var maxRecipients: Int = 1000
-
-    @Option(help: ArgumentHelp("Seconds a connection may stay silent before 421 4.4.2.", valueName: "seconds"))
-    var idleTimeout: Int = 300
-
-    @Option(help: ArgumentHelp("Seconds allowed for one webhook request, connection included.", valueName: "seconds"))
-    var webhookTimeout: Double = 30
-
-    @Option(help: ArgumentHelp("Seconds allowed to connect to the webhook.", valueName: "seconds"))
-    var connectTimeout: Double = 5
+    var maxMessageSize: String?
 
     @Option(
         help: ArgumentHelp(
-            "Attachment contents in the payload: 'metadata' (names, sizes, hashes) or 'inline' (also base64 content up to --inline-attachment-limit).",
+            "Most recipients per transaction; more get 452 4.5.3 (limits.max_recipients, default 1000).",
+            valueName: "n"
+        )
+    )
+    var maxRecipients: String?
+
+    @Option(
+        help: ArgumentHelp(
+            "Seconds a connection may stay silent before 421 4.4.2 (limits.command_timeout, default 300).",
+            valueName: "seconds"
+        )
+    )
+    var idleTimeout: String?
+
+    @Option(
+        help: ArgumentHelp(
+            "Seconds allowed for one webhook request, connection included (the --webhook endpoint's timeout, default 30).",
+            valueName: "seconds"
+        )
+    )
+    var webhookTimeout: String?
+
+    @Option(
+        help: ArgumentHelp(
+            "Seconds allowed to connect to the webhook (the --webhook endpoint's connect_timeout, default 5).",
+            valueName: "seconds"
+        )
+    )
+    var connectTimeout: String?
+
+    @Option(
+        help: ArgumentHelp(
+            "Attachment contents in the payload: 'metadata' (names, sizes, hashes) or 'inline' (also base64 content up to --inline-attachment-limit); the endpoint's attachments, default metadata.",
             valueName: "mode"
         )
     )
-    var attachments: String = "metadata"
+    var attachments: String?
 
     @Option(
         help: ArgumentHelp(
-            "Largest attachment sent inline with --attachments inline (suffixes K, M, G).",
+            "Largest attachment sent inline with --attachments inline, suffixes K, M, G (the endpoint's inline_limit, default 1M).",
             valueName: "size"
         )
     )
-    var inlineAttachmentLimit: String = "1M"
+    var inlineAttachmentLimit: String?
 
-    @Flag(help: "Send raw_base64 as null instead of the whole message.")
+    @Flag(help: "Send raw_base64 as null instead of the whole message (the endpoint's include_raw: false).")
     var omitRaw = false
-
-    @Option(help: "Webhook requests in flight at most (delivery threads).")
-    var deliveryThreads: Int = 16
-
-    @Option(help: ArgumentHelp("Seconds transactions in flight get to finish after SIGTERM.", valueName: "seconds"))
-    var shutdownGrace: Int = 30
 
     @Option(
         help: ArgumentHelp(
-            "Serve GET /metrics (Prometheus) and GET /healthz on this address (overrides metrics.listen in --config).",
+            "Webhook requests in flight at most (delivery.threads, default 16).",
+            valueName: "n"
+        )
+    )
+    var deliveryThreads: String?
+
+    @Option(
+        help: ArgumentHelp(
+            "Seconds transactions in flight get to finish after SIGTERM (delivery.shutdown_grace, default 30).",
+            valueName: "seconds"
+        )
+    )
+    var shutdownGrace: String?
+
+    @Option(
+        help: ArgumentHelp(
+            "Serve GET /metrics (Prometheus) and GET /healthz on this address (metrics.listen).",
             valueName: "host:port"
         )
     )
@@ -183,76 +213,38 @@ struct ServeCommand: AsyncParsableCommand {
 
     func validate() throws {
         if config != nil {
-            if webhook != nil || spool != nil || !webhookSecrets.isEmpty || !webhookHeaders.isEmpty {
+            let endpointFlags: [(String, Bool)] = [
+                ("--webhook", webhook != nil), ("--webhook-secret", !webhookSecrets.isEmpty),
+                ("--webhook-header", !webhookHeaders.isEmpty), ("--webhook-timeout", webhookTimeout != nil),
+                ("--connect-timeout", connectTimeout != nil), ("--attachments", attachments != nil),
+                ("--inline-attachment-limit", inlineAttachmentLimit != nil), ("--omit-raw", omitRaw),
+            ]
+            if let (flag, _) = endpointFlags.first(where: \.1) {
                 throw ValidationError(
-                    "with --config, endpoints and the spool are set in the file (--webhook, --spool, --webhook-secret, --webhook-header are refused)"
+                    "\(flag) defines the endpoint of a configuration without a file; with --config, endpoints are set in the file (its endpoints entries)"
                 )
             }
         } else if socket == nil && listen.isEmpty {
             throw ValidationError("give --socket PATH or --listen HOST:PORT (or both), or --config FILE")
         }
-        for address in listen where LMTPListenAddress.parseTCP(address) == nil {
-            throw ValidationError("--listen takes HOST:PORT or [IPv6]:PORT, got \(address)")
-        }
-        guard UInt32(socketMode, radix: 8).map({ $0 <= 0o777 }) == true else {
-            throw ValidationError("--socket-mode must be octal like 0660, got \(socketMode)")
-        }
-        guard ByteSize.parse(maxMessageSize) != nil else {
-            throw ValidationError("--max-message-size must be a byte count like 52428800 or 50M, got \(maxMessageSize)")
-        }
-        if let webhook {
-            let lower = webhook.lowercased()
-            guard lower.hasPrefix("http://") || lower.hasPrefix("https://") else {
-                throw ValidationError("--webhook must be an http:// or https:// URL, got \(webhook)")
-            }
-        }
-        guard (1...10_000).contains(breakerFailures) else {
-            throw ValidationError("--breaker-failures must be between 1 and 10000, got \(breakerFailures)")
-        }
-        guard RetryPolicy.parseDuration(breakerCooldown) != nil else {
-            throw ValidationError("--breaker-cooldown must be a duration like 30s, got \(breakerCooldown)")
-        }
-        guard RetryPolicy.parseDuration(syncBudget) != nil else {
-            throw ValidationError("--sync-budget must be a duration like 5s, got \(syncBudget)")
-        }
-        guard RetryPolicy.parseDurations(retrySchedule) != nil else {
-            throw ValidationError("--retry-schedule must be durations like 5s,5m,30m, got \(retrySchedule)")
-        }
-        guard RetryPolicy.parseDuration(maxAge) != nil else {
-            throw ValidationError("--max-age must be a duration like 5d, got \(maxAge)")
-        }
         for header in webhookHeaders where Self.parseHeader(header) == nil {
             throw ValidationError("--webhook-header must look like 'Name: value', got \(header)")
         }
-        do { _ = try WebhookSigner(secrets: secrets()) } catch { throw ValidationError("\(error)") }
-        guard attachments == "metadata" || attachments == "inline" else {
-            throw ValidationError("--attachments must be metadata or inline, got \(attachments)")
+        guard config == nil else { return }  // the file and the flags over it are checked at start
+        if spool == nil,
+            let flag = [("--retry-schedule", retrySchedule), ("--max-age", maxAge)].first(where: { $0.1 != nil })
+        {
+            throw ValidationError("\(flag.0) is a spool setting: give --spool DIR with it")
         }
-        guard ByteSize.parse(inlineAttachmentLimit) != nil else {
-            throw ValidationError(
-                "--inline-attachment-limit must be a byte count like 1M, got \(inlineAttachmentLimit)"
-            )
-        }
-        guard webhookTimeout > 0, connectTimeout > 0 else { throw ValidationError("timeouts must be positive") }
-        guard (1...1024).contains(deliveryThreads) else { throw ValidationError("--delivery-threads must be 1...1024") }
-        guard idleTimeout >= 1 else { throw ValidationError("--idle-timeout must be at least 1 second") }
-        if let metricsListen, LMTPListenAddress.parseTCP(metricsListen) == nil {
-            throw ValidationError("--metrics-listen takes HOST:PORT, got \(metricsListen)")
-        }
+        // Without a file the flags are the whole configuration: check it now (exit 64 on an error).
         do {
-            try sessionConfiguration().validate()
+            _ = try ConfigFile.parse(nil, file: "command line", environment: environment, overrides: overrides())
         } catch {
             throw ValidationError("\(error)")
         }
     }
 
-    func sessionConfiguration() -> LMTPConfiguration {
-        LMTPConfiguration(
-            hostname: hostname ?? ConfigFile.systemHostname(),
-            maxMessageSize: ByteSize.parse(maxMessageSize) ?? 0,
-            maxRecipients: maxRecipients
-        )
-    }
+    private var environment: [String: String] { ProcessInfo.processInfo.environment }
 
     static func parseHeader(_ text: String) -> WebhookHeader? {
         guard let colon = text.firstIndex(of: ":") else { return nil }
@@ -264,58 +256,62 @@ struct ServeCommand: AsyncParsableCommand {
         return WebhookHeader(name, value)
     }
 
-    func secrets() -> [String] {
-        let environment =
-            ProcessInfo.processInfo.environment["LMTPHOOK_WEBHOOK_SECRET"].map {
-                $0.split(separator: " ").map(String.init)
-            } ?? []
-        return webhookSecrets + environment
+    /// Seconds as a flag gives them (`30`, `1.5`) as a duration the file takes (`30000ms`); a
+    /// value that is not a number is passed on as typed, for the parser to refuse.
+    private static func seconds(_ text: String) -> String {
+        Double(text).map { "\(Int(($0 * 1000).rounded()))ms" } ?? text
     }
 
-    func relayConfiguration() throws -> RelayConfiguration {
-        var listeners: [LMTPListenAddress] = []
-        if let socket { listeners.append(.unix(path: socket, mode: UInt32(socketMode, radix: 8) ?? 0o660)) }
-        listeners += listen.compactMap(LMTPListenAddress.parseTCP)
-        let server = LMTPServerConfiguration(
-            listeners: listeners,
-            session: sessionConfiguration(),
-            idleTimeout: .seconds(idleTimeout),
-            shutdownGracePeriod: .seconds(shutdownGrace)
-        )
-        let payload = PayloadOptions(
-            attachments: attachments == "inline"
-                ? .inline(maxBytes: ByteSize.parse(inlineAttachmentLimit) ?? 0) : .metadata,
-            includeRaw: !omitRaw
-        )
-        let signer = try WebhookSigner(secrets: secrets())
-        let headers = webhookHeaders.compactMap(Self.parseHeader)
-        let endpoint = webhook.map {
-            WebhookEndpoint(
-                url: $0,
-                connectTimeoutMilliseconds: Int(connectTimeout * 1000),
-                totalTimeoutMilliseconds: Int(webhookTimeout * 1000),
-                headers: headers,
-                payload: payload,
-                signer: signer
+    /// Every flag given, as the file key it sets.
+    func overrides() -> [ConfigOverride] {
+        var result: [ConfigOverride] = []
+        if let socket {
+            result.append(
+                ConfigOverride("--socket", "listen[+]", mapping: [("socket", socket), ("mode", socketMode ?? "0660")])
             )
         }
-        let delivery = DeliverySettings(
-            syncBudget: .milliseconds(RetryPolicy.parseDuration(syncBudget) ?? 5_000),
-            retry: RetryPolicy(
-                scheduleMilliseconds: RetryPolicy.parseDurations(retrySchedule) ?? RetryPolicy.defaultSchedule,
-                maxAgeMilliseconds: RetryPolicy.parseDuration(maxAge) ?? 5 * 86_400_000
-            ),
-            breakerThreshold: breakerFailures,
-            breakerCooldown: .milliseconds(RetryPolicy.parseDuration(breakerCooldown) ?? 30_000)
-        )
-        return RelayConfiguration(
-            server: server,
-            webhook: endpoint,
-            payload: payload,
-            spoolDirectory: spool,
-            delivery: delivery,
-            deliveryThreads: deliveryThreads
-        )
+        for address in listen { result.append(ConfigOverride("--listen", "listen[+].tcp", address)) }
+        if let spool { result.append(ConfigOverride("--spool", "spool.path", spool)) }
+        if let retrySchedule {
+            let list = retrySchedule.split(separator: ",").map { $0.trimmingCharacters(in: .whitespaces) }
+            result.append(ConfigOverride("--retry-schedule", "spool.retry_schedule", list: list))
+        }
+        let scalars: [(String, String, String?)] = [
+            ("--max-age", "spool.max_age", maxAge),
+            ("--sync-budget", "delivery.sync_budget", syncBudget),
+            ("--breaker-failures", "delivery.breaker_failures", breakerFailures),
+            ("--breaker-cooldown", "delivery.breaker_cooldown", breakerCooldown),
+            ("--delivery-threads", "delivery.threads", deliveryThreads),
+            ("--shutdown-grace", "delivery.shutdown_grace", shutdownGrace.map(Self.seconds)),
+            ("--hostname", "hostname", hostname),
+            ("--max-message-size", "limits.max_message_size", maxMessageSize),
+            ("--max-recipients", "limits.max_recipients", maxRecipients),
+            ("--idle-timeout", "limits.command_timeout", idleTimeout.map(Self.seconds)),
+            ("--metrics-listen", "metrics.listen", metricsListen),
+        ]
+        for case let (flag, key, value?) in scalars { result.append(ConfigOverride(flag, key, value)) }
+        guard let webhook else { return result }
+        let endpoint = "endpoints[0]"
+        result.append(ConfigOverride("--webhook", "\(endpoint).name", "default"))
+        result.append(ConfigOverride("--webhook", "\(endpoint).url", webhook))
+        var secrets = webhookSecrets
+        if let fromEnvironment = environment["LMTPHOOK_WEBHOOK_SECRET"] {
+            secrets += fromEnvironment.split(whereSeparator: \.isWhitespace).map(String.init)
+        }
+        if !secrets.isEmpty { result.append(ConfigOverride("--webhook-secret", "\(endpoint).secret", list: secrets)) }
+        let headers = webhookHeaders.compactMap(Self.parseHeader).map { ($0.name, $0.value) }
+        if !headers.isEmpty {
+            result.append(ConfigOverride("--webhook-header", "\(endpoint).headers", mapping: headers))
+        }
+        let fields: [(String, String, String?)] = [
+            ("--webhook-timeout", "timeout", webhookTimeout.map(Self.seconds)),
+            ("--connect-timeout", "connect_timeout", connectTimeout.map(Self.seconds)),
+            ("--attachments", "attachments", attachments),
+            ("--inline-attachment-limit", "inline_limit", inlineAttachmentLimit),
+            ("--omit-raw", "include_raw", omitRaw ? "false" : nil),
+        ]
+        for case let (flag, key, value?) in fields { result.append(ConfigOverride(flag, "\(endpoint).\(key)", value)) }
+        return result
     }
 
     /// ``effectiveConfiguration()`` with its file reads off the cooperative pool.
@@ -324,23 +320,44 @@ struct ServeCommand: AsyncParsableCommand {
         return try await NIOThreadPool.singleton.runIfActive { try command.effectiveConfiguration() }
     }
 
-    /// The configuration from `--config` (with `--socket`/`--listen` added), or from the flags.
+    /// The configuration: the file (if any) with every flag over it, read by one parser.
     func effectiveConfiguration() throws -> (RelayConfiguration, [String]) {
-        guard let config else {
-            var configuration = try relayConfiguration()
-            configuration.metricsListen = metricsListen
-            return (configuration, [])
+        var file: ConfigFile
+        if let config {
+            file = try ConfigFile.load(path: config, environment: environment, overrides: overrides())
+        } else {
+            file = try ConfigFile.parse(nil, file: "command line", environment: environment, overrides: overrides())
+            // The built-in receiver (no --webhook) gets the payload options the flags give.
+            if webhook == nil,
+                let endpoint = try ConfigFile.parse(
+                    nil,
+                    file: "command line",
+                    overrides: payloadOverrides()
+                ).relay.endpoints.first
+            {
+                file.relay.payload = endpoint.payload
+            }
         }
-        var file = try ConfigFile.load(path: config)
-        if let metricsListen { file.relay.metricsListen = metricsListen }
-        if let socket {
-            file.relay.server.listeners.append(.unix(path: socket, mode: UInt32(socketMode, radix: 8) ?? 0o660))
-        }
-        file.relay.server.listeners += listen.compactMap(LMTPListenAddress.parseTCP)
         if file.relay.server.listeners.isEmpty {
-            throw ValidationError("\(config): no listen entries, and no --socket or --listen given")
+            throw ValidationError("\(config ?? "command line"): no listen entries, and no --socket or --listen given")
         }
-        return (file.relay, file.warnings)
+        return (file.relay, file.warnings.filter { !$0.hasPrefix("no listen entries") })
+    }
+
+    /// The payload flags on a stand-in endpoint (to read them with the file's parser).
+    private func payloadOverrides() -> [ConfigOverride] {
+        var result = [
+            ConfigOverride("--attachments", "endpoints[0].name", "local"),
+            ConfigOverride("--attachments", "endpoints[0].url", "http://127.0.0.1/"),
+        ]
+        if let attachments { result.append(ConfigOverride("--attachments", "endpoints[0].attachments", attachments)) }
+        if let inlineAttachmentLimit {
+            result.append(
+                ConfigOverride("--inline-attachment-limit", "endpoints[0].inline_limit", inlineAttachmentLimit)
+            )
+        }
+        if omitRaw { result.append(ConfigOverride("--omit-raw", "endpoints[0].include_raw", "false")) }
+        return result
     }
 
     func run() async throws {

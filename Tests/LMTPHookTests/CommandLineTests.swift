@@ -52,14 +52,18 @@ struct CommandLineTests {
             (["serve"], "give --socket PATH or --listen HOST:PORT"),
             (
                 ["serve", "--listen", "127.0.0.1:2424", "--webhook", "ftp://x/"],
-                "--webhook must be an http:// or https:// URL"
+                "--webhook (endpoints[0].url): must be an http:// or https:// URL"
             ),
-            (["serve", "--listen", "nonsense"], "--listen takes HOST:PORT"),
+            (["serve", "--listen", "nonsense"], "--listen (listen[0].tcp): must be HOST:PORT"),
             (
                 ["serve", "--listen", "127.0.0.1:0", "--max-message-size", "lots"],
-                "--max-message-size must be a byte count"
+                "--max-message-size (limits.max_message_size): must be a byte count"
             ),
             (["serve", "--listen", "127.0.0.1:0", "--hostname", "two words"], "hostname must be"),
+            (
+                ["serve", "--config", "/etc/lmtphook/lmtphook.yaml", "--webhook", "http://127.0.0.1:9/"],
+                "--webhook defines the endpoint of a configuration without a file"
+            ),
             (["send", "--to", "x@y"], "give exactly one of --socket PATH or --server HOST:PORT"),
         ]
     )
