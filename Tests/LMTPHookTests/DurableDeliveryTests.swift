@@ -1,10 +1,15 @@
 import Delivery
 import Foundation
+import LMTPCore
 import LMTPHook
 import LMTPHookTestSupport
 import Spool
 import Testing
 import WebhookClient
+
+#if canImport(Glibc)
+import Glibc
+#endif
 
 private let fastRetries = DeliverySettings(
     syncBudget: .seconds(5),
@@ -235,6 +240,40 @@ struct DurableDeliveryTests {
         #expect(spool.ids().isEmpty)
         #expect(sink.requests.count == 2, "delivered once")
         try await second.stop()
+        await sink.stop()
+    }
+
+    /// Symptom 7: spill files were named `lmtp-incoming-PID-N`; in a container `serve` is PID 1 on
+    /// every start, so a file an earlier process left behind (or any file with that name) made
+    /// every large message fail with `451 … File exists`.
+    @Test("files named as an earlier process with the same PID named its spill files do not make large messages fail")
+    func spillNamesDoNotCollideAcrossProcesses() async throws {
+        let sink = try await RecordingSink.start()
+        let spool = TemporaryDirectory()
+        defer { spool.remove() }
+        let relay = try await RunningRelay.start(
+            webhookURL: sink.url,
+            session: LMTPConfiguration(hostname: "relay.test", spillThreshold: 64 * 1024),
+            spool: spool.path
+        )
+        // What an earlier process with this PID would have left (created after start-up
+        // recovery, as a second process on the same spool directory would).
+        let incoming = spool.file("incoming")
+        for number in 1...50 { writeFile("\(incoming)/lmtp-incoming-\(getpid())-\(number)", "left behind") }
+        let body = String(repeating: String(repeating: "s", count: 78) + "\r\n", count: 3000)  // 240 KB: spilled
+        let socket = relay.socketPath
+        for index in 0..<3 {
+            let replies = try await blocking {
+                try LMTPClientConnection(unixPath: socket).deliver(
+                    from: "a@example.org",
+                    to: ["b@example.test"],
+                    message: Array("Subject: big \(index)\r\n\r\n\(body)".utf8)
+                )
+            }
+            #expect(replies.map(\.code) == [250], "\(replies)")
+        }
+        #expect(sink.accepted.count == 3)
+        try await relay.stop()
         await sink.stop()
     }
 }
