@@ -23,6 +23,20 @@ struct AckingLoad: Sendable {
 
     var ackedIDs: Set<String> { Set(acked.withLockedValue { $0 }) }
 
+    /// Waits (up to 60 s) until `sink` accepted every acknowledged message and `drained()` says
+    /// the spool is empty; returns the ids of every request the sink accepted, repeats included.
+    func waitForDelivery(to sink: RecordingSink, drained: () throws -> Bool) async throws -> [String] {
+        let acknowledged = ackedIDs
+        var received: [String] = []
+        let deadline = ContinuousClock.now + .seconds(60)
+        while ContinuousClock.now < deadline {
+            received = sink.accepted.compactMap { try? json($0.body)["id"] as? String }
+            if try acknowledged.isSubset(of: Set(received)) && drained() { break }
+            try await Task.sleep(for: .milliseconds(200))
+        }
+        return received
+    }
+
     /// `workers` clients until at least `minimum` messages are acknowledged and `done()` holds.
     func run(workers: Int, minimum: Int, until done: @escaping @Sendable () -> Bool) async throws {
         try await withThrowingTaskGroup(of: Void.self) { group in

@@ -99,14 +99,7 @@ struct CrashTests {
 
         let ackedIDs = load.ackedIDs
         #expect(ackedIDs.count >= minimumMessages, "every message was eventually acknowledged")
-        let deadline = ContinuousClock.now + .seconds(60)
-        var receivedIDs: [String] = []
-        while ContinuousClock.now < deadline {
-            receivedIDs = sink.accepted.compactMap { try? json($0.body)["id"] as? String }
-            let spoolEmpty = try Spool(path: spoolPath).ids().isEmpty
-            if ackedIDs.isSubset(of: Set(receivedIDs)) && spoolEmpty { break }
-            try await Task.sleep(for: .milliseconds(200))
-        }
+        let receivedIDs = try await load.waitForDelivery(to: sink) { try Spool(path: spoolPath).ids().isEmpty }
         let lost = ackedIDs.subtracting(receivedIDs)
         let duplicates = receivedIDs.count - Set(receivedIDs).count
         let landed = kills.filter(\.landedMidTransaction).count
@@ -224,13 +217,7 @@ struct CrashTests {
         sink.answer(nil)
 
         let ackedIDs = load.ackedIDs
-        var received: [String] = []
-        let deadline = ContinuousClock.now + .seconds(60)
-        while ContinuousClock.now < deadline {
-            received = sink.accepted.compactMap { try? json($0.body)["id"] as? String }
-            if try ackedIDs.isSubset(of: Set(received)) && Spool(path: spoolPath).ids().isEmpty { break }
-            try await Task.sleep(for: .milliseconds(200))
-        }
+        let received = try await load.waitForDelivery(to: sink) { try Spool(path: spoolPath).ids().isEmpty }
         let lost = ackedIDs.subtracting(received)
         let unknown = Set(received).subtracting(ackedIDs)
         let repeats = received.count - Set(received).count

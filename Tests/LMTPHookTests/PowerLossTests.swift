@@ -141,13 +141,7 @@ struct PowerLossTests {
         sink.answer(nil)
 
         let ackedIDs = load.ackedIDs
-        var received: [String] = []
-        let deadline = ContinuousClock.now + .seconds(60)
-        while ContinuousClock.now < deadline {
-            received = sink.accepted.compactMap { try? json($0.body)["id"] as? String }
-            if ackedIDs.isSubset(of: Set(received)) && Self.entries(spoolPath) == 0 { break }
-            try await Task.sleep(for: .milliseconds(200))
-        }
+        let received = try await load.waitForDelivery(to: sink) { Self.entries(spoolPath) == 0 }
         let lost = ackedIDs.subtracting(received)
         let repeats = received.count - Set(received).count
         let quarantined = (try? FileManager.default.contentsOfDirectory(atPath: spoolPath + "/quarantine")) ?? []

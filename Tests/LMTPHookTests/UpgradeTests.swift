@@ -31,10 +31,6 @@ struct UpgradeTests {
         return spool
     }
 
-    static func header(_ request: WebhookSink.Request, _ name: String) -> String? {
-        request.headers.first { $0.0.lowercased() == name }?.1
-    }
-
     @Test(
         "a spool written by 0.1.0 — queued entries with state files, a dead letter, a quarantined entry — is read by this binary: every queued entry delivered with its webhook id, header and signature; the dead letter replayable; quarantine kept; the format recorded"
     )
@@ -81,17 +77,17 @@ struct UpgradeTests {
         #expect(toInbound.count == 4 && toAlerts.count == 1, "\(toInbound.count) + \(toAlerts.count) of 5")
         var seen: Set<String> = []
         for request in toInbound + toAlerts {
-            let id = try #require(Self.header(request, "webhook-id"))
+            let id = try #require(SpoolControlTests.header(request, "webhook-id"))
             let metadata = try #require(queued[id], "webhook id \(id) is one 0.1.0 queued")
             seen.insert(id)
             #expect(request.path.hasPrefix(metadata.endpointName == "alerts" ? "/alerts" : "/inbound"))
         }
         #expect(seen.count == 5, "each queued entry once, under its own webhook id")
         for request in toInbound {
-            #expect(Self.header(request, "authorization") == "Bearer planted-header-value")
-            #expect(Self.header(request, "webhook-signature")?.hasPrefix("v1,") == true)
+            #expect(SpoolControlTests.header(request, "authorization") == "Bearer planted-header-value")
+            #expect(SpoolControlTests.header(request, "webhook-signature")?.hasPrefix("v1,") == true)
             let json = try JSONSerialization.jsonObject(with: Data(request.body)) as? [String: Any]
-            #expect(json?["id"] as? String == Self.header(request, "webhook-id"))
+            #expect(json?["id"] as? String == SpoolControlTests.header(request, "webhook-id"))
         }
         let utf8 = toInbound.first { String(decoding: $0.body, as: UTF8.self).contains("Grüße aus Köln") }
         #expect(utf8 != nil, "the UTF-8 subject arrives decoded")
@@ -120,7 +116,7 @@ struct UpgradeTests {
         let all = await inbound.waitFor(5, timeout: .seconds(10))
         #expect(all.count == 5)
         if all.count == 5 {
-            #expect(Self.header(all[4], "authorization") == "Bearer planted-header-value")
+            #expect(SpoolControlTests.header(all[4], "authorization") == "Bearer planted-header-value")
             #expect(String(decoding: all[4].body, as: UTF8.self).contains("Dead letter"))
         }
         try await serve.stop()
