@@ -325,7 +325,6 @@ package final class DeliveryEngine: Service, Sendable {
                 reason: "rate limit \(endpoint.rateLimit?.description ?? "")"
             )
         }
-        await remember(disposition.0, request, endpoint)
         let delay = Double(clock.nowMilliseconds - startedAt) / 1000
         for recipient in envelope.rcptTo {
             metrics.recipient(disposition.0.label)
@@ -365,7 +364,10 @@ package final class DeliveryEngine: Service, Sendable {
         }
     }
 
-    private func remember(_ disposition: Disposition, _ request: DeliveryRequest, _ endpoint: WebhookEndpoint) async {
+    /// Records that `endpoint` took `request`'s recipients (delivered or queued) — for a message
+    /// the MTA will retry in part (the caller knows: another recipient got a 4xx), so that the
+    /// retry does not send it to this endpoint again. Awaited before the replies go out.
+    package func remember(_ disposition: Disposition, _ request: DeliveryRequest, _ endpoint: WebhookEndpoint) async {
         guard let journal, let digest = request.digest else { return }
         let spoolID: String?
         switch disposition {

@@ -1,5 +1,6 @@
 import Crypto
 import GRDB
+import Synchronization
 
 /// Which endpoint took which recipient of which message (by content digest), for a window at
 /// least as long as the MTA's queue lifetime: when the MTA retries a subset of recipients (one
@@ -7,6 +8,10 @@ import GRDB
 /// message again. SQLite through GRDB, in WAL mode, in the spool directory (or in memory without
 /// a spool). A lost journal write can at worst cause a duplicate with its own webhook id — never
 /// a lost message: the journal is consulted only to skip work already done.
+///
+/// Only messages the MTA will retry in part are recorded (the relay records when a recipient of
+/// the message got a 4xx), and the digests recorded are also kept in memory: a message whose
+/// digest is not among them — nearly every message — costs no database access at all.
 package final class DeliveryJournal: Sendable {
     /// How an endpoint took a recipient.
     package struct Taken: Sendable, Equatable {
@@ -17,6 +22,8 @@ package final class DeliveryJournal: Sendable {
     }
 
     private let database: any DatabaseWriter
+    /// Every digest in the journal, with its latest time (ms): the fast "never seen" answer.
+    private let digests = Mutex<[String: Int64]>([:])
     /// Where it lives (`nil`: in memory).
     package let path: String?
 
@@ -49,6 +56,17 @@ package final class DeliveryJournal: Sendable {
             try db.create(index: "taken_at", on: "taken", columns: ["at"])
         }
         try migrator.migrate(database)
+        let known = try database.read { db in
+            try Row.fetchAll(db, sql: "SELECT digest, MAX(at) AS at FROM taken GROUP BY digest").map {
+                (row: Row) -> (String, Int64) in (row["digest"], row["at"])
+            }
+        }
+        digests.withLock { $0 = Dictionary(known) { max($0, $1) } }
+    }
+
+    /// Whether anything was recorded for the message `digest` since `since` (no database access).
+    package func knows(digest: String, since: Int64) -> Bool {
+        digests.withLock { ($0[digest] ?? Int64.min) >= since }
     }
 
     /// The digest a message is known by: its envelope sender and its bytes (the MTA retries
@@ -70,7 +88,8 @@ package final class DeliveryJournal: Sendable {
     ) async throws
         -> [String: Taken]
     {
-        try await database.read { db in
+        guard knows(digest: digest, since: since) else { return [:] }
+        return try await database.read { db in
             var found: [String: Taken] = [:]
             let rows = try Row.fetchAll(
                 db,
@@ -104,6 +123,7 @@ package final class DeliveryJournal: Sendable {
         spoolID: String?,
         at milliseconds: Int64
     ) async throws {
+        digests.withLock { $0[digest] = max($0[digest] ?? Int64.min, milliseconds) }
         try await database.write { db in
             for recipient in recipients {
                 try db.execute(
@@ -122,7 +142,8 @@ package final class DeliveryJournal: Sendable {
     /// Forgets what is older than `before`; returns how many rows went.
     @discardableResult
     package func prune(before milliseconds: Int64) async throws -> Int {
-        try await database.write { db in
+        digests.withLock { $0 = $0.filter { $0.value >= milliseconds } }
+        return try await database.write { db in
             try db.execute(sql: "DELETE FROM taken WHERE at < ?", arguments: [milliseconds])
             return db.changesCount
         }

@@ -123,13 +123,17 @@ package final class Relay: Service, Sendable {
         }
         let digest =
             delivery.journal == nil ? nil : DeliveryJournal.digest(mailFrom: message.sender.address, raw: message.data)
-        let outcomes = await withTaskGroup(of: (String, [Int: LMTPRecipientResult]).self) { group in
+        /// What an endpoint did: a result per recipient index, and the request it took, if any.
+        typealias Outcome = (
+            results: [Int: LMTPRecipientResult], taken: (Disposition, DeliveryRequest, WebhookEndpoint)?
+        )
+        let outcomes = await withTaskGroup(of: (String, Outcome).self) { group in
             for name in order {
                 guard let indices = groups[name]?.indices, let route = groups[name]?.route else { continue }
                 group.addTask {
                     guard let endpoint = delivery.endpoint(named: name) else {
                         let result = LMTPRecipientResult.temporaryFailure("endpoint \(name) is not configured")
-                        return (name, Dictionary(uniqueKeysWithValues: indices.map { ($0, result) }))
+                        return (name, (Dictionary(uniqueKeysWithValues: indices.map { ($0, result) }), nil))
                     }
                     // An MTA retry of recipients this endpoint already took: not sent again.
                     let addresses = indices.map { message.recipients[$0].mailbox.address }
@@ -144,7 +148,7 @@ package final class Relay: Service, Sendable {
                         }
                     }
                     let remaining = indices.filter { byIndex[$0] == nil }
-                    guard !remaining.isEmpty else { return (name, byIndex) }
+                    guard !remaining.isEmpty else { return (name, (byIndex, nil)) }
                     let envelope = Relay.envelope(of: message, recipients: remaining.map { message.recipients[$0] })
                     let request = DeliveryRequest(
                         envelope: envelope,
@@ -153,24 +157,35 @@ package final class Relay: Service, Sendable {
                         route: route,
                         digest: digest
                     )
-                    let result = LMTPRecipientResult(await delivery.deliver(request, to: endpoint))
+                    let disposition = await delivery.deliver(request, to: endpoint)
+                    let result = LMTPRecipientResult(disposition)
                     for index in remaining { byIndex[index] = result }
-                    return (name, byIndex)
+                    return (name, (byIndex, (disposition, request, endpoint)))
                 }
             }
-            var outcomes: [String: [Int: LMTPRecipientResult]] = [:]
-            for await (name, results) in group { outcomes[name] = results }
+            var outcomes: [String: Outcome] = [:]
+            for await (name, outcome) in group { outcomes[name] = outcome }
             return outcomes
         }
         for name in order {
-            guard let byIndex = outcomes[name] else { continue }
+            guard let byIndex = outcomes[name]?.results else { continue }
             for index in groups[name]?.indices ?? [] {
                 if let result = byIndex[index] { results[index].append(result) }
             }
         }
+        let combined = results.map(combine)
+        // The MTA will retry the recipients that got a 4xx with the same bytes: remember which
+        // endpoints took which recipients, so that the retry is not sent to them again. (Nothing
+        // to remember when no recipient is retried: that keeps the journal off the common path.)
+        if combined.contains(where: { $0.code / 100 == 4 }) {
+            for name in order {
+                guard let (disposition, request, endpoint) = outcomes[name]?.taken else { continue }
+                await delivery.remember(disposition, request, endpoint)
+            }
+        }
         var answer = LMTPRecipientResults()
         for (index, recipient) in message.recipients.enumerated() where answer[recipient] == nil {
-            answer[recipient] = combine(results[index])
+            answer[recipient] = combined[index]
         }
         return answer
     }

@@ -266,8 +266,10 @@ struct ServeCommand: AsyncParsableCommand {
     func overrides() -> [ConfigOverride] {
         var result: [ConfigOverride] = []
         if let socket {
+            // A path typed on the command line is relative to the working directory.
+            let path = socket.hasPrefix("/") ? socket : FileManager.default.currentDirectoryPath + "/" + socket
             result.append(
-                ConfigOverride("--socket", "listen[+]", mapping: [("socket", socket), ("mode", socketMode ?? "0660")])
+                ConfigOverride("--socket", "listen[+]", mapping: [("socket", path), ("mode", socketMode ?? "0660")])
             )
         }
         for address in listen { result.append(ConfigOverride("--listen", "listen[+].tcp", address)) }

@@ -68,6 +68,16 @@ struct SettingsModelTests {
         #expect(flagEndpoint.payload == fileEndpoint.payload)
     }
 
+    @Test("a relative --socket path is taken from the working directory, as before")
+    func relativeSocketPath() throws {
+        let relay = try Self.configuration(["--socket", "relative/lmtp.sock"])
+        #expect(
+            relay.server.listeners == [
+                .unix(path: FileManager.default.currentDirectoryPath + "/relative/lmtp.sock", mode: 0o660)
+            ]
+        )
+    }
+
     @Test(
         "a bad flag value is refused by the file's validation, naming the flag and the key",
         arguments: [
