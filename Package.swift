@@ -171,7 +171,9 @@ let package = Package(
                 .product(name: "NIOPosix", package: "swift-nio"),
                 .product(name: "NIOConcurrencyHelpers", package: "swift-nio"),
                 .product(name: "Logging", package: "swift-log"),
-            ]
+            ],
+            // Read by path at run time (receivers, the power-loss file system, spool fixtures).
+            exclude: ["Fixtures"]
         ),
     ]
 )

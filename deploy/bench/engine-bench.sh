@@ -71,7 +71,6 @@ while True:
 PY
 while [[ ! -s $work/hang.port ]]; do sleep 0.1; done
 hang=$(cat "$work/hang.port")
-printf '\n%-6s %12s %22s\n' binary queued idle_cpu_%_of_a_core
 scheduler() { # NAME BINARY
     rm -rf "$work/spool" "$work/lmtp.sock"
     "$2" serve --socket "$work/lmtp.sock" --spool "$work/spool" --webhook "http://127.0.0.1:$hang/hook" \
@@ -87,5 +86,7 @@ scheduler() { # NAME BINARY
     kill -KILL $pid; wait $pid 2>/dev/null || true
     printf '%-6s %12s %22s\n' "$1" "$queued" "$(awk -v t=$((cpu1 - cpu0)) -v hz=$hz 'BEGIN {printf "%.1f", t / hz / 20 * 100}')"
 }
+[[ ${SKIP_SCHEDULER:-0} == 1 ]] && exit 0
+printf '\n%-6s %12s %22s\n' binary queued idle_cpu_%_of_a_core
 scheduler base "$base"
 scheduler head "$head"
