@@ -3,7 +3,7 @@
 # receiver, alternating runs):
 #   deploy/bench/engine-bench.sh BASE_BINARY [ROUNDS]
 # BASE_BINARY: a release build of the earlier version, e.g.
-#   git worktree add /tmp/old-main e6bd12d && (cd /tmp/old-main && swift build -c release --product lmtphook --static-swift-stdlib)
+#   git worktree add /tmp/old-main e6bd12d && (cd /tmp/old-main && swift build -c release --static-swift-stdlib --product lmtphook)
 #   deploy/bench/engine-bench.sh /tmp/old-main/.build/release/lmtphook 3
 # Per binary and round: 2 KB messages over 20 pipelined connections to a 204-answering receiver
 # (lmtphook sink), spool on: msgs/s, relay CPU ms per message, context switches per message
