@@ -173,8 +173,10 @@ struct DiskFaultTests {
         bytes[index] = UInt8(ascii: "X")
         try Data(bytes).write(to: URL(fileURLWithPath: path))
         sink.answer(nil)
+        let quarantined = { log.lines(.error, containing: "damaged spool entry moved to quarantine/").isEmpty == false }
         let deadline = ContinuousClock.now + .seconds(15)
-        while ContinuousClock.now < deadline && (spool.ids().count > 0 || sink.accepted.isEmpty) {
+        // Until both are done (the log line follows the move).
+        while ContinuousClock.now < deadline && (spool.ids().count > 0 || sink.accepted.isEmpty || !quarantined()) {
             try await Task.sleep(for: .milliseconds(50))
         }
         #expect(spool.ids().isEmpty)
