@@ -260,10 +260,18 @@ package final class DeliveryEngine: Service, Sendable {
         _ resources: Resources,
         _ work: @escaping @Sendable () throws -> T
     ) async throws -> T {
-        // Not cancelled with the caller: an outcome being recorded while the engine stops is
-        // recorded (a cancelled state write would lose the attempt from the entry's history).
-        let pool = resources.spoolThreads
-        return try await Task { try await pool.runIfActive(work) }.value
+        // Not cancelled with the caller (`runIfActive` would skip the work of a cancelled task):
+        // an outcome being recorded while the engine stops is recorded, or the attempt would be
+        // missing from the entry's history. No extra task: submitted straight to the pool.
+        try await withCheckedThrowingContinuation { continuation in
+            resources.spoolThreads.submit { state in
+                guard case .active = state else {
+                    continuation.resume(throwing: NIOThreadPoolError.ThreadPoolInactive())
+                    return
+                }
+                continuation.resume(with: Result { try work() })
+            }
+        }
     }
 
     // MARK: - After the final dot

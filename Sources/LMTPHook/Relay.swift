@@ -237,25 +237,16 @@ package final class Relay: Service, Sendable {
     /// listeners, limits and timeouts, the spool directory, the journal file, the delivery
     /// threads, the metrics address — stays as started; the returned notes name each one changed.
     package func reload(_ new: RelayConfiguration) -> [String] {
-        var notes: [String] = []
-        if new.server != configuration.server {
-            notes.append("listeners, limits or timeouts changed: they take effect after a restart")
-        }
-        if new.spoolDirectory != configuration.spoolDirectory {
-            notes.append("the spool directory changed: it takes effect after a restart")
-        }
-        if new.effectiveJournal != configuration.effectiveJournal {
-            notes.append("delivery.journal changed: it takes effect after a restart")
-        }
-        if new.deliveryThreads != configuration.deliveryThreads {
-            notes.append("delivery.threads changed: it takes effect after a restart")
-        }
-        if new.metricsListen != configuration.metricsListen {
-            notes.append("metrics.listen changed: it takes effect after a restart")
-        }
-        if new.effectiveControlSocket != configuration.effectiveControlSocket {
-            notes.append("spool.control_socket changed: it takes effect after a restart")
-        }
+        let old = configuration
+        let needRestart: [(changed: Bool, what: String)] = [
+            (new.server != old.server, "listeners, limits or timeouts"),
+            (new.spoolDirectory != old.spoolDirectory, "the spool directory"),
+            (new.effectiveJournal != old.effectiveJournal, "delivery.journal"),
+            (new.deliveryThreads != old.deliveryThreads, "delivery.threads"),
+            (new.metricsListen != old.metricsListen, "metrics.listen"),
+            (new.effectiveControlSocket != old.effectiveControlSocket, "spool.control_socket"),
+        ]
+        var notes = needRestart.filter(\.changed).map { "\($0.what) changed: needs a restart to take effect" }
         var endpoints = new.endpoints
         var table = new.effectiveRoutes
         if endpoints.isEmpty, let localSink {

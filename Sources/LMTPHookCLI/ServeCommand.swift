@@ -237,11 +237,7 @@ struct ServeCommand: AsyncParsableCommand {
             throw ValidationError("\(flag.0) is a spool setting: give --spool DIR with it")
         }
         // Without a file the flags are the whole configuration: check it now (exit 64 on an error).
-        do {
-            _ = try ConfigFile.parse(nil, file: "command line", environment: environment, overrides: overrides())
-        } catch {
-            throw ValidationError("\(error)")
-        }
+        do { _ = try effectiveConfiguration() } catch { throw ValidationError("\(error)") }
     }
 
     private var environment: [String: String] { ProcessInfo.processInfo.environment }

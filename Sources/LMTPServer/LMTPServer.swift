@@ -37,15 +37,9 @@ public final class LMTPServer: Service, Sendable {
     private let deliveries: DeliveryGate
     private let threadPool: NIOThreadPool
 
-    /// Where the server is in its life: it runs once.
-    private enum Lifecycle {
-        case idle
-        case running
-        case finished
-    }
-
     private struct State {
-        var lifecycle = Lifecycle.idle
+        /// A server runs once: set by the first ``run()``.
+        var started = false
         var stopping = false
         var serverChannels: [any Channel] = []
         var connections: [ObjectIdentifier: any Channel] = [:]
@@ -104,14 +98,12 @@ public final class LMTPServer: Service, Sendable {
     /// every socket file removed. A server runs once: a second call throws.
     public func run() async throws {
         let first = state.withLockedValue { state -> Bool in
-            guard case .idle = state.lifecycle else { return false }
-            state.lifecycle = .running
-            return true
+            defer { state.started = true }
+            return !state.started
         }
         guard first else {
             throw LMTPServerError("run() was called on a server that already ran: an LMTPServer runs once")
         }
-        defer { state.withLockedValue { $0.lifecycle = .finished } }
         do {
             try configuration.validate()
             if let directory = configuration.spillDirectory { try await prepareSpillDirectory(directory) }

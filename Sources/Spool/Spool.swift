@@ -55,13 +55,7 @@ package final class Spool: Sendable {
         // A new directory's name is durable only once its parent is synced: without this, a
         // power cut soon after the first start could take the queue directory with every entry in it.
         for parent in Set(created.map(Self.parent(of:))) {
-            let fd = open(parent, O_RDONLY | O_DIRECTORY | O_CLOEXEC)
-            guard fd >= 0, fsync(fd) == 0 else {
-                let reason = Self.lastError()
-                if fd >= 0 { close(fd) }
-                throw SpoolError(.unavailable, "cannot sync \(parent): \(reason)")
-            }
-            close(fd)
+            try DirectorySync(path: parent, faults: faults).commit()
         }
         queueSync = try DirectorySync(path: path + "/queue", faults: faults)
         deadSync = try DirectorySync(path: path + "/dead", faults: faults)
@@ -105,11 +99,7 @@ package final class Spool: Sendable {
             unlink(temporary)
             return
         }
-        let fd = open(path, O_RDONLY | O_DIRECTORY | O_CLOEXEC)
-        if fd >= 0 {
-            _ = fsync(fd)
-            close(fd)
-        }
+        try? DirectorySync(path: path, faults: nil).commit()
     }
 
     static func lastError() -> String { String(cString: strerror(errno)) }
