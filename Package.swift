@@ -35,29 +35,31 @@ let package = Package(
         .systemLibrary(name: "CCurl", pkgConfig: "libcurl", providers: [.apt(["libcurl4-openssl-dev"])]),
         // Pure cores: no sockets, no curl, no clocks.
         .target(name: "LMTPCore", swiftSettings: strict),
+        // A message's bytes as a handle (memory or file) and request bodies streamed from it.
+        .target(name: "MessageData", swiftSettings: strict),
         .target(
             name: "MailCore",
-            dependencies: [.product(name: "Crypto", package: "swift-crypto")],
+            dependencies: ["MessageData", .product(name: "Crypto", package: "swift-crypto")],
             swiftSettings: strict
         ),
         // Where mail goes and what it looks like there: routes, target formats (Slack, Discord, …,
         // Mustache templates), truncation, rate limits. Pure: no sockets, no curl, no clocks.
         .target(
             name: "Targets",
-            dependencies: ["MailCore", .product(name: "Mustache", package: "swift-mustache")],
+            dependencies: ["MailCore", "MessageData", .product(name: "Mustache", package: "swift-mustache")],
             swiftSettings: strict
         ),
         // The durable spool and the retry policy: blocking POSIX file I/O, no NIO.
         .target(
             name: "Spool",
-            dependencies: [.product(name: "Crypto", package: "swift-crypto")],
+            dependencies: ["MessageData", .product(name: "Crypto", package: "swift-crypto")],
             swiftSettings: strict
         ),
         // Only this target knows curl.
         .target(
             name: "WebhookClient",
             dependencies: [
-                "CCurl", .product(name: "NIOCore", package: "swift-nio"),
+                "CCurl", "MessageData", .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOPosix", package: "swift-nio"),
                 .product(name: "Crypto", package: "swift-crypto"),
             ],
@@ -69,7 +71,7 @@ let package = Package(
         .target(
             name: "Delivery",
             dependencies: [
-                "MailCore", "Spool", "Targets", "WebhookClient",
+                "MailCore", "Spool", "Targets", "WebhookClient", "MessageData",
                 .product(name: "HeapModule", package: "swift-collections"),
                 .product(name: "GRDB", package: "GRDB.swift"),
                 .product(name: "Crypto", package: "swift-crypto"),
@@ -98,7 +100,7 @@ let package = Package(
         .target(
             name: "LMTPHook",
             dependencies: [
-                "LMTPServer", "LMTPCore", "MailCore", "WebhookClient", "Spool", "Targets", "Delivery",
+                "LMTPServer", "LMTPCore", "MailCore", "WebhookClient", "Spool", "Targets", "Delivery", "MessageData",
                 .product(name: "Yams", package: "Yams"),
                 .product(name: "Metrics", package: "swift-metrics"),
                 .product(name: "NIOCore", package: "swift-nio"),
@@ -150,7 +152,8 @@ let package = Package(
         .testTarget(name: "LMTPCoreTests", dependencies: ["LMTPCore"]),
         .testTarget(name: "FuzzingTests", dependencies: ["Fuzzing"], exclude: ["Corpus"]),
         .testTarget(name: "MailCoreTests", dependencies: ["MailCore"], exclude: ["Golden", "Messages"]),
-        .testTarget(name: "SpoolTests", dependencies: ["Spool"]),
+        .testTarget(name: "SpoolTests", dependencies: ["Spool", "MessageData"]),
+        .testTarget(name: "MessageDataTests", dependencies: ["MessageData"]),
         .testTarget(
             name: "DeliveryTests",
             dependencies: ["Delivery", "Targets", .product(name: "Clocks", package: "swift-clocks")]

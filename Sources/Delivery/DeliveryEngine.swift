@@ -1,5 +1,6 @@
 import Logging
 import MailCore
+import MessageData
 import NIOPosix
 import ServiceLifecycle
 import Spool
@@ -12,7 +13,11 @@ import WebhookClient
 package struct DeliveryRequest: Sendable {
     /// The envelope; `rcptTo` holds the recipients routed to this endpoint.
     package var envelope: MailEnvelope
-    package var raw: [UInt8]
+    /// The message: in memory, or in a file (never read whole but to be parsed).
+    package var body: MessageBody
+    /// The message parsed once for all its endpoints (``DeliveryEngine/parse(_:for:)``); `nil`:
+    /// each attempt parses it.
+    package var parsed: ParsedMessage?
     /// Tags of those recipients (plus-addressing).
     package var tags: [String]
     /// The route that chose the endpoint.
@@ -23,16 +28,29 @@ package struct DeliveryRequest: Sendable {
 
     package init(
         envelope: MailEnvelope,
-        raw: [UInt8],
+        body: MessageBody,
+        parsed: ParsedMessage? = nil,
         tags: [String] = [],
         route: String? = nil,
         digest: String? = nil
     ) {
         self.envelope = envelope
-        self.raw = raw
+        self.body = body
+        self.parsed = parsed
         self.tags = tags
         self.route = route
         self.digest = digest
+    }
+
+    /// A request for a message in memory.
+    package init(
+        envelope: MailEnvelope,
+        raw: [UInt8],
+        tags: [String] = [],
+        route: String? = nil,
+        digest: String? = nil
+    ) {
+        self.init(envelope: envelope, body: .bytes(raw), tags: tags, route: route, digest: digest)
     }
 }
 
@@ -53,6 +71,8 @@ package final class DeliveryEngine: Service, Sendable {
     /// The settings in force (replaced by ``update(endpoints:delimiters:settings:)``).
     package var settings: DeliverySettings { state.withLock { $0.settings } }
     package let metrics = DeliveryMetrics()
+    /// Message bytes in attempts at once (`limits.max_delivery_memory`).
+    package let memory: DeliveryMemory
     private let clock: DeliveryClock
     private let spool: Spool?
     /// Which endpoint took which recipient of which message (skips work an MTA retry repeats).
@@ -111,6 +131,7 @@ package final class DeliveryEngine: Service, Sendable {
         self.clock = clock
         self.logger = logger
         self.threads = max(1, threads)
+        self.memory = DeliveryMemory(limit: settings.maxDeliveryMemory)
         var state = State(settings: settings, endpoints: [:], delimiters: delimiters)
         Self.apply(endpoints, to: &state, settings: settings, threads: self.threads)
         self.state = Mutex(state)
@@ -170,6 +191,7 @@ package final class DeliveryEngine: Service, Sendable {
             if let settings { state.settings = settings }
             Self.apply(endpoints, to: &state, settings: state.settings, threads: threads)
         }
+        if let settings { memory.update(limit: settings.maxDeliveryMemory) }
         doorbell.ring()
     }
 
@@ -274,6 +296,64 @@ package final class DeliveryEngine: Service, Sendable {
         }
     }
 
+    /// Runs `work` on a spool thread when `offLoop` (it reads a file), else right here.
+    private func onSpoolThread<T: Sendable>(
+        _ resources: Resources,
+        if offLoop: Bool,
+        _ work: @escaping @Sendable () throws -> T
+    ) async throws -> T {
+        offLoop ? try await onSpoolThread(resources, work) : try work()
+    }
+
+    /// Parses a message once for all the endpoints it goes to, with the largest inline
+    /// attachment limit among them; each endpoint shows its part of it. A message in a file is
+    /// read on a pool thread within the memory budget. `nil` when parsing once saves nothing (one
+    /// endpoint, message in memory) or the file cannot be read (each attempt then reports it).
+    package func parse(_ body: MessageBody, for endpoints: [WebhookEndpoint]) async -> ParsedMessage? {
+        guard endpoints.count > 1 || body.isFile, let resources = await running() else { return nil }
+        let limit = MessagePayload.inlineLimit(for: endpoints.map(\.payload))
+        let cost = body.isFile ? body.count : 0
+        guard await memory.acquire(cost) else { return nil }
+        defer { memory.release(cost) }
+        return try? await onSpoolThread(resources, if: body.isFile) {
+            ParsedMessage(parsing: try body.contents(), inlineAttachmentLimit: limit)
+        }
+    }
+
+    /// The message's ``DeliveryJournal/digest(mailFrom:body:)`` (a file is read on a pool
+    /// thread); `nil` when it cannot be read (then the journal is not used for it).
+    package func digest(mailFrom: String, body: MessageBody) async -> String? {
+        guard let resources = await running() else { return nil }
+        return try? await onSpoolThread(resources, if: body.isFile) {
+            try DeliveryJournal.digest(mailFrom: mailFrom, body: body)
+        }
+    }
+
+    /// Renders a spooled entry for a retry or a replay within the memory budget (a file is read
+    /// and parsed on a pool thread). Returns the body and the bytes still held for it, to be
+    /// released when its request ends.
+    private func renderSpooled(
+        _ endpoint: WebhookEndpoint,
+        _ entry: Spool.Entry,
+        delimiters: Set<Character>,
+        _ resources: Resources
+    ) async throws -> (body: RenderedBody, held: Int) {
+        let cost = entry.body.count
+        guard await memory.acquire(cost) else { throw CancellationError() }
+        let body: RenderedBody
+        do {
+            body = try await onSpoolThread(resources, if: entry.body.isFile) {
+                try endpoint.render(spooled: entry.metadata, body: entry.body, delimiters: delimiters)
+            }
+        } catch {
+            memory.release(cost)
+            throw error
+        }
+        let held = min(cost, body.body.inMemoryCount)
+        memory.release(cost - held)
+        return (body, held)
+    }
+
     // MARK: - After the final dot
 
     /// Delivers or queues the message for the recipients routed to `endpoint`: one disposition
@@ -281,18 +361,26 @@ package final class DeliveryEngine: Service, Sendable {
     package func deliver(_ request: DeliveryRequest, to endpoint: WebhookEndpoint) async -> Disposition {
         let startedAt = clock.nowMilliseconds
         let envelope = request.envelope
-        let webhookID = MessagePayload.id(raw: request.raw, recipients: envelope.rcptTo, endpoint: endpoint.url)
-        let metadata = Self.metadata(envelope, request.raw, webhookID, endpoint, receivedAt: startedAt)
         guard let resources = await running() else {
-            return .deferred(webhookID: webhookID, reason: "webhook unavailable (shutting down)")
+            return .deferred(webhookID: "-", reason: "webhook unavailable (shutting down)")
         }
+        let webhookID: String
+        do {
+            webhookID = try await onSpoolThread(resources, if: request.body.isFile) {
+                try MessagePayload.id(body: request.body, recipients: envelope.rcptTo, endpoint: endpoint.url)
+            }
+        } catch {
+            logger.error("cannot read the message", metadata: ["error": "\(error)"])
+            return .notTaken(webhookID: "-", reason: "cannot read the message (\(Self.shorten("\(error)", to: 100)))")
+        }
+        let metadata = Self.metadata(envelope, size: request.body.count, webhookID, endpoint, receivedAt: startedAt)
         let budget: Int64? = spool == nil ? nil : DeliveryClock.milliseconds(endpoint.syncBudget ?? settings.syncBudget)
         let deadline = startedAt + (budget ?? 60_000)
 
         let disposition: (Disposition, Int)
         let admission = state.withLock { $0.policies[endpoint.name]?.admitThroughBreaker(now: startedAt) ?? .closed }
         if case .open = admission {
-            disposition = await queue(metadata, request.raw, resources, attempt: nil, reason: "circuit open")
+            disposition = await queue(metadata, request.body, resources, attempt: nil, reason: "circuit open")
         } else if let wait = state.withLock({ state -> Int64? in
             guard var policy = state.policies[endpoint.name] else { return 0 }
             defer { state.policies[endpoint.name] = policy }
@@ -317,7 +405,7 @@ package final class DeliveryEngine: Service, Sendable {
                 )
                 disposition = await queue(
                     metadata,
-                    request.raw,
+                    request.body,
                     resources,
                     attempt: nil,
                     reason: "endpoint busy: \(limit) requests in flight"
@@ -327,7 +415,7 @@ package final class DeliveryEngine: Service, Sendable {
             abandonProbe(endpoint.name, admission)
             disposition = await queue(
                 metadata,
-                request.raw,
+                request.body,
                 resources,
                 attempt: nil,
                 reason: "rate limit \(endpoint.rateLimit?.description ?? "")"
@@ -342,7 +430,7 @@ package final class DeliveryEngine: Service, Sendable {
                     "id": "\(webhookID)", "spool_id": "\(metadata.id)", "queue_id": "\(envelope.client.ident ?? "-")",
                     "rcpt": "\(recipient)", "endpoint": "\(endpoint.name)", "route": "\(request.route ?? "-")",
                     "status": "\(disposition.0.label)", "http": "\(disposition.1)", "attempt": "1",
-                    "size": "\(request.raw.count)", "delay": "\(delay)",
+                    "size": "\(request.body.count)", "delay": "\(delay)",
                 ]
             )
         }
@@ -419,7 +507,7 @@ package final class DeliveryEngine: Service, Sendable {
 
     private static func metadata(
         _ envelope: MailEnvelope,
-        _ raw: [UInt8],
+        size: Int,
         _ webhookID: String,
         _ endpoint: WebhookEndpoint,
         receivedAt: Int64
@@ -440,7 +528,7 @@ package final class DeliveryEngine: Service, Sendable {
             ]
             .reduce(into: [:]) { result, pair in if let value = pair.1 { result[pair.0] = value } },
             receivedAtMilliseconds: receivedAt,
-            size: raw.count,
+            size: size,
             endpointName: endpoint.name,
             format: endpoint.format.rawValue
         )
@@ -459,16 +547,27 @@ package final class DeliveryEngine: Service, Sendable {
         deadline: Int64?
     ) async -> (Disposition, Int) {
         let webhookID = metadata.webhookID
+        // A message in a file is read and parsed within the memory budget (one in memory is the
+        // LMTP server's to count); what the request keeps in memory stays counted until it ends.
+        let cost = request.body.isFile ? request.body.count : 0
+        guard await memory.acquire(cost) else {
+            releaseSlot(endpoint.name, retry: false)
+            if probe { abandonProbe(endpoint.name, .probe) }
+            return await queue(metadata, request.body, resources, attempt: nil, reason: "shutting down")
+        }
         let body: RenderedBody
         do {
-            let rendered = try endpoint.render(
-                webhookID: webhookID,
-                receivedAt: UnixTime(milliseconds: metadata.receivedAtMilliseconds),
-                envelope: request.envelope,
-                raw: request.raw,
-                tags: request.tags,
-                route: request.route
-            )
+            let rendered = try await onSpoolThread(resources, if: request.body.isFile) {
+                try endpoint.render(
+                    webhookID: webhookID,
+                    receivedAt: UnixTime(milliseconds: metadata.receivedAtMilliseconds),
+                    envelope: request.envelope,
+                    body: request.body,
+                    parsed: request.parsed,
+                    tags: request.tags,
+                    route: request.route
+                )
+            }
             if !rendered.message.problems.isEmpty {
                 logger.debug(
                     "message parsed with problems",
@@ -479,22 +578,28 @@ package final class DeliveryEngine: Service, Sendable {
             }
             body = rendered.body
         } catch {
+            memory.release(cost)
             releaseSlot(endpoint.name, retry: false)
             if probe { abandonProbe(endpoint.name, .probe) }
             logger.error(
                 "cannot render the message for this endpoint",
                 metadata: ["id": "\(webhookID)", "endpoint": "\(endpoint.name)", "error": "\(error)"]
             )
-            return await queue(metadata, request.raw, resources, attempt: nil, reason: "cannot render: \(error)")
+            return await queue(metadata, request.body, resources, attempt: nil, reason: "cannot render: \(error)")
         }
+        let kept = min(cost, body.body.inMemoryCount)
+        memory.release(cost - kept)
         let post = Task {
-            defer { self.releaseSlot(endpoint.name, retry: false) }
+            defer {
+                self.memory.release(kept)
+                self.releaseSlot(endpoint.name, retry: false)
+            }
             return await resources.client.post(
                 endpoint.request(webhookID: webhookID, body: body, nowMilliseconds: clock.nowMilliseconds)
             )
         }
         guard let response = await Self.race(post, deadline: deadline, clock: clock) else {
-            return await queueLate(metadata, request.raw, post, endpoint, resources)
+            return await queueLate(metadata, request.body, post, endpoint, resources)
         }
         let outcome = observe(response, endpoint: endpoint, kind: "sync")
         switch outcome {
@@ -514,7 +619,7 @@ package final class DeliveryEngine: Service, Sendable {
             }
             return await queue(
                 metadata,
-                request.raw,
+                request.body,
                 resources,
                 attempt: self.record(response, kind: "sync"),
                 reason: reason
@@ -527,13 +632,13 @@ package final class DeliveryEngine: Service, Sendable {
     /// outcome is recorded when it ends.
     private func queueLate(
         _ metadata: SpoolMetadata,
-        _ raw: [UInt8],
+        _ body: MessageBody,
         _ post: Task<WebhookResponse, Never>,
         _ endpoint: WebhookEndpoint,
         _ resources: Resources
     ) async -> (Disposition, Int) {
         let reason = "no answer within the sync budget"
-        let (disposition, claim) = await enqueue(metadata, raw, resources, attempt: nil, reason: reason, claimed: true)
+        let (disposition, claim) = await enqueue(metadata, body, resources, attempt: nil, reason: reason, claimed: true)
         guard let claim else {
             // Not queued (451): the attempt goes on; its outcome only feeds the breaker.
             Task {
@@ -573,18 +678,18 @@ package final class DeliveryEngine: Service, Sendable {
     /// Writes the entry durably: `queued` or, when the spool cannot take it, `notTaken`.
     private func queue(
         _ metadata: SpoolMetadata,
-        _ raw: [UInt8],
+        _ body: MessageBody,
         _ resources: Resources,
         attempt: SpoolState.Attempt?,
         reason: String
     ) async -> (Disposition, Int) {
-        let (disposition, _) = await enqueue(metadata, raw, resources, attempt: attempt, reason: reason, claimed: false)
+        let (disposition, _) = await enqueue(metadata, body, resources, attempt: attempt, reason: reason, claimed: false)
         return (disposition, attempt?.status ?? 0)
     }
 
     private func enqueue(
         _ metadata: SpoolMetadata,
-        _ raw: [UInt8],
+        _ body: MessageBody,
         _ resources: Resources,
         attempt: SpoolState.Attempt?,
         reason: String,
@@ -613,8 +718,8 @@ package final class DeliveryEngine: Service, Sendable {
         let claim: Spool.Claim?
         do {
             claim = try await onSpoolThread(resources) { [entryState] in
-                if claimed { return try spool.enqueueClaimed(metadata, raw: raw, state: entryState) }
-                try spool.enqueue(metadata, raw: raw, state: entryState)
+                if claimed { return try spool.enqueueClaimed(metadata, body: body, state: entryState) }
+                try spool.enqueue(metadata, body: body, state: entryState)
                 return nil
             }
         } catch {
@@ -933,7 +1038,8 @@ package final class DeliveryEngine: Service, Sendable {
         }
         let response: WebhookResponse
         do {
-            let body = try endpoint.render(spooled: entry.metadata, raw: entry.raw, delimiters: delimiters)
+            let (body, held) = try await renderSpooled(endpoint, entry, delimiters: delimiters, resources)
+            defer { memory.release(held) }
             response = await resources.client.post(
                 endpoint.request(
                     webhookID: entry.metadata.webhookID,
@@ -1231,7 +1337,8 @@ package final class DeliveryEngine: Service, Sendable {
         }
         let response: WebhookResponse
         do {
-            let body = try endpoint.render(spooled: metadata, raw: entry.raw, delimiters: delimiters)
+            let (body, held) = try await renderSpooled(endpoint, entry, delimiters: delimiters, resources)
+            defer { memory.release(held) }
             response = await resources.client.post(
                 endpoint.request(webhookID: metadata.webhookID, body: body, nowMilliseconds: clock.nowMilliseconds)
             )

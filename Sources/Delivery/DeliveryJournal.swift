@@ -1,5 +1,6 @@
 import Crypto
 import GRDB
+import MessageData
 import Synchronization
 
 /// Which endpoint took which recipient of which message (by content digest), for a window at
@@ -72,9 +73,15 @@ package final class DeliveryJournal: Sendable {
     /// The digest a message is known by: its envelope sender and its bytes (the MTA retries
     /// with both unchanged).
     package static func digest(mailFrom: String, raw: [UInt8]) -> String {
+        // Bytes in memory cannot fail to read.
+        (try? digest(mailFrom: mailFrom, body: .bytes(raw))) ?? ""
+    }
+
+    /// The digest of a message in memory or in a file (read in chunks; blocking).
+    package static func digest(mailFrom: String, body: MessageBody) throws -> String {
         var hasher = SHA256()
         hasher.update(data: Array("lmtphook-journal-v1\n\(mailFrom)\n".utf8))
-        hasher.update(data: raw)
+        try body.forEachChunk { hasher.update(bufferPointer: $0) }
         return hasher.finalize().map { String($0, radix: 16).leftPadded(to: 2) }.joined()
     }
 

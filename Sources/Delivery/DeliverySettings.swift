@@ -18,6 +18,9 @@ package struct DeliverySettings: Sendable, Equatable {
     /// How long the journal remembers which endpoint took which recipient of a message: at
     /// least the MTA's queue lifetime (Postfix's `maximal_queue_lifetime`, 5 days by default).
     package var journalWindow: Duration = .seconds(5 * 86_400)
+    /// Message bytes being read, parsed and sent at once, over every kind of attempt
+    /// (`limits.max_delivery_memory`); see ``DeliveryMemory``.
+    package var maxDeliveryMemory: Int = 64 * 1024 * 1024
 
     package init(
         syncBudget: Duration = .seconds(5),

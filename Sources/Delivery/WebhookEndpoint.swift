@@ -1,4 +1,5 @@
 import MailCore
+import MessageData
 import Spool
 import Targets
 import WebhookClient
@@ -66,6 +67,8 @@ package struct WebhookEndpoint: Sendable {
     }
 
     /// A signed request for one attempt (a fresh `webhook-timestamp` each time, the same id).
+    /// A body streamed from a file is signed by the client while it prepares the request (the
+    /// signature needs a pass over the file: not on the caller's thread).
     package func request(
         webhookID: String,
         body: RenderedBody,
@@ -75,21 +78,29 @@ package struct WebhookEndpoint: Sendable {
         if !headers.contains(where: { $0.name.lowercased() == "content-type" }) {
             headers.append(WebhookHeader("Content-Type", body.contentType))
         }
-        headers += signer.headers(id: webhookID, timestamp: nowMilliseconds / 1000, body: body.bytes)
+        var signing: WebhookSigning? = nil
+        if let bytes = body.body.inMemory {
+            headers += signer.headers(id: webhookID, timestamp: nowMilliseconds / 1000, body: bytes)
+        } else {
+            headers += [WebhookHeader("webhook-id", webhookID), WebhookHeader("webhook-timestamp", String(nowMilliseconds / 1000))]
+            if signer.isEnabled { signing = WebhookSigning(signer: signer, id: webhookID, timestamp: nowMilliseconds / 1000) }
+        }
         headers.append(WebhookHeader("Idempotency-Key", webhookID))
         var request = WebhookRequest(
             url: url,
             method: method,
             headers: headers,
-            body: body.bytes,
+            body: body.body,
             connectTimeoutMilliseconds: connectTimeoutMilliseconds,
             totalTimeoutMilliseconds: totalTimeoutMilliseconds
         )
+        request.signing = signing
         request.denyPrivateAddresses = denyPrivateAddresses
         return request
     }
 
-    /// Renders the body of one delivery: payload v1, then the endpoint's format from it.
+    /// Renders the body of one delivery from a message in memory: payload v1, then the
+    /// endpoint's format from it.
     package func render(
         webhookID: String,
         receivedAt: UnixTime,
@@ -97,47 +108,80 @@ package struct WebhookEndpoint: Sendable {
         raw: [UInt8],
         tags: [String] = [],
         route: String? = nil
-    ) throws(TemplateError) -> (body: RenderedBody, message: ParsedMessage) {
-        let rendered = MessagePayload.render(
+    ) throws -> (body: RenderedBody, message: ParsedMessage) {
+        try render(
+            webhookID: webhookID,
+            receivedAt: receivedAt,
+            envelope: envelope,
+            body: .bytes(raw),
+            parsed: nil,
+            tags: tags,
+            route: route
+        )
+    }
+
+    /// Renders the body of one delivery: payload v1 (with `raw_base64` streamed from a message
+    /// file), then the endpoint's format from it. `parsed`: the message parsed once for all its
+    /// endpoints; else it is parsed here (a file body is read whole for that: blocking).
+    package func render(
+        webhookID: String,
+        receivedAt: UnixTime,
+        envelope: MailEnvelope,
+        body: MessageBody,
+        parsed: ParsedMessage?,
+        tags: [String] = [],
+        route: String? = nil
+    ) throws -> (body: RenderedBody, message: ParsedMessage) {
+        let message: ParsedMessage
+        if let parsed {
+            message = parsed.shown(with: payload)
+        } else {
+            let limit = MessagePayload.inlineLimit(for: [payload])
+            message = ParsedMessage(parsing: try body.contents(), inlineAttachmentLimit: limit).shown(with: payload)
+        }
+        let document = MessagePayload.document(
             id: webhookID,
             receivedAt: receivedAt,
             envelope: envelope,
-            raw: raw,
+            body: body,
+            message: message,
             options: payload
         )
         if format == .json {
-            return (RenderedBody(contentType: "application/json", bytes: rendered.json), rendered.message)
+            return (RenderedBody(contentType: "application/json", body: document), message)
         }
         let summary = MailSummary(
             id: webhookID,
-            message: rendered.message,
+            message: message,
             envelope: envelope,
             tags: tags,
             route: route
         )
         let input = RenderInput(
             summary: summary,
-            message: rendered.message,
+            message: message,
             envelope: envelope,
-            payloadJSON: rendered.json,
+            // Only templates show the payload (`{{payload}}`): read from the file for them alone.
+            payloadJSON: format == .template ? try document.contents() : (document.inMemory ?? []),
             receivedAt: receivedAt
         )
-        return (try format.render(input, options: formatOptions), rendered.message)
+        return (try format.render(input, options: formatOptions), message)
     }
 
     /// Renders a spooled message again, for a retry or a replay: same id and `received_at` as
     /// the first attempt, tags from its recipients.
     package func render(
         spooled metadata: SpoolMetadata,
-        raw: [UInt8],
+        body: MessageBody,
         delimiters: Set<Character>
-    ) throws(TemplateError) -> RenderedBody {
+    ) throws -> RenderedBody {
         let envelope = Self.envelope(of: metadata)
         return try render(
             webhookID: metadata.webhookID,
             receivedAt: UnixTime(milliseconds: metadata.receivedAtMilliseconds),
             envelope: envelope,
-            raw: raw,
+            body: body,
+            parsed: nil,
             tags: DeliveryEngine.tags(envelope.rcptTo, delimiters: delimiters)
         ).body
     }

@@ -327,6 +327,7 @@ struct ConfigParser {
             delivery: settings,
             deliveryThreads: threads
         )
+        relay.delivery.maxDeliveryMemory = server.maxDeliveryBytes  // one key, both sides
         relay.metricsListen = metricsListen
         relay.controlSocket = controlSocket
         relay.journal = journal

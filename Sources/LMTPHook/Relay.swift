@@ -3,6 +3,7 @@ import LMTPCore
 import LMTPServer
 import Logging
 import MailCore
+import MessageData
 import NIOConcurrencyHelpers
 import NIOPosix
 import ServiceLifecycle
@@ -92,8 +93,22 @@ package final class Relay: Service, Sendable {
             delivery.metrics.recipient("rejected")
             return .reply(LMTPReply(550, "5.1.1", "<\(address)>: no route for this recipient"))
         })
-        server = LMTPServer(configuration: configuration.effectiveServer, policy: policy, logger: logger) { message in
-            await Relay.deliver(message, routes: routes.withLockedValue { $0 }, delivery: delivery)
+        let threads = fileThreads
+        server = LMTPServer(configuration: configuration.effectiveServer, policy: policy, logger: logger) {
+            message,
+            file in
+            // A message that arrived bigger than the spill threshold stays in its file: opened
+            // here (the descriptor outlives the server's name for it), linked into the spool.
+            var body = MessageBody.bytes(message.data)
+            if let file {
+                do {
+                    body = .file(try await threads.runIfActive { try MessageFile(opening: file.path) })
+                } catch {
+                    logger.error("cannot open an incoming message; refused with 451", metadata: ["error": "\(error)"])
+                    return LMTPRecipientResults(all: .temporaryFailure("Cannot read the message back, try again later"))
+                }
+            }
+            return await Relay.deliver(message, body: body, routes: routes.withLockedValue { $0 }, delivery: delivery)
         }
     }
 
@@ -102,9 +117,11 @@ package final class Relay: Service, Sendable {
     /// took the recipient are not sent it again, see ``DeliveryJournal``), then any 5xx, else 250.
     static func deliver(
         _ message: LMTPMessage,
+        body: MessageBody? = nil,
         routes: RouteTable,
         delivery: DeliveryEngine
     ) async -> LMTPRecipientResults {
+        let body = body ?? .bytes(message.data)
         var results = [[LMTPRecipientResult]](repeating: [], count: message.recipients.count)
         var groups: [String: (indices: [Int], route: String)] = [:]
         var order: [String] = []
@@ -121,8 +138,8 @@ package final class Relay: Service, Sendable {
                 groups[name, default: ([], match.route)].indices.append(index)
             }
         }
-        let digest =
-            delivery.journal == nil ? nil : DeliveryJournal.digest(mailFrom: message.sender.address, raw: message.data)
+        let digest = delivery.journal == nil ? nil : await delivery.digest(mailFrom: message.sender.address, body: body)
+        let parsed = await delivery.parse(body, for: order.compactMap { delivery.endpoint(named: $0) })
         /// What an endpoint did: a result per recipient index, and the request it took, if any.
         typealias Outcome = (
             results: [Int: LMTPRecipientResult], taken: (Disposition, DeliveryRequest, WebhookEndpoint)?
@@ -152,7 +169,8 @@ package final class Relay: Service, Sendable {
                     let envelope = Relay.envelope(of: message, recipients: remaining.map { message.recipients[$0] })
                     let request = DeliveryRequest(
                         envelope: envelope,
-                        raw: message.data,
+                        body: body,
+                        parsed: parsed,
                         tags: DeliveryEngine.tags(envelope.rcptTo, delimiters: routes.delimiters),
                         route: route,
                         digest: digest

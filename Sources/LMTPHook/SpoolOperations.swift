@@ -145,7 +145,13 @@ package struct SpoolOperations: Sendable {
             return error.kind == .notFound ? 1 : 74
         }
         if request.raw {
-            await emit(.raw(entry.raw))
+            let body = entry.body
+            do {
+                await emit(.raw(try await blocking { try body.contents() }))
+            } catch {
+                await emit(.err("lmtphook spool: \(error)"))
+                return 74
+            }
             return 0
         }
         let metadata = entry.metadata

@@ -16,7 +16,9 @@ struct LMTPConnection: Sendable {
     let metrics: LMTPServerMetrics
     let deliveries: DeliveryGate
     let threadPool: NIOThreadPool
-    let handler: LMTPServer.MessageHandler
+    let handler: LMTPServer.FileMessageHandler
+    /// Whether a spilled message is read back whole (else the handler gets its file).
+    let readsBack: Bool
     let logger: Logger
 
     /// Serves `connection` until it closes.
@@ -166,7 +168,8 @@ struct LMTPConnection: Sendable {
                 )
             )
         }
-        let weight = message.spilledBytes + message.data.count
+        let size = message.spilledBytes + message.data.count
+        let weight = readsBack ? size : message.data.count  // a message handed over as a file is not in memory
         guard await deliveries.enter(weight: weight) else {
             await file?.remove()
             logger.warning(
@@ -176,9 +179,16 @@ struct LMTPConnection: Sendable {
             return LMTPRecipientResults(all: busy)
         }
         defer { deliveries.leave(weight: weight) }
+        var handedFile: LMTPMessageFile? = nil
         if let file {
             do {
-                message.data = try await file.readAll(expecting: message.spilledBytes, then: message.data)
+                if readsBack {
+                    message.data = try await file.readAll(expecting: message.spilledBytes, then: message.data)
+                } else {
+                    try await file.append(message.data)
+                    message.data = []
+                    handedFile = LMTPMessageFile(path: file.path, size: size)
+                }
                 message.spilledBytes = 0
             } catch {
                 logger.error("cannot read back an incoming message; refused with 451", metadata: ["error": "\(error)"])
@@ -191,10 +201,12 @@ struct LMTPConnection: Sendable {
                     )
                 )
             }
-            await file.remove()
+            if readsBack { await file.remove() }
         }
-        metrics.messageBytes.increment(by: message.data.count)
-        metrics.messageSize.record(message.data.count)
-        return await handler(message)
+        metrics.messageBytes.increment(by: size)
+        metrics.messageSize.record(size)
+        let results = await handler(message, handedFile)
+        if handedFile != nil { await file?.remove() }
+        return results
     }
 }

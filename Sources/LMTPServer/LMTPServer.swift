@@ -25,17 +25,23 @@ import ServiceLifecycle
 public final class LMTPServer: Service, Sendable {
     /// Handles one complete message; returns a result for each recipient, by recipient.
     public typealias MessageHandler = @Sendable (LMTPMessage) async -> LMTPRecipientResults
+    /// Handles one complete message that may be in a file: with an ``LMTPMessageFile``, the
+    /// message is in that file and `message.data` is empty (it arrived bigger than the spill
+    /// threshold); without one, it is in `message.data`.
+    public typealias FileMessageHandler = @Sendable (LMTPMessage, LMTPMessageFile?) async -> LMTPRecipientResults
 
     public let configuration: LMTPServerConfiguration
     private let policy: LMTPPolicy
     private let metrics: LMTPServerMetrics
-    private let handler: MessageHandler
+    private let handler: FileMessageHandler
     private let logger: Logger
     private let group: any EventLoopGroup
     private let state = NIOLockedValueBox(State())
     private let listening: EventLoopPromise<[LMTPListenAddress]>
     private let deliveries: DeliveryGate
     private let threadPool: NIOThreadPool
+    /// Whether a spilled message is read back into `message.data` for the handler.
+    private let readsBack: Bool
 
     private struct State {
         /// A server runs once: set by the first ``run()``.
@@ -57,13 +63,52 @@ public final class LMTPServer: Service, Sendable {
     }
 
     /// Creates a server; nothing is bound until ``run()``.
-    public init(
+    public convenience init(
         configuration: LMTPServerConfiguration,
         policy: LMTPPolicy = .acceptAll,
         logger: Logger = Logger(label: "lmtp-server"),
         eventLoopGroup: any EventLoopGroup = MultiThreadedEventLoopGroup.singleton,
         handler: @escaping MessageHandler
     ) {
+        self.init(
+            configuration: configuration,
+            policy: policy,
+            logger: logger,
+            eventLoopGroup: eventLoopGroup,
+            fileHandler: { message, _ in await handler(message) },
+            readsBack: true
+        )
+    }
+
+    /// Creates a server whose handler takes a message too big for memory as a file (see
+    /// ``FileMessageHandler``) instead of having it read back whole: for handlers that stream
+    /// it or keep it on disk. Nothing is bound until ``run()``.
+    public convenience init(
+        configuration: LMTPServerConfiguration,
+        policy: LMTPPolicy = .acceptAll,
+        logger: Logger = Logger(label: "lmtp-server"),
+        eventLoopGroup: any EventLoopGroup = MultiThreadedEventLoopGroup.singleton,
+        fileHandler: @escaping FileMessageHandler
+    ) {
+        self.init(
+            configuration: configuration,
+            policy: policy,
+            logger: logger,
+            eventLoopGroup: eventLoopGroup,
+            fileHandler: fileHandler,
+            readsBack: false
+        )
+    }
+
+    private init(
+        configuration: LMTPServerConfiguration,
+        policy: LMTPPolicy,
+        logger: Logger,
+        eventLoopGroup: any EventLoopGroup,
+        fileHandler handler: @escaping FileMessageHandler,
+        readsBack: Bool
+    ) {
+        self.readsBack = readsBack
         self.configuration = configuration
         self.metrics = LMTPServerMetrics(prefix: configuration.metricsPrefix)
         self.policy = policy
@@ -357,7 +402,23 @@ public final class LMTPServer: Service, Sendable {
             deliveries: deliveries,
             threadPool: threadPool,
             handler: handler,
+            readsBack: readsBack,
             logger: logger
         ).serve(connection)
+    }
+}
+
+/// A complete message in a file, handed to a ``LMTPServer/FileMessageHandler``. The file is the
+/// server's: it is removed when the handler returns, so a handler that keeps the message opens
+/// it (an open descriptor outlives the name) or links it elsewhere before returning.
+public struct LMTPMessageFile: Sendable, Hashable {
+    /// Where the message is, until the handler returns.
+    public let path: String
+    /// The message's size in bytes.
+    public let size: Int
+
+    public init(path: String, size: Int) {
+        self.path = path
+        self.size = size
     }
 }

@@ -1,8 +1,18 @@
+import MessageData
+
 /// A small, fast JSON writer with keys in the order written (for a readable, documented payload):
 /// strings are escaped per RFC 8259 (control characters as `\u00XX`, `/` unescaped).
 package struct JSONWriter {
+    /// What was written since the last streamed part (all of it when nothing is streamed).
     package private(set) var bytes: [UInt8] = []
+    /// Parts before `bytes`: written bytes and message bodies encoded while the request is sent.
+    private var parts: [RequestBody.Part] = []
     private var needsComma: [Bool] = [false]
+
+    /// The document as a request body: written bytes, with streamed parts where they were written.
+    package var body: RequestBody {
+        parts.isEmpty ? RequestBody(bytes: bytes) : RequestBody(parts + [.bytes(bytes)])
+    }
 
     package init(capacity: Int = 4096) { bytes.reserveCapacity(capacity) }
 
@@ -70,6 +80,20 @@ package struct JSONWriter {
         bytes.append(UInt8(ascii: "\""))
         TransferDecoding.base64Encode(value, into: &bytes)
         bytes.append(UInt8(ascii: "\""))
+    }
+
+    /// Writes a message base64-encoded as a string: a file body is not read now, but encoded
+    /// while the request is sent (see ``body``); bytes are encoded at once.
+    package mutating func base64String(of message: MessageBody) {
+        guard case .file = message else {
+            if case .bytes(let bytes) = message { base64String(bytes) }
+            return
+        }
+        separator()
+        bytes.append(UInt8(ascii: "\""))
+        parts.append(.bytes(bytes))
+        parts.append(.base64(message))
+        bytes = [UInt8(ascii: "\"")]
     }
 
     private static let hex = Array("0123456789abcdef".utf8)

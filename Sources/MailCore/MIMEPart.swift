@@ -1,3 +1,5 @@
+import Crypto
+
 #if canImport(Glibc)
 import Glibc
 #elseif canImport(Darwin)
@@ -167,6 +169,46 @@ package struct MIMEParser {
             }
         }
         return parts
+    }
+
+    /// A leaf part's decoded size and SHA-256 (hex), decoded a chunk at a time: a big base64
+    /// attachment is never held whole.
+    package func decodedDigest(of part: MIMEPart, problems: inout [String]) -> (size: Int, sha256: String) {
+        switch part.transferEncoding {
+        case "base64": break
+        case "7bit", "8bit", "binary", "":
+            var hasher = SHA256()
+            message.withUnsafeBufferPointer {
+                hasher.update(bufferPointer: UnsafeRawBufferPointer(UnsafeBufferPointer(rebasing: $0[part.body])))
+            }
+            let digest = hasher.finalize()
+            return (part.body.count, Self.hex(digest))
+        default:
+            let content = decodedBody(of: part, problems: &problems)
+            return (content.count, Self.hex(SHA256.hash(data: content)))
+        }
+        var hasher = SHA256()
+        var size = 0
+        var malformed = false
+        message.withUnsafeBufferPointer { buffer in
+            TransferDecoding.base64(UnsafeBufferPointer(rebasing: buffer[part.body]), malformed: &malformed) {
+                hasher.update(bufferPointer: UnsafeRawBufferPointer($0))
+                size += $0.count
+            }
+        }
+        if malformed { problems.append("malformed base64 in \(part.mediaType) part") }
+        return (size, Self.hex(hasher.finalize()))
+    }
+
+    static func hex(_ digest: SHA256.Digest) -> String {
+        let alphabet = Array("0123456789abcdef".utf8)
+        var output: [UInt8] = []
+        output.reserveCapacity(64)
+        for byte in digest {
+            output.append(alphabet[Int(byte >> 4)])
+            output.append(alphabet[Int(byte & 15)])
+        }
+        return String(decoding: output, as: UTF8.self)
     }
 
     /// Decodes a leaf part's body per its Content-Transfer-Encoding.

@@ -1,4 +1,5 @@
 import Crypto
+import MessageData
 
 /// What to put in the payload besides the parsed fields.
 package struct PayloadOptions: Sendable, Hashable {
@@ -32,9 +33,15 @@ package enum MessagePayload {
     /// give the same id (26 characters of Crockford base32 of a SHA-256), so a receiver can drop
     /// the duplicate when an MTA redelivers after a lost connection.
     package static func id(raw: [UInt8], recipients: [String], endpoint: String) -> String {
+        // Bytes in memory cannot fail to read.
+        (try? id(body: .bytes(raw), recipients: recipients, endpoint: endpoint)) ?? ""
+    }
+
+    /// The idempotency key of a message in memory or in a file (read in chunks; blocking).
+    package static func id(body: MessageBody, recipients: [String], endpoint: String) throws -> String {
         var hasher = SHA256()
         hasher.update(data: Array("lmtphook-v1\n\(endpoint)\n\(recipients.joined(separator: "\n"))\n\n".utf8))
-        hasher.update(data: raw)
+        try body.forEachChunk { hasher.update(bufferPointer: $0) }
         let digest = Array(hasher.finalize())
         let alphabet = Array("0123456789ABCDEFGHJKMNPQRSTVWXYZ".utf8)
         var output = [UInt8]()
@@ -72,6 +79,15 @@ package enum MessagePayload {
         )
     }
 
+    /// The attachment limit to parse a message with for endpoints with these options: the
+    /// largest inline limit among them (`nil`: no endpoint shows attachment contents).
+    package static func inlineLimit(for options: [PayloadOptions]) -> Int? {
+        options.compactMap {
+            if case .inline(let maxBytes) = $0.attachments { return maxBytes }
+            return nil
+        }.max()
+    }
+
     /// Renders an already parsed message.
     package static func render(
         id: String,
@@ -81,7 +97,23 @@ package enum MessagePayload {
         message: ParsedMessage,
         options: PayloadOptions
     ) -> [UInt8] {
-        var json = JSONWriter(capacity: (options.includeRaw ? raw.count * 4 / 3 : 0) + raw.count / 2 + 4096)
+        document(id: id, receivedAt: receivedAt, envelope: envelope, body: .bytes(raw), message: message, options: options)
+            .inMemory ?? []
+    }
+
+    /// Renders an already parsed message as a request body: with a file body, `raw_base64` is
+    /// encoded from the file while the request is sent, so the document costs no memory for it.
+    /// `message` should be ``ParsedMessage/shown(with:)`` for these options.
+    package static func document(
+        id: String,
+        receivedAt: UnixTime,
+        envelope: MailEnvelope,
+        body: MessageBody,
+        message: ParsedMessage,
+        options: PayloadOptions
+    ) -> RequestBody {
+        let inMemory = body.isFile ? 0 : body.count
+        var json = JSONWriter(capacity: (options.includeRaw ? inMemory * 4 / 3 : 0) + inMemory / 2 + 4096)
         json.beginObject()
         json.key("schema")
         json.int(schemaVersion)
@@ -108,7 +140,7 @@ package enum MessagePayload {
         }
         json.endObject()
         json.key("size")
-        json.int(raw.count)
+        json.int(body.count)
         json.key("smtputf8")
         json.bool(envelope.smtpUTF8)
         json.key("body")
@@ -173,9 +205,9 @@ package enum MessagePayload {
         json.strings("authentication_results", message.authenticationResults)
         json.strings("parse_errors", message.problems)
         json.key("raw_base64")
-        if options.includeRaw { json.base64String(raw) } else { json.null() }
+        if options.includeRaw { json.base64String(of: body) } else { json.null() }
         json.endObject()
-        return json.bytes
+        return json.body
     }
 
     private static func addresses(_ list: [MailAddress], into json: inout JSONWriter) {

@@ -120,9 +120,14 @@ package struct ParsedMessage: Sendable {
 
         for leaf in leaves where !bodyRanges.contains(leaf.body) {
             var leafProblems: [String] = []
-            let content = parser.decodedBody(of: leaf, problems: &leafProblems)
+            // Hashed as it is decoded; the content is decoded whole only when it is kept.
+            let (size, digest) = parser.decodedDigest(of: leaf, problems: &leafProblems)
+            var content: [UInt8]? = nil
+            if let limit = inlineAttachmentLimit, size <= limit {
+                var ignored: [String] = []
+                content = parser.decodedBody(of: leaf, problems: &ignored)
+            }
             problems += leafProblems
-            let digest = SHA256.hash(data: content).map { String($0, radix: 16).leftPadded(to: 2) }.joined()
             var contentID = leaf.headers.first("Content-ID")?.text.trimmingWhitespace()
             if let id = contentID, id.hasPrefix("<"), id.hasSuffix(">") {
                 contentID = String(id.dropFirst().dropLast())
@@ -131,16 +136,34 @@ package struct ParsedMessage: Sendable {
                 MailAttachment(
                     filename: Self.sanitize(filename: leaf.filename),
                     contentType: leaf.mediaType,
-                    size: content.count,
+                    size: size,
                     disposition: leaf.disposition?.value.isEmpty == false ? leaf.disposition?.value : nil,
                     contentID: contentID?.isEmpty == false ? contentID : nil,
                     sha256: digest,
-                    content: inlineAttachmentLimit.map { content.count <= $0 } == true ? content : nil
+                    content: content
                 )
             )
         }
         var seen = Set<String>()
         self.problems = problems.filter { seen.insert($0).inserted }.prefix(100).map { $0 }
+    }
+
+    /// This message as an endpoint with `options` shows it: attachment contents kept only up
+    /// to its inline limit, or no attachments at all. (A message is parsed once, with the
+    /// largest limit of the endpoints it goes to.)
+    package func shown(with options: PayloadOptions) -> ParsedMessage {
+        var message = self
+        switch options.attachments {
+        case .omit:
+            message.attachments = []
+        case .metadata:
+            for index in message.attachments.indices { message.attachments[index].content = nil }
+        case .inline(let maxBytes):
+            for index in message.attachments.indices where message.attachments[index].size > maxBytes {
+                message.attachments[index].content = nil
+            }
+        }
+        return message
     }
 
     private final class PartList {

@@ -17,40 +17,34 @@ package enum TransferDecoding {
     package static func base64(_ input: ArraySlice<UInt8>, malformed: inout Bool) -> [UInt8] {
         var output = [UInt8]()
         output.reserveCapacity(input.count / 4 * 3 + 3)
+        input.withUnsafeBufferPointer { buffer in
+            base64(buffer, malformed: &malformed) { output.append(contentsOf: $0) }
+        }
+        return output
+    }
+
+    /// Base64 as above, decoded a chunk at a time into `sink` (for hashing a big attachment
+    /// without holding it).
+    package static func base64(
+        _ input: UnsafeBufferPointer<UInt8>,
+        malformed: inout Bool,
+        sink: (UnsafeBufferPointer<UInt8>) -> Void
+    ) {
+        let capacity = 48 * 1024
+        let output = UnsafeMutableBufferPointer<UInt8>.allocate(capacity: capacity + 3)
+        defer { output.deallocate() }
+        var used = 0
         var accumulator: UInt32 = 0
         var count = 0
-        input.withUnsafeBufferPointer { buffer in
-            for byte in buffer {
-                let value = base64Values[Int(byte)]
-                if value == 0xFF {
-                    if byte == UInt8(ascii: "=") {
-                        flush()
-                    } else if byte != 0x0D && byte != 0x0A && byte != 0x20 && byte != 0x09 {
-                        malformed = true
-                    }
-                    continue
-                }
-                accumulator = accumulator << 6 | UInt32(value)
-                count += 1
-                if count == 4 {
-                    output.append(UInt8(truncatingIfNeeded: accumulator >> 16))
-                    output.append(UInt8(truncatingIfNeeded: accumulator >> 8))
-                    output.append(UInt8(truncatingIfNeeded: accumulator))
-                    accumulator = 0
-                    count = 0
-                }
-            }
-        }
-        flush()
-        return output
-
         func flush() {
             switch count {
             case 2:
-                output.append(UInt8(truncatingIfNeeded: accumulator >> 4))
+                output[used] = UInt8(truncatingIfNeeded: accumulator >> 4)
+                used += 1
             case 3:
-                output.append(UInt8(truncatingIfNeeded: accumulator >> 10))
-                output.append(UInt8(truncatingIfNeeded: accumulator >> 2))
+                output[used] = UInt8(truncatingIfNeeded: accumulator >> 10)
+                output[used + 1] = UInt8(truncatingIfNeeded: accumulator >> 2)
+                used += 2
             case 1:
                 malformed = true
             default:
@@ -59,6 +53,33 @@ package enum TransferDecoding {
             accumulator = 0
             count = 0
         }
+        for byte in input {
+            let value = base64Values[Int(byte)]
+            if value == 0xFF {
+                if byte == UInt8(ascii: "=") {
+                    flush()
+                } else if byte != 0x0D && byte != 0x0A && byte != 0x20 && byte != 0x09 {
+                    malformed = true
+                }
+            } else {
+                accumulator = accumulator << 6 | UInt32(value)
+                count += 1
+                if count == 4 {
+                    output[used] = UInt8(truncatingIfNeeded: accumulator >> 16)
+                    output[used + 1] = UInt8(truncatingIfNeeded: accumulator >> 8)
+                    output[used + 2] = UInt8(truncatingIfNeeded: accumulator)
+                    used += 3
+                    accumulator = 0
+                    count = 0
+                }
+            }
+            if used >= capacity {
+                sink(UnsafeBufferPointer(rebasing: output[..<used]))
+                used = 0
+            }
+        }
+        flush()
+        if used > 0 { sink(UnsafeBufferPointer(rebasing: output[..<used])) }
     }
 
     private static let base64Alphabet = Array("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/".utf8)

@@ -1,5 +1,6 @@
 import Crypto
 import Foundation
+import MessageData
 
 #if canImport(Glibc)
 import Glibc
@@ -9,7 +10,12 @@ import Glibc
 ///
 /// ```
 /// DIR/tmp/          entries being written (removed at start-up)
-/// DIR/queue/ID.msg  header line, metadata JSON line, the raw message, "end <sha256>" trailer
+/// DIR/queue/ID.msg  a message held in memory: "lmtphook-spool 1", metadata JSON line, the raw
+///                   message, "end <sha256>" trailer (one file, one fsync)
+/// DIR/queue/ID.msg  a message held in a file: "lmtphook-spool 2", metadata JSON line,
+///                   "end <sha256 of the message>"; the message itself is
+/// DIR/queue/ID.eml  the raw message: a hard link to the file it arrived in (no copy), shared
+///                   by the entries of one message's endpoints
 /// DIR/queue/ID.state   delivery state (attempts, next attempt, history), replaced atomically
 /// DIR/dead/         dead letters (both files), kept with their history
 /// DIR/quarantine/   damaged entries moved aside at start-up, never deleted
@@ -17,7 +23,8 @@ import Glibc
 /// ```
 ///
 /// An entry is written tmp → fsync → rename → fsync(directory) (the directory sync is shared by
-/// concurrent writers, see `GroupCommit`), so once ``enqueue(_:raw:state:)`` returns it survives a
+/// concurrent writers, see `GroupCommit`; a message file is fsync'd and linked before), so once
+/// ``enqueue(_:body:state:)`` returns it survives a
 /// crash. fsync errors are never retried on the same file: the entry is removed and the call fails.
 /// All methods block: call them from a thread pool.
 package final class Spool: Sendable {
@@ -31,10 +38,13 @@ package final class Spool: Sendable {
     package let faults: SpoolFaultInjection?
 
     static let magic = "lmtphook-spool 1"
+    /// The header of an entry whose message is in its own `.eml` file.
+    static let fileMagic = "lmtphook-spool 2"
 
     /// The spool layout this binary writes; it reads every format up to this one. A spool (its
     /// `FORMAT` file) or an entry (its header line) of a later format is refused, never half-read.
-    package static let format = 1
+    /// Format 2 added entries whose message is a separate file (`ID.eml`).
+    package static let format = 2
     static let formatFilePrefix = "lmtphook spool format "
 
     /// Opens (creating if needed) the spool at `path`. `faults` injects I/O errors (tests).
@@ -117,7 +127,12 @@ package final class Spool: Sendable {
 
     /// Writes an entry durably. When this returns, the entry survives a crash.
     package func enqueue(_ metadata: SpoolMetadata, raw: [UInt8], state: SpoolState) throws(SpoolError) {
-        _ = try write(metadata, raw: raw, state: state, claimed: false)
+        _ = try write(metadata, body: .bytes(raw), state: state, claimed: false)
+    }
+
+    /// Writes an entry durably; a message in a file is linked into the spool, not copied.
+    package func enqueue(_ metadata: SpoolMetadata, body: MessageBody, state: SpoolState) throws(SpoolError) {
+        _ = try write(metadata, body: body, state: state, claimed: false)
     }
 
     /// Writes an entry durably and returns it already claimed: the lock is taken on the file
@@ -125,17 +140,17 @@ package final class Spool: Sendable {
     /// (an attempt that outlives the sync budget keeps delivering it, nobody else).
     package func enqueueClaimed(
         _ metadata: SpoolMetadata,
-        raw: [UInt8],
+        body: MessageBody,
         state: SpoolState
     ) throws(SpoolError)
         -> Claim
     {
-        try write(metadata, raw: raw, state: state, claimed: true)!
+        try write(metadata, body: body, state: state, claimed: true)!
     }
 
     private func write(
         _ metadata: SpoolMetadata,
-        raw: [UInt8],
+        body: MessageBody,
         state: SpoolState,
         claimed: Bool
     ) throws(SpoolError)
@@ -144,7 +159,25 @@ package final class Spool: Sendable {
         guard SpoolID.isValid(metadata.id) else { throw SpoolError(.write, "invalid spool id \(metadata.id)") }
         var metadata = metadata
         metadata.initialState = state  // one file per entry: no separate state file until the first update
-        let bytes = try Self.encodeEntry(metadata, raw: raw)
+        metadata.size = body.count
+        let bytes: [UInt8]
+        let messageFile = "\(queue)/\(metadata.id).eml"
+        var linked = false
+        switch body {
+        case .bytes(let raw):
+            bytes = try Self.encodeEntry(metadata, raw: raw)
+        case .file(let file):
+            // The message file first (its data synced, then its name in queue/, synced with the
+            // entry's below); the entry only names it, with its digest.
+            do throws(SpoolError) {
+                let digest = try placeMessage(file, at: messageFile, id: metadata.id)
+                linked = true
+                bytes = try Self.encodeEntry(metadata, messageDigest: digest)
+            } catch {
+                if linked { unlink(messageFile) }
+                throw error
+            }
+        }
         let temporary = "\(path)/tmp/\(metadata.id).msg"
         let final = "\(queue)/\(metadata.id).msg"
         var claim: Claim? = nil
@@ -162,9 +195,71 @@ package final class Spool: Sendable {
             unlink(temporary)
             unlink(final)
             unlink("\(queue)/\(metadata.id).state")
+            if linked { unlink(messageFile) }
             throw error
         }
         return claimed ? claim : nil
+    }
+
+    /// Puts a message file at `target` in the queue: fsync of its data, then a hard link (a copy
+    /// through `tmp/` when the file is on another file system). Returns the message's SHA-256.
+    private func placeMessage(_ file: MessageFile, at target: String, id: String) throws(SpoolError) -> String {
+        if let code = faults?.check(.fsync) {
+            throw SpoolError(.write, "fsync of \(file.path) failed: \(String(cString: strerror(code))) (injected)")
+        }
+        var hasher = SHA256()
+        do {
+            try file.sync()
+            try file.forEachChunk { hasher.update(bufferPointer: $0) }
+        } catch {
+            throw SpoolError(.write, "\(error)")
+        }
+        if let code = faults?.check(.create) {
+            throw SpoolError(.write, "cannot link \(target): \(String(cString: strerror(code))) (injected)")
+        }
+        do throws(MessageFileError) {
+            try file.link(to: target)
+        } catch where error.crossDevice {
+            try copyMessage(file, to: target, id: id)
+        } catch {
+            throw SpoolError(.write, error.description)
+        }
+        return Self.hex(hasher.finalize())
+    }
+
+    /// Copies a message file into the queue (tmp, fsync, rename) when it cannot be linked.
+    private func copyMessage(_ file: MessageFile, to target: String, id: String) throws(SpoolError) {
+        let temporary = "\(path)/tmp/\(id).eml"
+        let fd = open(temporary, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0o640)
+        guard fd >= 0 else { throw SpoolError(.write, "cannot create \(temporary): \(Self.lastError())") }
+        var failure: String? = nil
+        if flock(fd, LOCK_EX | LOCK_NB) != 0 { failure = "cannot lock \(temporary): \(Self.lastError())" }
+        do {
+            try file.forEachChunk { chunk in
+                guard failure == nil else { return }
+                var offset = 0
+                while offset < chunk.count {
+                    let written = Glibc.write(fd, chunk.baseAddress! + offset, chunk.count - offset)
+                    if written < 0 {
+                        if errno == EINTR { continue }
+                        failure = "write to \(temporary) failed: \(Self.lastError())"
+                        return
+                    }
+                    offset += written
+                }
+            }
+        } catch {
+            failure = failure ?? "\(error)"
+        }
+        if failure == nil && fsync(fd) != 0 { failure = "fsync of \(temporary) failed: \(Self.lastError())" }
+        close(fd)
+        if failure == nil && rename(temporary, target) != 0 {
+            failure = "rename to \(target) failed: \(Self.lastError())"
+        }
+        if let failure {
+            unlink(temporary)
+            throw SpoolError(.write, failure)
+        }
     }
 
     /// write + fsync + close of a new file (O_EXCL); any failure removes it. The file is flock'd
@@ -228,10 +323,24 @@ package final class Spool: Sendable {
         return bytes
     }
 
-    static func hexDigest(_ bytes: [UInt8]) -> String {
+    /// The entry of a message kept in its own file: header, metadata, the message's digest.
+    static func encodeEntry(_ metadata: SpoolMetadata, messageDigest: String) throws(SpoolError) -> [UInt8] {
+        let json: Data
+        do { json = try JSONEncoder().encode(metadata) } catch {
+            throw SpoolError(.write, "cannot encode metadata: \(error)")
+        }
+        var bytes = Array("\(fileMagic)\n".utf8)
+        bytes += Array(json)
+        bytes += Array("\nend \(messageDigest)\n".utf8)
+        return bytes
+    }
+
+    static func hexDigest(_ bytes: [UInt8]) -> String { hex(SHA256.hash(data: bytes)) }
+
+    static func hex(_ digest: SHA256.Digest) -> String {
         let hex = Array("0123456789abcdef".utf8)
         var output: [UInt8] = []
-        for byte in SHA256.hash(data: bytes) {
+        for byte in digest {
             output.append(hex[Int(byte >> 4)])
             output.append(hex[Int(byte & 15)])
         }
@@ -272,7 +381,8 @@ package final class Spool: Sendable {
     /// An entry as read from disk.
     package struct Entry: Sendable {
         package var metadata: SpoolMetadata
-        package var raw: [UInt8]
+        /// The message: in memory (entries of format 1), or its `.eml` file, opened and verified.
+        package var body: MessageBody
         package var state: SpoolState
         package var isDead: Bool
     }
@@ -295,9 +405,9 @@ package final class Spool: Sendable {
                 "cannot read \(directory)/\(id).msg: \(String(cString: strerror(code))) (injected)"
             )
         }
-        let (metadata, raw) = try Self.decodeEntry(path: "\(directory)/\(id).msg")
+        let (metadata, body) = try Self.decodeEntry(path: "\(directory)/\(id).msg")
         let state = readState(id, directory: directory, metadata: metadata)
-        return Entry(metadata: metadata, raw: raw, state: state, isDead: isDead)
+        return Entry(metadata: metadata, body: body, state: state, isDead: isDead)
     }
 
     /// The state of a live entry alone (cheap: for building the schedule), `nil` if unreadable.
@@ -358,13 +468,16 @@ package final class Spool: Sendable {
         return Int(String(decoding: digits, as: UTF8.self))
     }
 
-    static func decodeEntry(path: String) throws(SpoolError) -> (SpoolMetadata, [UInt8]) {
+    static func decodeEntry(path: String) throws(SpoolError) -> (SpoolMetadata, MessageBody) {
         guard let bytes = readFile(path) else {
             if errno == ENOENT { throw SpoolError(.notFound, "\(path) is gone") }
             throw SpoolError(.unreadable, "cannot read \(path): \(lastError())")
         }
-        let magicBytes = Array("\(magic)\n".utf8)
-        guard bytes.starts(with: magicBytes), let jsonEnd = bytes[magicBytes.count...].firstIndex(of: 0x0A) else {
+        let inline = bytes.starts(with: Array("\(magic)\n".utf8))
+        let headerLength = (inline ? magic : fileMagic).utf8.count + 1
+        guard inline || bytes.starts(with: Array("\(fileMagic)\n".utf8)),
+            let jsonEnd = bytes[headerLength...].firstIndex(of: 0x0A)
+        else {
             if let version = entryFormat(bytes), version > format {
                 throw SpoolError(
                     .newerFormat,
@@ -374,9 +487,21 @@ package final class Spool: Sendable {
             throw SpoolError(.damaged, "\(path): not a spool entry")
         }
         guard
-            let metadata = try? JSONDecoder().decode(SpoolMetadata.self, from: Data(bytes[magicBytes.count..<jsonEnd]))
+            let metadata = try? JSONDecoder().decode(SpoolMetadata.self, from: Data(bytes[headerLength..<jsonEnd]))
         else {
             throw SpoolError(.damaged, "\(path): unreadable metadata")
+        }
+        guard inline else {
+            let trailer = String(decoding: bytes[jsonEnd...], as: UTF8.self)
+            guard trailer.hasPrefix("\nend "), trailer.hasSuffix("\n"), trailer.utf8.count == "\nend \n".utf8.count + 64
+            else {
+                throw SpoolError(.damaged, "\(path): truncated")
+            }
+            let file = try openMessage(entry: path, id: metadata.id, size: metadata.size)
+            guard try digest(of: file) == trailer.dropFirst(5).dropLast() else {
+                throw SpoolError(.damaged, "\(file.path): checksum mismatch")
+            }
+            return (metadata, .file(file))
         }
         let rawStart = jsonEnd + 1
         let trailerLength = "\nend \n".utf8.count + 64
@@ -389,7 +514,38 @@ package final class Spool: Sendable {
         let raw = Array(bytes[rawStart..<(rawStart + metadata.size)])
         let trailer = String(decoding: bytes[(rawStart + metadata.size)...], as: UTF8.self)
         guard trailer == "\nend \(hexDigest(raw))\n" else { throw SpoolError(.damaged, "\(path): checksum mismatch") }
-        return (metadata, raw)
+        return (metadata, .bytes(raw))
+    }
+
+    /// Opens the `.eml` of an entry: beside it, or still in `queue/` when a move to `dead/` or
+    /// `quarantine/` was interrupted (the entry moves first, its message after).
+    private static func openMessage(entry path: String, id: String, size: Int) throws(SpoolError) -> MessageFile {
+        let directory = parent(of: path)
+        let queue = parent(of: directory) + "/queue"
+        var candidates = ["\(directory)/\(id).eml"]
+        if directory != queue { candidates.append("\(queue)/\(id).eml") }
+        for candidate in candidates {
+            let file: MessageFile
+            do throws(MessageFileError) {
+                file = try MessageFile(opening: candidate)
+            } catch {
+                if error.code == ENOENT { continue }
+                throw SpoolError(.unreadable, error.description)
+            }
+            guard file.size == size else {
+                throw SpoolError(.damaged, "\(candidate): \(file.size) bytes, expected \(size)")
+            }
+            return file
+        }
+        throw SpoolError(.damaged, "\(path): its message \(id).eml is missing")
+    }
+
+    private static func digest(of file: MessageFile) throws(SpoolError) -> String {
+        var hasher = SHA256()
+        do { try file.forEachChunk { hasher.update(bufferPointer: $0) } } catch {
+            throw SpoolError(.unreadable, "\(error)")
+        }
+        return hex(hasher.finalize())
     }
 
     /// Ids of live entries (sorted, oldest first) or of dead letters.
@@ -419,6 +575,7 @@ package final class Spool: Sendable {
             throw SpoolError(.write, "cannot remove \(queue)/\(id).msg: \(Self.lastError())")
         }
         unlink("\(queue)/\(id).state")
+        unlink("\(queue)/\(id).eml")
         try queueSync.commit()
     }
 
@@ -437,6 +594,9 @@ package final class Spool: Sendable {
         guard rename("\(queue)/\(id).msg", "\(directory)/\(id).msg") == 0 else {
             throw SpoolError(.write, "cannot move \(id) to \(label): \(Self.lastError())")
         }
+        // The message file follows its entry (an entry that moved without it still finds it in
+        // queue/, and start-up recovery finishes the move).
+        rename("\(queue)/\(id).eml", "\(directory)/\(id).eml")
         if directory.hasSuffix("/dead") {
             unlink("\(queue)/\(id).state")  // dead/ has its own, written first
         } else {
@@ -453,6 +613,8 @@ package final class Spool: Sendable {
         for (directory, sync) in [(queue, queueSync), ("\(path)/dead", deadSync)]
         where unlink("\(directory)/\(id).msg") == 0 {
             unlink("\(directory)/\(id).state")
+            unlink("\(directory)/\(id).eml")
+            unlink("\(queue)/\(id).eml")
             try sync.commit()  // a dropped entry must not come back after a power loss
             removed = true
         }
@@ -552,19 +714,37 @@ package final class Spool: Sendable {
                 report.quarantined.append("\(id): \(error.description)")
             }
         }
-        // State files whose entry is gone (completed before the state could be removed).
+        // State files whose entry is gone (completed before the state could be removed), and
+        // message files without an entry: their entry moved to dead/ or quarantine/ first (the
+        // move is finished), or it was never renamed into place or completed (removed, unless a
+        // live process holds the file: it is still being queued).
         if let handle = opendir(queue) {
             var orphans: [String] = []
             while let entry = readdir(handle) {
                 let name = withUnsafeBytes(of: entry.pointee.d_name) {
                     String(decoding: $0.prefix { $0 != 0 }, as: UTF8.self)
                 }
-                if name.hasSuffix(".state"), access("\(queue)/\(name.dropLast(6)).msg", F_OK) != 0 {
+                for suffix in [".state", ".eml"]
+                where name.hasSuffix(suffix) && access("\(queue)/\(name.dropLast(suffix.count)).msg", F_OK) != 0 {
                     orphans.append(name)
                 }
             }
             closedir(handle)
-            for name in orphans { unlink("\(queue)/\(name)") }
+            for name in orphans {
+                let id = name.hasSuffix(".eml") ? String(name.dropLast(4)) : ""
+                if let moved = ["dead", "quarantine"].first(where: { access("\(path)/\($0)/\(id).msg", F_OK) == 0 }) {
+                    rename("\(queue)/\(name)", "\(path)/\(moved)/\(name)")
+                    try? (moved == "dead" ? deadSync : quarantineSync).commit()
+                    continue
+                }
+                if name.hasSuffix(".eml") {
+                    let fd = open("\(queue)/\(name)", O_RDONLY | O_CLOEXEC | O_NOFOLLOW)
+                    let held = fd >= 0 && flock(fd, LOCK_EX | LOCK_NB) != 0 && errno == EWOULDBLOCK
+                    if fd >= 0 { close(fd) }
+                    if held { continue }
+                }
+                unlink("\(queue)/\(name)")
+            }
         }
         return report
     }
@@ -585,7 +765,9 @@ package final class Spool: Sendable {
         func measure(_ directory: String, _ ids: [String]) -> Int {
             ids.reduce(0) { total, id in
                 var info = stat()
-                return stat("\(directory)/\(id).msg", &info) == 0 ? total + Int(info.st_size) : total
+                var message = stat()
+                let entry = stat("\(directory)/\(id).msg", &info) == 0 ? Int(info.st_size) : 0
+                return total + entry + (stat("\(directory)/\(id).eml", &message) == 0 ? Int(message.st_size) : 0)
             }
         }
         let live = ids()

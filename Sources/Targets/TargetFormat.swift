@@ -1,3 +1,4 @@
+import MessageData
 import MailCore
 
 /// The body formats lmtphook can send: payload v1 for generic receivers, the native formats of
@@ -93,14 +94,24 @@ package struct RenderInput: Sendable {
 }
 
 /// A request body and its media type.
-package struct RenderedBody: Sendable, Hashable {
+package struct RenderedBody: Sendable {
     package var contentType: String
-    package var bytes: [UInt8]
+    /// The body; a JSON payload of a message held in a file streams `raw_base64` from it.
+    package var body: RequestBody
 
     package init(contentType: String, bytes: [UInt8]) {
         self.contentType = contentType
-        self.bytes = bytes
+        self.body = RequestBody(bytes: bytes)
     }
+
+    package init(contentType: String, body: RequestBody) {
+        self.contentType = contentType
+        self.body = body
+    }
+
+    /// The whole body in memory: a streamed body is read from its file (blocking; for showing
+    /// a rendered body, never on the delivery path). Empty when the file cannot be read.
+    package var bytes: [UInt8] { body.inMemory ?? (try? body.contents()) ?? [] }
 
     /// A JSON object whose members `build` writes.
     static func json(_ build: (inout JSONWriter) -> Void) -> RenderedBody {

@@ -1,4 +1,5 @@
 import CCurl
+import MessageData
 
 /// One libcurl easy handle, kept across requests so its connection cache is reused.
 ///
@@ -39,11 +40,23 @@ final class CurlEasyHandle {
                 error: WebhookTransportError(kind: .refusedURL, message: "only http and https URLs are allowed")
             )
         }
+        var headers = request.headers
+        if let signing = request.signing {
+            do {
+                let signature = try signing.signer.signature(id: signing.id, timestamp: signing.timestamp, body: request.body)
+                headers.append(WebhookHeader("webhook-signature", signature))
+            } catch {
+                return WebhookResponse(
+                    status: 0,
+                    error: WebhookTransportError(kind: .other, message: "cannot read the message to sign it: \(error)")
+                )
+            }
+        }
         let collector = BodyCollector(limit: snippetLimit)
         var headerList: UnsafeMutablePointer<curl_slist>? = nil
         defer { curl_slist_free_all(headerList) }
         var sawContentType = false
-        for header in request.headers {
+        for header in headers {
             // A header value with CR/LF would split the request; drop such a header.
             if header.name.isEmpty
                 || header.name.utf8.contains(where: { $0 <= 0x20 || $0 == UInt8(ascii: ":") || $0 >= 0x7F })
@@ -97,16 +110,20 @@ final class CurlEasyHandle {
         errorBuffer[0] = 0
 
         let started = ContinuousClock.now
+        let streamed = request.body.inMemory == nil ? StreamedBody(RequestBodyReader(request.body)) : nil
         let result: CURLcode = errorBuffer.withUnsafeMutableBufferPointer { errorPointer in
-            request.body.withUnsafeBufferPointer { body in
+            (request.body.inMemory ?? []).withUnsafeBufferPointer { body in
                 guard code == CURLE_OK else { return code }
                 var setup = ccurl_setopt_ptr(handle, CURLOPT_ERRORBUFFER, errorPointer.baseAddress)
                 if setup == CURLE_OK {
-                    setup = ccurl_setopt_off_t(handle, CURLOPT_POSTFIELDSIZE_LARGE, curl_off_t(body.count))
+                    setup = ccurl_setopt_off_t(handle, CURLOPT_POSTFIELDSIZE_LARGE, curl_off_t(request.body.count))
                 }
-                // POSTFIELDS is not copied: `body` stays alive for the whole transfer.
-                let bodyPointer = body.baseAddress.map { UnsafeMutableRawPointer(mutating: $0) }
-                if setup == CURLE_OK {
+                if let streamed {
+                    // Read while sending: file parts are read (and base64-encoded) a chunk at a time.
+                    if setup == CURLE_OK { setup = Self.setReader(handle, streamed) }
+                } else if setup == CURLE_OK {
+                    // POSTFIELDS is not copied: `body` stays alive for the whole transfer.
+                    let bodyPointer = body.baseAddress.map { UnsafeMutableRawPointer(mutating: $0) }
                     setup = ccurl_setopt_ptr(
                         handle,
                         CURLOPT_POSTFIELDS,
@@ -114,7 +131,7 @@ final class CurlEasyHandle {
                     )
                 }
                 guard setup == CURLE_OK else { return setup }
-                let performed = curl_easy_perform(handle)
+                let performed = withExtendedLifetime(streamed) { curl_easy_perform(handle) }
                 _ = ccurl_setopt_ptr(handle, CURLOPT_ERRORBUFFER, nil)
                 return performed
             }
@@ -149,6 +166,14 @@ final class CurlEasyHandle {
             )
             return WebhookResponse(status: 0, error: error, seconds: seconds)
         }
+        if let failure = streamed?.failure {
+            let error = WebhookTransportError(
+                kind: .other,
+                curlCode: Int(result.rawValue),
+                message: "cannot read the message to send: \(failure)"
+            )
+            return WebhookResponse(status: 0, error: error, seconds: seconds)
+        }
         guard result == CURLE_OK else {
             let detail = String(decoding: errorBuffer.prefix { $0 != 0 }.map { UInt8(bitPattern: $0) }, as: UTF8.self)
             let message = detail.isEmpty ? String(cString: curl_easy_strerror(result)) : detail
@@ -166,6 +191,39 @@ final class CurlEasyHandle {
             )
         }
         return WebhookResponse(status: status, snippet: snippet, retryAfterSeconds: retryAfterSeconds, seconds: seconds)
+    }
+
+    /// A body read while it is sent, and why reading it failed, if it did.
+    private final class StreamedBody {
+        let reader: RequestBodyReader
+        var failure: String?
+        init(_ reader: RequestBodyReader) { self.reader = reader }
+    }
+
+    /// Sets the read and seek callbacks that feed `streamed` to curl.
+    private static func setReader(_ handle: UnsafeMutableRawPointer, _ streamed: StreamedBody) -> CURLcode {
+        let context = Unmanaged.passUnretained(streamed).toOpaque()
+        var code = ccurl_setopt_read_cb(handle) { data, size, count, context in
+            guard let data, let context else { return Int(CURL_READFUNC_ABORT) }
+            let streamed = Unmanaged<StreamedBody>.fromOpaque(context).takeUnretainedValue()
+            do {
+                return try streamed.reader.read(into: UnsafeMutableRawBufferPointer(start: data, count: size * count))
+            } catch {
+                streamed.failure = "\(error)"
+                return Int(CURL_READFUNC_ABORT)
+            }
+        }
+        if code == CURLE_OK { code = ccurl_setopt_ptr(handle, CURLOPT_READDATA, context) }
+        if code == CURLE_OK {
+            // curl rewinds when it sends the body again (a reused connection that was closed).
+            code = ccurl_setopt_seek_cb(handle) { context, offset, origin in
+                guard let context, offset == 0, origin == SEEK_SET else { return CURL_SEEKFUNC_CANTSEEK }
+                Unmanaged<StreamedBody>.fromOpaque(context).takeUnretainedValue().reader.rewind()
+                return CURL_SEEKFUNC_OK
+            }
+        }
+        if code == CURLE_OK { code = ccurl_setopt_ptr(handle, CURLOPT_SEEKDATA, context) }
+        return code
     }
 
     private static func kind(of code: CURLcode) -> WebhookTransportError.Kind {

@@ -1,17 +1,22 @@
+import MessageData
+
 /// One HTTP request (POST by default) to a webhook endpoint.
-package struct WebhookRequest: Sendable, Hashable {
+package struct WebhookRequest: Sendable {
     /// The endpoint, `http://` or `https://` only.
     package var url: String
     /// `POST`, `PUT` or `PATCH` (the body is sent with each).
     package var method: String
     /// Request headers in order; `Content-Type: application/json` is added when absent.
     package var headers: [WebhookHeader]
-    /// The request body, sent as is.
-    package var body: [UInt8]
+    /// The request body, sent as is; parts read from a message file are streamed while it is sent.
+    package var body: RequestBody
     /// Time allowed to establish the connection (TCP and TLS), in milliseconds.
     package var connectTimeoutMilliseconds: Int
     /// Time allowed for the whole transfer, connection included, in milliseconds.
     package var totalTimeoutMilliseconds: Int
+    /// Sign the body while the request is prepared (a body streamed from a file: the client reads
+    /// it on its thread); `nil` when the headers carry the signature already or none is wanted.
+    package var signing: WebhookSigning?
     /// Refuse to connect to private, loopback, link-local and other non-package addresses
     /// (checked on the address curl actually connects to, after DNS; see ``WebhookAddressGuard``).
     package var denyPrivateAddresses = false
@@ -20,7 +25,7 @@ package struct WebhookRequest: Sendable, Hashable {
         url: String,
         method: String = "POST",
         headers: [WebhookHeader] = [],
-        body: [UInt8],
+        body: RequestBody,
         connectTimeoutMilliseconds: Int = 5_000,
         totalTimeoutMilliseconds: Int = 30_000
     ) {
@@ -30,6 +35,25 @@ package struct WebhookRequest: Sendable, Hashable {
         self.body = body
         self.connectTimeoutMilliseconds = connectTimeoutMilliseconds
         self.totalTimeoutMilliseconds = totalTimeoutMilliseconds
+    }
+
+    /// A request with a body in memory.
+    package init(
+        url: String,
+        method: String = "POST",
+        headers: [WebhookHeader] = [],
+        body: [UInt8],
+        connectTimeoutMilliseconds: Int = 5_000,
+        totalTimeoutMilliseconds: Int = 30_000
+    ) {
+        self.init(
+            url: url,
+            method: method,
+            headers: headers,
+            body: RequestBody(bytes: body),
+            connectTimeoutMilliseconds: connectTimeoutMilliseconds,
+            totalTimeoutMilliseconds: totalTimeoutMilliseconds
+        )
     }
 }
 
@@ -104,4 +128,17 @@ package struct WebhookTransportError: Error, Sendable, Hashable, CustomStringCon
     }
 
     package var description: String { "\(kind.rawValue) (curl \(curlCode)): \(message)" }
+}
+
+/// A Standard Webhooks signature still to be computed over the request body.
+package struct WebhookSigning: Sendable {
+    package var signer: WebhookSigner
+    package var id: String
+    package var timestamp: Int64
+
+    package init(signer: WebhookSigner, id: String, timestamp: Int64) {
+        self.signer = signer
+        self.id = id
+        self.timestamp = timestamp
+    }
 }

@@ -1,5 +1,6 @@
 import Crypto
 import Foundation
+import MessageData
 
 /// Standard Webhooks signing (https://www.standardwebhooks.com, spec v1): `webhook-id`,
 /// `webhook-timestamp` and `webhook-signature: v1,<base64 HMAC-SHA256 of "id.timestamp.body">`,
@@ -37,19 +38,32 @@ package struct WebhookSigner: Sendable {
 
     /// The `webhook-signature` value for one attempt.
     package func signature(id: String, timestamp: Int64, body: [UInt8]) -> String {
-        var content = Array("\(id).\(timestamp).".utf8)
-        content += body
-        return keys.map { key in
-            let mac = HMAC<SHA256>.authenticationCode(for: content, using: key)
-            return "v1," + Data(mac).base64EncodedString()
-        }.joined(separator: " ")
+        // A body in memory cannot fail to read.
+        (try? signature(id: id, timestamp: timestamp, body: RequestBody(bytes: body))) ?? ""
+    }
+
+    /// The `webhook-signature` value for one attempt over a body that may be streamed from a
+    /// file (one pass over it per secret set; blocking). Throws when a file part cannot be read.
+    package func signature(id: String, timestamp: Int64, body: RequestBody) throws -> String {
+        let prefix = Array("\(id).\(timestamp).".utf8)
+        var macs = keys.map { HMAC<SHA256>(key: $0) }
+        for index in macs.indices { macs[index].update(data: prefix) }
+        try body.forEachChunk { chunk in
+            for index in macs.indices { macs[index].update(data: chunk) }
+        }
+        return macs.map { "v1," + Data($0.finalize()).base64EncodedString() }.joined(separator: " ")
     }
 
     /// The three Standard Webhooks headers (signature only when secrets are configured).
     package func headers(id: String, timestamp: Int64, body: [UInt8]) -> [WebhookHeader] {
+        (try? headers(id: id, timestamp: timestamp, body: RequestBody(bytes: body))) ?? []
+    }
+
+    /// The three Standard Webhooks headers over a body that may be streamed from a file.
+    package func headers(id: String, timestamp: Int64, body: RequestBody) throws -> [WebhookHeader] {
         var headers = [WebhookHeader("webhook-id", id), WebhookHeader("webhook-timestamp", String(timestamp))]
         if isEnabled {
-            headers.append(WebhookHeader("webhook-signature", signature(id: id, timestamp: timestamp, body: body)))
+            headers.append(WebhookHeader("webhook-signature", try signature(id: id, timestamp: timestamp, body: body)))
         }
         return headers
     }

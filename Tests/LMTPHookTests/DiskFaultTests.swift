@@ -89,7 +89,7 @@ struct DiskFaultTests {
         #expect(try await Self.send(relay, subject: "after the fault") == [250, 250])
         #expect(spool.ids().count == 1)
         let entry = try spool.read(try #require(spool.ids().first))
-        #expect(String(decoding: entry.raw, as: UTF8.self).contains("Subject: after the fault"))
+        #expect(String(decoding: try entry.body.contents(), as: UTF8.self).contains("Subject: after the fault"))
         try await relay.stop()
         await sink.stop()
         directory.remove()
@@ -165,7 +165,7 @@ struct DiskFaultTests {
         let ids = spool.ids()
         try #require(ids.count == 2)
         let damaged = try #require(
-            ids.first { String(decoding: (try? spool.read($0).raw) ?? [], as: UTF8.self).contains("to be damaged") }
+            ids.first { String(decoding: (try? spool.read($0).body.contents()) ?? [], as: UTF8.self).contains("to be damaged") }
         )
         let path = directory.file("spool/queue/\(damaged).msg")
         var bytes = try #require(readFile(path))

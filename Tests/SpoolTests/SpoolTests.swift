@@ -1,4 +1,5 @@
 import Foundation
+import MessageData
 import Spool
 import Testing
 
@@ -55,7 +56,7 @@ struct SpoolTests {
         try spool.enqueue(metadata(id, size: raw.count), raw: raw, state: SpoolState(nextAttemptMilliseconds: 5_000))
         #expect(spool.ids() == [id])
         let entry = try spool.read(id)
-        #expect(entry.raw == raw)
+        #expect(try entry.body.contents() == raw)
         var expected = metadata(id, size: raw.count)
         expected.initialState = SpoolState(nextAttemptMilliseconds: 5_000)
         #expect(entry.metadata == expected)
@@ -191,7 +192,7 @@ struct SpoolTests {
             )
         }
         #expect(spool.ids() == ids.sorted())
-        for (index, id) in ids.enumerated() { #expect(try spool.read(id).raw == Array("message \(index)".utf8)) }
+        for (index, id) in ids.enumerated() { #expect(try spool.read(id).body.contents() == Array("message \(index)".utf8)) }
     }
 
     @Test func statistics() throws {
@@ -398,7 +399,7 @@ struct SpoolDurabilityTests {
         let id = SpoolID.make(milliseconds: 10, random: 10)
         var claim: Spool.Claim? = try spool.enqueueClaimed(
             metadata(id, size: 1),
-            raw: [0x42],
+            body: .bytes([0x42]),
             state: SpoolState(nextAttemptMilliseconds: 0)
         )
         #expect(other.ids() == [id], "the entry is in the queue")
