@@ -15,9 +15,12 @@ package struct DeliveryRequest: Sendable {
     package var envelope: MailEnvelope
     /// The message: in memory, or in a file (never read whole but to be parsed).
     package var body: MessageBody
-    /// The message parsed once for all its endpoints (``DeliveryEngine/parse(_:for:)``); `nil`:
+    /// The message parsed once for all its endpoints (``DeliveryEngine/prepare(_:for:)``); `nil`:
     /// each attempt parses it.
     package var parsed: ParsedMessage?
+    /// The memory budget held for this message while its attempts render and send it (with
+    /// `parsed`); `nil`: each attempt takes its own share.
+    package var reservation: DeliveryMemory.Reservation?
     /// Tags of those recipients (plus-addressing).
     package var tags: [String]
     /// The route that chose the endpoint.
@@ -30,6 +33,7 @@ package struct DeliveryRequest: Sendable {
         envelope: MailEnvelope,
         body: MessageBody,
         parsed: ParsedMessage? = nil,
+        reservation: DeliveryMemory.Reservation? = nil,
         tags: [String] = [],
         route: String? = nil,
         digest: String? = nil
@@ -37,6 +41,7 @@ package struct DeliveryRequest: Sendable {
         self.envelope = envelope
         self.body = body
         self.parsed = parsed
+        self.reservation = reservation
         self.tags = tags
         self.route = route
         self.digest = digest
@@ -305,19 +310,32 @@ package final class DeliveryEngine: Service, Sendable {
         offLoop ? try await onSpoolThread(resources, work) : try work()
     }
 
+    /// What a message in delivery may hold in memory, per byte of it, until it is parsed: the
+    /// bytes read for the parser and the texts it decodes.
+    static let parseMemoryFactor = 2
+
     /// Parses a message once for all the endpoints it goes to, with the largest inline
     /// attachment limit among them; each endpoint shows its part of it. A message in a file is
-    /// read on a pool thread within the memory budget. `nil` when parsing once saves nothing (one
-    /// endpoint, message in memory) or the file cannot be read (each attempt then reports it).
-    package func parse(_ body: MessageBody, for endpoints: [WebhookEndpoint]) async -> ParsedMessage? {
-        guard endpoints.count > 1 || body.isFile, let resources = await running() else { return nil }
+    /// read on a pool thread within the memory budget, and the budget its texts still need
+    /// (twice: parsed, and in each rendered payload) stays reserved while its attempts run.
+    /// Returns no parse when parsing once saves nothing (one endpoint, message in memory) or the
+    /// file cannot be read (each attempt then reports it).
+    package func prepare(
+        _ body: MessageBody,
+        for endpoints: [WebhookEndpoint]
+    ) async -> (parsed: ParsedMessage?, reservation: DeliveryMemory.Reservation?) {
+        guard endpoints.count > 1 || body.isFile, let resources = await running() else { return (nil, nil) }
         let limit = MessagePayload.inlineLimit(for: endpoints.map(\.payload))
-        let cost = body.isFile ? body.count : 0
-        guard await memory.acquire(cost) else { return nil }
-        defer { memory.release(cost) }
-        return try? await onSpoolThread(resources, if: body.isFile) {
+        var reservation: DeliveryMemory.Reservation? = nil
+        if body.isFile {
+            reservation = await memory.reserve(body.count * Self.parseMemoryFactor)
+            guard reservation != nil else { return (nil, nil) }
+        }
+        let parsed = try? await onSpoolThread(resources, if: body.isFile) {
             ParsedMessage(parsing: try body.contents(), inlineAttachmentLimit: limit)
         }
+        reservation?.shrink(to: 2 * (parsed?.memoryEstimate ?? 0))
+        return (parsed, parsed == nil ? nil : reservation)
     }
 
     /// The message's ``DeliveryJournal/digest(mailFrom:body:)`` (a file is read on a pool
@@ -338,7 +356,7 @@ package final class DeliveryEngine: Service, Sendable {
         delimiters: Set<Character>,
         _ resources: Resources
     ) async throws -> (body: RenderedBody, held: Int) {
-        let cost = entry.body.count
+        let cost = entry.body.count * Self.parseMemoryFactor
         guard await memory.acquire(cost) else { throw CancellationError() }
         let body: RenderedBody
         do {
@@ -548,8 +566,9 @@ package final class DeliveryEngine: Service, Sendable {
     ) async -> (Disposition, Int) {
         let webhookID = metadata.webhookID
         // A message in a file is read and parsed within the memory budget (one in memory is the
-        // LMTP server's to count); what the request keeps in memory stays counted until it ends.
-        let cost = request.body.isFile ? request.body.count : 0
+        // LMTP server's to count), unless its reservation covers it already; what the request
+        // keeps in memory stays counted until it ends.
+        let cost = request.body.isFile && request.reservation == nil ? request.body.count * Self.parseMemoryFactor : 0
         guard await memory.acquire(cost) else {
             releaseSlot(endpoint.name, retry: false)
             if probe { abandonProbe(endpoint.name, .probe) }
@@ -589,10 +608,12 @@ package final class DeliveryEngine: Service, Sendable {
         }
         let kept = min(cost, body.body.inMemoryCount)
         memory.release(cost - kept)
+        let reservation = request.reservation
         let post = Task {
             defer {
                 self.memory.release(kept)
                 self.releaseSlot(endpoint.name, retry: false)
+                withExtendedLifetime(reservation) {}  // a late attempt holds its message's share too
             }
             return await resources.client.post(
                 endpoint.request(webhookID: webhookID, body: body, nowMilliseconds: clock.nowMilliseconds)
@@ -683,7 +704,14 @@ package final class DeliveryEngine: Service, Sendable {
         attempt: SpoolState.Attempt?,
         reason: String
     ) async -> (Disposition, Int) {
-        let (disposition, _) = await enqueue(metadata, body, resources, attempt: attempt, reason: reason, claimed: false)
+        let (disposition, _) = await enqueue(
+            metadata,
+            body,
+            resources,
+            attempt: attempt,
+            reason: reason,
+            claimed: false
+        )
         return (disposition, attempt?.status ?? 0)
     }
 

@@ -58,7 +58,9 @@ package final class DeliveryMemory: Sendable {
                     // Released meanwhile: it may fit now.
                     let ready = Self.admit(&state)
                     if ready.contains(where: { $0.ticket == ticket }) {
-                        for waiter in ready where waiter.ticket != ticket { waiter.continuation.resume(returning: true) }
+                        for waiter in ready where waiter.ticket != ticket {
+                            waiter.continuation.resume(returning: true)
+                        }
                         return true
                     }
                     for waiter in ready { waiter.continuation.resume(returning: true) }
@@ -85,6 +87,40 @@ package final class DeliveryMemory: Sendable {
             return Self.admit(&state)
         }
         for waiter in ready { waiter.continuation.resume(returning: true) }
+    }
+
+    /// Takes `bytes` for one message as a ``Reservation`` (released when the last holder lets go
+    /// of it); `nil` when the task was cancelled while it waited.
+    package func reserve(_ bytes: Int) async -> Reservation? {
+        guard await acquire(bytes) else { return nil }
+        return Reservation(memory: self, bytes: max(0, bytes))
+    }
+
+    /// Budget held for one message while it is parsed, rendered and sent — by every attempt
+    /// that shares its parse, late attempts included: released when the last of them ends.
+    package final class Reservation: Sendable {
+        private let memory: DeliveryMemory
+        private let held: Mutex<Int>
+
+        fileprivate init(memory: DeliveryMemory, bytes: Int) {
+            self.memory = memory
+            self.held = Mutex(bytes)
+        }
+
+        /// Bytes held now.
+        package var bytes: Int { held.withLock { $0 } }
+
+        /// Gives back what is no longer needed (never grows: growing would wait).
+        package func shrink(to bytes: Int) {
+            let freed = held.withLock { held -> Int in
+                let freed = max(0, held - max(0, bytes))
+                held -= freed
+                return freed
+            }
+            memory.release(freed)
+        }
+
+        deinit { memory.release(held.withLock { $0 }) }
     }
 
     private static func fits(_ bytes: Int, _ state: State) -> Bool {

@@ -82,8 +82,13 @@ package struct WebhookEndpoint: Sendable {
         if let bytes = body.body.inMemory {
             headers += signer.headers(id: webhookID, timestamp: nowMilliseconds / 1000, body: bytes)
         } else {
-            headers += [WebhookHeader("webhook-id", webhookID), WebhookHeader("webhook-timestamp", String(nowMilliseconds / 1000))]
-            if signer.isEnabled { signing = WebhookSigning(signer: signer, id: webhookID, timestamp: nowMilliseconds / 1000) }
+            headers += [
+                WebhookHeader("webhook-id", webhookID),
+                WebhookHeader("webhook-timestamp", String(nowMilliseconds / 1000)),
+            ]
+            if signer.isEnabled {
+                signing = WebhookSigning(signer: signer, id: webhookID, timestamp: nowMilliseconds / 1000)
+            }
         }
         headers.append(WebhookHeader("Idempotency-Key", webhookID))
         var request = WebhookRequest(

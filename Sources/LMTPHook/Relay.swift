@@ -139,7 +139,7 @@ package final class Relay: Service, Sendable {
             }
         }
         let digest = delivery.journal == nil ? nil : await delivery.digest(mailFrom: message.sender.address, body: body)
-        let parsed = await delivery.parse(body, for: order.compactMap { delivery.endpoint(named: $0) })
+        let (parsed, reservation) = await delivery.prepare(body, for: order.compactMap { delivery.endpoint(named: $0) })
         /// What an endpoint did: a result per recipient index, and the request it took, if any.
         typealias Outcome = (
             results: [Int: LMTPRecipientResult], taken: (Disposition, DeliveryRequest, WebhookEndpoint)?
@@ -171,6 +171,7 @@ package final class Relay: Service, Sendable {
                         envelope: envelope,
                         body: body,
                         parsed: parsed,
+                        reservation: reservation,
                         tags: DeliveryEngine.tags(envelope.rcptTo, delimiters: routes.delimiters),
                         route: route,
                         digest: digest

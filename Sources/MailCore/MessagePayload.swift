@@ -97,8 +97,15 @@ package enum MessagePayload {
         message: ParsedMessage,
         options: PayloadOptions
     ) -> [UInt8] {
-        document(id: id, receivedAt: receivedAt, envelope: envelope, body: .bytes(raw), message: message, options: options)
-            .inMemory ?? []
+        document(
+            id: id,
+            receivedAt: receivedAt,
+            envelope: envelope,
+            body: .bytes(raw),
+            message: message,
+            options: options
+        )
+        .inMemory ?? []
     }
 
     /// Renders an already parsed message as a request body: with a file body, `raw_base64` is

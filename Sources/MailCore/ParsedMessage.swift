@@ -148,6 +148,14 @@ package struct ParsedMessage: Sendable {
         self.problems = problems.filter { seen.insert($0).inserted }.prefix(100).map { $0 }
     }
 
+    /// Roughly what this parsed message holds in memory, in bytes: its texts, headers and kept
+    /// attachment contents (what a payload rendered from it holds again).
+    package var memoryEstimate: Int {
+        let headerBytes = headers.reduce(0) { $0 + $1.name.utf8.count + $1.value.utf8.count }
+        let kept = attachments.reduce(0) { $0 + ($1.content?.count ?? 0) * 4 / 3 }
+        return (text?.utf8.count ?? 0) + (html?.utf8.count ?? 0) + headerBytes + kept
+    }
+
     /// This message as an endpoint with `options` shows it: attachment contents kept only up
     /// to its inline limit, or no attachments at all. (A message is parsed once, with the
     /// largest limit of the endpoints it goes to.)

@@ -97,7 +97,9 @@ package final class MessageFile: Sendable {
     /// another file system (the caller copies instead).
     package func link(to target: String) throws(MessageFileError) {
         if Glibc.link(path, target) == 0 { return }
-        if errno == EXDEV { throw MessageFileError("cannot link \(path) to \(target): different file systems", crossDevice: true) }
+        if errno == EXDEV {
+            throw MessageFileError("cannot link \(path) to \(target): different file systems", crossDevice: true)
+        }
         // The name may be gone (its creator removed it); the descriptor still names the file.
         if linkat(AT_FDCWD, "/proc/self/fd/\(descriptor)", AT_FDCWD, target, AT_SYMLINK_FOLLOW) == 0 { return }
         let reason = MessageFileError.lastError()

@@ -163,7 +163,9 @@ package final class RequestBodyReader {
         switch message {
         case .bytes(let bytes):
             let end = min(bytes.count, rawOffset + Self.rawChunkSize)
-            bytes.withUnsafeBytes { Base64.encode(UnsafeRawBufferPointer(rebasing: $0[rawOffset..<end]), into: &pending) }
+            bytes.withUnsafeBytes {
+                Base64.encode(UnsafeRawBufferPointer(rebasing: $0[rawOffset..<end]), into: &pending)
+            }
             rawOffset = end
         case .file(let file):
             if rawChunk == nil {

@@ -1,5 +1,5 @@
-import MessageData
 import MailCore
+import MessageData
 
 /// The body formats lmtphook can send: payload v1 for generic receivers, the native formats of
 /// chat apps, and Mustache templates for anything else (ticketing APIs).

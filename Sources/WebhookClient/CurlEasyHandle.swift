@@ -43,7 +43,11 @@ final class CurlEasyHandle {
         var headers = request.headers
         if let signing = request.signing {
             do {
-                let signature = try signing.signer.signature(id: signing.id, timestamp: signing.timestamp, body: request.body)
+                let signature = try signing.signer.signature(
+                    id: signing.id,
+                    timestamp: signing.timestamp,
+                    body: request.body
+                )
                 headers.append(WebhookHeader("webhook-signature", signature))
             } catch {
                 return WebhookResponse(

@@ -165,7 +165,9 @@ struct DiskFaultTests {
         let ids = spool.ids()
         try #require(ids.count == 2)
         let damaged = try #require(
-            ids.first { String(decoding: (try? spool.read($0).body.contents()) ?? [], as: UTF8.self).contains("to be damaged") }
+            ids.first {
+                String(decoding: (try? spool.read($0).body.contents()) ?? [], as: UTF8.self).contains("to be damaged")
+            }
         )
         let path = directory.file("spool/queue/\(damaged).msg")
         var bytes = try #require(readFile(path))

@@ -105,7 +105,8 @@ struct UpgradeTests {
         #expect(Self.files(spoolPath + "/dead") == ["01M8X914FAD3WPAW.msg", "01M8X914FAD3WPAW.state"])
         #expect(Self.files(spoolPath + "/quarantine") == ["01M8X91CS5K6MBAR.msg"])
         #expect(
-            readFile(spoolPath + "/FORMAT").map { String(decoding: $0, as: UTF8.self) } == "lmtphook spool format \(Spool.format)\n"
+            readFile(spoolPath + "/FORMAT").map { String(decoding: $0, as: UTF8.self) }
+                == "lmtphook spool format \(Spool.format)\n"
         )
 
         // The dead letter, with the history 0.1.0 recorded, replayed with the configuration's

@@ -192,7 +192,9 @@ struct SpoolTests {
             )
         }
         #expect(spool.ids() == ids.sorted())
-        for (index, id) in ids.enumerated() { #expect(try spool.read(id).body.contents() == Array("message \(index)".utf8)) }
+        for (index, id) in ids.enumerated() {
+            #expect(try spool.read(id).body.contents() == Array("message \(index)".utf8))
+        }
     }
 
     @Test func statistics() throws {
