@@ -1,3 +1,5 @@
+import MessageData
+
 /// Content-Transfer-Encoding decoders (RFC 2045 §6), tolerant of what real mail contains.
 package enum TransferDecoding {
     private static let base64Values: [UInt8] = {
@@ -82,39 +84,9 @@ package enum TransferDecoding {
         if used > 0 { sink(UnsafeBufferPointer(rebasing: output[..<used])) }
     }
 
-    private static let base64Alphabet = Array("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/".utf8)
-
     /// Appends the standard base64 encoding (with padding) of `input` to `output`.
     package static func base64Encode(_ input: [UInt8], into output: inout [UInt8]) {
-        let encodedCount = (input.count + 2) / 3 * 4
-        let start = output.count
-        output.append(contentsOf: repeatElement(0, count: encodedCount))
-        base64Alphabet.withUnsafeBufferPointer { alphabet in
-            input.withUnsafeBufferPointer { input in
-                output.withUnsafeMutableBufferPointer { buffer in
-                    var out = start
-                    var index = 0
-                    while index + 2 < input.count {
-                        let triple =
-                            UInt32(input[index]) << 16 | UInt32(input[index + 1]) << 8 | UInt32(input[index + 2])
-                        buffer[out] = alphabet[Int(triple >> 18 & 63)]
-                        buffer[out + 1] = alphabet[Int(triple >> 12 & 63)]
-                        buffer[out + 2] = alphabet[Int(triple >> 6 & 63)]
-                        buffer[out + 3] = alphabet[Int(triple & 63)]
-                        index += 3
-                        out += 4
-                    }
-                    let rest = input.count - index
-                    if rest > 0 {
-                        let triple = UInt32(input[index]) << 16 | (rest == 2 ? UInt32(input[index + 1]) << 8 : 0)
-                        buffer[out] = alphabet[Int(triple >> 18 & 63)]
-                        buffer[out + 1] = alphabet[Int(triple >> 12 & 63)]
-                        buffer[out + 2] = rest == 2 ? alphabet[Int(triple >> 6 & 63)] : UInt8(ascii: "=")
-                        buffer[out + 3] = UInt8(ascii: "=")
-                    }
-                }
-            }
-        }
+        input.withUnsafeBytes { Base64.encode($0, into: &output) }
     }
 
     static func hexValue(_ byte: UInt8) -> UInt8? {

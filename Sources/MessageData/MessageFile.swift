@@ -93,17 +93,20 @@ package final class MessageFile: Sendable {
     }
 
     /// Gives the file another name (a hard link: no copy). Works after the original name was
-    /// removed, through the open descriptor. Throws with `crossDevice` set when `target` is on
-    /// another file system (the caller copies instead).
+    /// removed, through the open descriptor. Throws with `cannotLink` set when a link is not
+    /// possible there (another file system, or one without hard links): the caller copies instead.
     package func link(to target: String) throws(MessageFileError) {
         if Glibc.link(path, target) == 0 { return }
-        if errno == EXDEV {
-            throw MessageFileError("cannot link \(path) to \(target): different file systems", crossDevice: true)
+        if errno == ENOENT {
+            // The name is gone (its creator removed it); the descriptor still names the file.
+            if linkat(AT_FDCWD, "/proc/self/fd/\(descriptor)", AT_FDCWD, target, AT_SYMLINK_FOLLOW) == 0 { return }
         }
-        // The name may be gone (its creator removed it); the descriptor still names the file.
-        if linkat(AT_FDCWD, "/proc/self/fd/\(descriptor)", AT_FDCWD, target, AT_SYMLINK_FOLLOW) == 0 { return }
-        let reason = MessageFileError.lastError()
-        throw MessageFileError("cannot link \(path) to \(target): \(reason)", crossDevice: errno == EXDEV)
+        let code = errno
+        throw MessageFileError(
+            "cannot link \(path) to \(target): \(MessageFileError.lastError())",
+            cannotLink: [EXDEV, EPERM, EMLINK, EOPNOTSUPP, ENOTSUP, ENOENT].contains(code),
+            code: code
+        )
     }
 
     /// The chunk size of sequential reads: big enough for few system calls, small enough to stay
@@ -114,14 +117,14 @@ package final class MessageFile: Sendable {
 /// Why a message file could not be read or linked; the message names the file.
 package struct MessageFileError: Error, Sendable, CustomStringConvertible {
     package let description: String
-    /// The target of a link is on another file system.
-    package let crossDevice: Bool
+    /// A link was not possible (another file system, or one without hard links).
+    package let cannotLink: Bool
     /// The `errno` of the failed call (0 when there was none, e.g. a short file).
     package let code: Int32
 
-    package init(_ description: String, crossDevice: Bool = false, code: Int32 = errno) {
+    package init(_ description: String, cannotLink: Bool = false, code: Int32 = errno) {
         self.description = description
-        self.crossDevice = crossDevice
+        self.cannotLink = cannotLink
         self.code = code
     }
 

@@ -88,22 +88,27 @@ package final class RequestBodyReader {
     private var partIndex = 0
     /// Bytes of the current part already handed out (for base64: of the encoded form).
     private var partOffset = 0
-    /// Encoded bytes not handed out yet, and the raw offset of the next chunk to encode.
-    private var pending: [UInt8] = []
+    /// Encoded bytes not handed out yet (`pendingStart..<pendingEnd` of `encoded`), and the raw
+    /// offset of the next chunk to encode.
     private var pendingStart = 0
+    private var pendingEnd = 0
     private var rawOffset = 0
     private var rawChunk: UnsafeMutableRawBufferPointer?
+    private var encoded: UnsafeMutableRawBufferPointer?
 
     package init(_ body: RequestBody) { self.body = body }
 
-    deinit { rawChunk?.deallocate() }
+    deinit {
+        rawChunk?.deallocate()
+        encoded?.deallocate()
+    }
 
     /// Starts over from the first byte.
     package func rewind() {
         partIndex = 0
         partOffset = 0
-        pending.removeAll(keepingCapacity: true)
         pendingStart = 0
+        pendingEnd = 0
         rawOffset = 0
     }
 
@@ -114,8 +119,8 @@ package final class RequestBodyReader {
             if written > 0 { return written }
             partIndex += 1
             partOffset = 0
-            pending.removeAll(keepingCapacity: true)
             pendingStart = 0
+            pendingEnd = 0
             rawOffset = 0
         }
         return 0
@@ -133,13 +138,11 @@ package final class RequestBodyReader {
             partOffset += count
             return count
         case .base64(let message):
-            if pendingStart == pending.count {
+            if pendingStart == pendingEnd {
                 guard try refill(from: message) else { return 0 }
             }
-            let count = min(buffer.count, pending.count - pendingStart)
-            pending.withUnsafeBytes { source in
-                buffer.baseAddress!.copyMemory(from: source.baseAddress! + pendingStart, byteCount: count)
-            }
+            let count = min(buffer.count, pendingEnd - pendingStart)
+            buffer.baseAddress!.copyMemory(from: encoded!.baseAddress! + pendingStart, byteCount: count)
             pendingStart += count
             return count
         }
@@ -157,14 +160,20 @@ package final class RequestBodyReader {
 
     /// Encodes the next chunk of the message (a multiple of 3 bytes except at the end).
     private func refill(from message: MessageBody) throws -> Bool {
-        pending.removeAll(keepingCapacity: true)
         pendingStart = 0
+        pendingEnd = 0
         guard rawOffset < message.count else { return false }
+        if encoded == nil {
+            encoded = UnsafeMutableRawBufferPointer.allocate(
+                byteCount: Base64.encodedCount(Self.rawChunkSize),
+                alignment: 16
+            )
+        }
         switch message {
         case .bytes(let bytes):
             let end = min(bytes.count, rawOffset + Self.rawChunkSize)
-            bytes.withUnsafeBytes {
-                Base64.encode(UnsafeRawBufferPointer(rebasing: $0[rawOffset..<end]), into: &pending)
+            pendingEnd = bytes.withUnsafeBytes {
+                Base64.encode(UnsafeRawBufferPointer(rebasing: $0[rawOffset..<end]), into: encoded!)
             }
             rawOffset = end
         case .file(let file):
@@ -181,7 +190,7 @@ package final class RequestBodyReader {
                     into: UnsafeMutableRawBufferPointer(rebasing: chunk[filled..<wanted])
                 )
             }
-            Base64.encode(UnsafeRawBufferPointer(rebasing: chunk[..<wanted]), into: &pending)
+            pendingEnd = Base64.encode(UnsafeRawBufferPointer(rebasing: chunk[..<wanted]), into: encoded!)
             rawOffset += wanted
         }
         return true
@@ -193,35 +202,51 @@ package final class RequestBodyReader {
 
 /// Standard base64 (RFC 4648 §4) with padding, no line breaks.
 package enum Base64 {
-    private static let alphabet = Array("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/".utf8)
+    private static let alphabet: [UInt8] = Array("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/".utf8)
+
+    /// The length of the encoding of `count` bytes.
+    package static func encodedCount(_ count: Int) -> Int { (count + 2) / 3 * 4 }
 
     /// Appends the encoding of `input` to `output`.
     package static func encode(_ input: UnsafeRawBufferPointer, into output: inout [UInt8]) {
-        let start = output.count
-        let length = (input.count + 2) / 3 * 4
-        output.append(contentsOf: repeatElement(0, count: length))
-        output.withUnsafeMutableBufferPointer { out in
-            alphabet.withUnsafeBufferPointer { table in
-                var source = 0
-                var target = start
-                while source + 3 <= input.count {
-                    let value = UInt32(input[source]) << 16 | UInt32(input[source + 1]) << 8 | UInt32(input[source + 2])
-                    out[target] = table[Int(value >> 18 & 63)]
-                    out[target + 1] = table[Int(value >> 12 & 63)]
-                    out[target + 2] = table[Int(value >> 6 & 63)]
-                    out[target + 3] = table[Int(value & 63)]
-                    source += 3
-                    target += 4
-                }
-                let rest = input.count - source
-                if rest > 0 {
-                    let value = UInt32(input[source]) << 16 | (rest == 2 ? UInt32(input[source + 1]) << 8 : 0)
-                    out[target] = table[Int(value >> 18 & 63)]
-                    out[target + 1] = table[Int(value >> 12 & 63)]
-                    out[target + 2] = rest == 2 ? table[Int(value >> 6 & 63)] : UInt8(ascii: "=")
-                    out[target + 3] = UInt8(ascii: "=")
-                }
+        let encoded = [UInt8](unsafeUninitializedCapacity: encodedCount(input.count)) { buffer, count in
+            count = encode(input, into: UnsafeMutableRawBufferPointer(buffer))
+        }
+        output.append(contentsOf: encoded)
+    }
+
+    /// Writes the encoding of `input` at the start of `output` (room for ``encodedCount(_:)``
+    /// bytes); returns how many bytes were written.
+    @discardableResult
+    package static func encode(_ input: UnsafeRawBufferPointer, into output: UnsafeMutableRawBufferPointer) -> Int {
+        let length = encodedCount(input.count)
+        precondition(output.count >= length, "base64 output buffer too small")
+        guard length > 0, let source = input.baseAddress, let target = output.baseAddress else { return 0 }
+        let from = source.assumingMemoryBound(to: UInt8.self)
+        let to = target.assumingMemoryBound(to: UInt8.self)
+        alphabet.withUnsafeBufferPointer { table in
+            let table = table.baseAddress!
+            var read = 0
+            var written = 0
+            let whole = input.count - input.count % 3
+            while read < whole {
+                let value = UInt32(from[read]) << 16 | UInt32(from[read + 1]) << 8 | UInt32(from[read + 2])
+                to[written] = table[Int(value >> 18 & 63)]
+                to[written + 1] = table[Int(value >> 12 & 63)]
+                to[written + 2] = table[Int(value >> 6 & 63)]
+                to[written + 3] = table[Int(value & 63)]
+                read += 3
+                written += 4
+            }
+            let rest = input.count - whole
+            if rest > 0 {
+                let value = UInt32(from[read]) << 16 | (rest == 2 ? UInt32(from[read + 1]) << 8 : 0)
+                to[written] = table[Int(value >> 18 & 63)]
+                to[written + 1] = table[Int(value >> 12 & 63)]
+                to[written + 2] = rest == 2 ? table[Int(value >> 6 & 63)] : UInt8(ascii: "=")
+                to[written + 3] = UInt8(ascii: "=")
             }
         }
+        return length
     }
 }

@@ -202,7 +202,7 @@ package final class Spool: Sendable {
     }
 
     /// Puts a message file at `target` in the queue: fsync of its data, then a hard link (a copy
-    /// through `tmp/` when the file is on another file system). Returns the message's SHA-256.
+    /// through `tmp/` when the file is on another file system or one without hard links). Returns the message's SHA-256.
     private func placeMessage(_ file: MessageFile, at target: String, id: String) throws(SpoolError) -> String {
         if let code = faults?.check(.fsync) {
             throw SpoolError(.write, "fsync of \(file.path) failed: \(String(cString: strerror(code))) (injected)")
@@ -219,7 +219,7 @@ package final class Spool: Sendable {
         }
         do throws(MessageFileError) {
             try file.link(to: target)
-        } catch  where error.crossDevice {
+        } catch where error.cannotLink {
             try copyMessage(file, to: target, id: id)
         } catch {
             throw SpoolError(.write, error.description)

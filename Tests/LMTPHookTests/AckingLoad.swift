@@ -14,6 +14,9 @@ struct AckingLoad: Sendable {
 
     let socket: String
     let subjectPrefix: String
+    /// Every this many messages, one bigger than the 1 MiB spill threshold (kept in a file and
+    /// linked into the spool); `nil`: all small.
+    var bigEvery: Int? = nil
     /// Webhook ids of the messages that got 250.
     let acked = NIOLockedValueBox<[String]>([])
     /// Which generation of the daemon the clients talk to (the test moves it on at each kill).
@@ -67,7 +70,12 @@ struct AckingLoad: Sendable {
                     usleep(20_000)  // the daemon is down or restarting
                     continue
                 }
-                let message = sampleMessage(subject: subject, id: "<\(subject)@t>")
+                let big = bigEvery.map { index % $0 == 1 } ?? false
+                let message = sampleMessage(
+                    subject: subject,
+                    id: "<\(subject)@t>",
+                    body: big ? String(repeating: "a line of a big message \(subject)\r\n", count: 40_000) : "Body\r\n"
+                )
                 do {
                     let reply = try client.deliver(
                         lhlo: nil,

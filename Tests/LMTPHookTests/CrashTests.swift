@@ -63,7 +63,8 @@ struct CrashTests {
         let flapping = flap(sink, slowMilliseconds: 3 * syncBudget)
         let minimumMessages = 300
         let killsWanted = 5
-        let load = AckingLoad(socket: socket, subjectPrefix: "crash")
+        // Every 8th message bigger than the spill threshold: kept in a file, linked into the spool.
+        let load = AckingLoad(socket: socket, subjectPrefix: "crash", bigEvery: 8)
         let clients = Task {
             try await load.run(workers: 6, minimum: minimumMessages) {
                 load.generation.withLockedValue { $0 } >= killsWanted
@@ -126,7 +127,8 @@ struct CrashTests {
 
         var isRunning: Bool { lock.withLock { running?.isRunning ?? false } }
 
-        /// Until cancelled: a replay, every other one killed after up to 300 ms.
+        /// Until cancelled: a replay, every other one killed after up to 300 ms (and each one until a
+        /// kill has landed: a replay that finished before its kill does not count).
         func loop() async throws {
             let binary = try Binary.require()
             while !Task.isCancelled {
@@ -138,7 +140,7 @@ struct CrashTests {
                 let killThisOne = lock.withLock { () -> Bool in
                     runs += 1
                     running = process
-                    return runs % 2 == 0
+                    return runs % 2 == 0 || killed == 0
                 }
                 try await blocking {
                     try process.run()

@@ -109,7 +109,8 @@ struct PowerLossTests {
         defer { daemon.terminate() }
         let flapping = flap(sink, slowMilliseconds: 3 * syncBudget)
         let cutsWanted = 4
-        let load = AckingLoad(socket: socket, subjectPrefix: "power")
+        // Every 8th message bigger than the spill threshold: kept in a file, linked into the spool.
+        let load = AckingLoad(socket: socket, subjectPrefix: "power", bigEvery: 8)
         let clients = Task {
             try await load.run(workers: 6, minimum: 200) { load.generation.withLockedValue { $0 } >= cutsWanted }
         }
@@ -151,7 +152,8 @@ struct PowerLossTests {
         #expect(ackedIDs.count >= 200)
         #expect(landed >= 3, "cuts that landed while messages were in delivery: \(landed)")
         #expect(lost.isEmpty, "acknowledged but never delivered: \(lost.sorted().prefix(10))")
-        #expect(Self.entries(spoolPath) == 0)
+        let serveLog = (try? String(contentsOfFile: directory.file("serve.log"), encoding: .utf8)) ?? ""
+        #expect(Self.entries(spoolPath) == 0, "entries left; the daemon said: \(serveLog.suffix(3000))")
         #expect(
             quarantined.isEmpty,
             "a 250 is only given for an entry whose data was synced, so none is found damaged: \(quarantined)"

@@ -227,7 +227,16 @@ class PowerCutFS(pyfuse3.Operations):
         old.mtime_ns = new.mtime_ns = time.time_ns()
 
     async def link(self, inode, new_parent_inode, new_name, ctx):
-        raise pyfuse3.FUSEError(errno.EPERM)
+        # A second name for a file: like any name, durable once its directory is fsync'd.
+        node = self.node(inode)
+        if node.children is not None:
+            raise pyfuse3.FUSEError(errno.EPERM)
+        parent = self.directory(new_parent_inode)
+        if new_name in parent.children:
+            raise pyfuse3.FUSEError(errno.EEXIST)
+        parent.children[new_name] = inode
+        parent.mtime_ns = time.time_ns()
+        return self.attributes(node)
 
     async def open(self, inode, flags, ctx):
         node = self.node(inode)
