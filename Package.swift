@@ -162,7 +162,8 @@ let package = Package(
         .testTarget(
             name: "WebhookClientTests",
             dependencies: [
-                "WebhookClient", "LMTPHook", "LMTPHookTestSupport", .product(name: "NIOPosix", package: "swift-nio"),
+                "WebhookClient", "LMTPHook", "MessageData", "LMTPHookTestSupport",
+                .product(name: "NIOPosix", package: "swift-nio"),
                 .product(name: "NIOConcurrencyHelpers", package: "swift-nio"),
             ]
         ),

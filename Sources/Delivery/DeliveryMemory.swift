@@ -26,6 +26,8 @@ package final class DeliveryMemory: Sendable {
     package var limit: Int { state.withLock { $0.limit } }
     /// Bytes held now.
     package var held: Int { state.withLock { $0.held } }
+    /// Attempts waiting in line.
+    package var waiting: Int { state.withLock { $0.waiters.count } }
 
     /// Changes the budget (a reload); waiters that fit now go ahead.
     package func update(limit: Int) {

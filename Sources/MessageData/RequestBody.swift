@@ -202,7 +202,9 @@ package final class RequestBodyReader {
 
 /// Standard base64 (RFC 4648 §4) with padding, no line breaks.
 package enum Base64 {
-    private static let alphabet: [UInt8] = Array("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/".utf8)
+    private static let alphabet: [UInt8] = Array(
+        "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/".utf8
+    )
 
     /// The length of the encoding of `count` bytes.
     package static func encodedCount(_ count: Int) -> Int { (count + 2) / 3 * 4 }

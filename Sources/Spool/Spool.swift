@@ -219,7 +219,7 @@ package final class Spool: Sendable {
         }
         do throws(MessageFileError) {
             try file.link(to: target)
-        } catch where error.cannotLink {
+        } catch  where error.cannotLink {
             try copyMessage(file, to: target, id: id)
         } catch {
             throw SpoolError(.write, error.description)

@@ -58,15 +58,19 @@ struct AckingLoad: Sendable {
             let subject = "\(subjectPrefix)-\(worker)-\(index)"
             index += 1
             var attempts = 0
+            var last = "no attempt"
             while true {
                 attempts += 1
-                guard attempts < 400 else { throw Failure(description: "\(subject) was never acknowledged") }
+                guard attempts < 400 else {
+                    throw Failure(description: "\(subject) was never acknowledged (last: \(last))")
+                }
                 let current = generation.withLockedValue { $0 }
                 guard let client = try? LMTPClientConnection(unixPath: socket, timeoutSeconds: 10),
                     (try? client.readReply())?.code == 220,
                     (try? client.send("LHLO client.test\r\n")) != nil,
                     (try? client.readReply())?.code == 250
                 else {
+                    last = "no connection"
                     usleep(20_000)  // the daemon is down or restarting
                     continue
                 }
@@ -87,7 +91,9 @@ struct AckingLoad: Sendable {
                         acked.withLockedValue { $0.append(String(text[range.upperBound...])) }
                         break
                     }
+                    last = "reply \(reply?.code ?? 0) \(reply?.lines.last ?? "")"
                 } catch {
+                    last = "\(error)"
                     broken.withLockedValue { $0[current, default: 0] += 1 }
                 }
                 usleep(20_000)

@@ -20,7 +20,9 @@ struct BigMessageTests {
 
     /// A 2.3 MB message: a text part and a 1.6 MB attachment in base64.
     static func message(attachment: [UInt8]) -> [UInt8] {
-        let encoded = Data(attachment).base64EncodedString(options: [.lineLength76Characters, .endLineWithCarriageReturn, .endLineWithLineFeed])
+        let encoded = Data(attachment).base64EncodedString(options: [
+            .lineLength76Characters, .endLineWithCarriageReturn, .endLineWithLineFeed,
+        ])
         return Array(
             """
             From: Big Sender <big@example.org>\r
@@ -118,7 +120,10 @@ struct BigMessageTests {
             let request = try #require(received.first)
             let id = try #require(header(request, "webhook-id"))
             let timestamp = try #require(Int64(header(request, "webhook-timestamp") ?? ""))
-            #expect(header(request, "webhook-signature") == signer.signature(id: id, timestamp: timestamp, body: request.body))
+            #expect(
+                header(request, "webhook-signature")
+                    == signer.signature(id: id, timestamp: timestamp, body: request.body)
+            )
             let document = try json(request.body)
             #expect(Data(base64Encoded: document["raw_base64"] as? String ?? "").map(Array.init) == message)
             let attachments = try #require(document["attachments"] as? [[String: Any]])
@@ -132,7 +137,9 @@ struct BigMessageTests {
                 #expect(inline == nil, "metadata only for this endpoint")
             }
             // The streamed document is the one the same message renders to in memory.
-            let endpoint = try #require(relay.relay.delivery.endpoint(named: path == "/tickets" ? "tickets" : "archive"))
+            let endpoint = try #require(
+                relay.relay.delivery.endpoint(named: path == "/tickets" ? "tickets" : "archive")
+            )
             let envelope = MailEnvelope(mailFrom: "big@example.org", rcptTo: ["support@example.test"], lhlo: "x")
             let inMemory = try endpoint.render(
                 webhookID: id,

@@ -13,7 +13,8 @@ import Glibc
 @Suite("Spool: messages kept in files")
 struct MessageFileEntryTests {
     /// A message file as the LMTP server leaves it (in the spool's incoming/ directory).
-    private func incoming(_ spool: String, _ bytes: [UInt8], name: String = "lmtp-incoming-test") throws -> MessageFile {
+    private func incoming(_ spool: String, _ bytes: [UInt8], name: String = "lmtp-incoming-test") throws -> MessageFile
+    {
         mkdir(spool + "/incoming", 0o750)
         let path = "\(spool)/incoming/\(name)"
         try Data(bytes).write(to: URL(fileURLWithPath: path))
@@ -29,7 +30,9 @@ struct MessageFileEntryTests {
         Array("Subject: \(tag)\r\n\r\n".utf8) + (0..<300_000).map { UInt8(truncatingIfNeeded: $0 &* 31 &+ 7) }
     }
 
-    @Test("a message file is linked into the queue (same inode, no copy), read back verified, and removed with its entry")
+    @Test(
+        "a message file is linked into the queue (same inode, no copy), read back verified, and removed with its entry"
+    )
     func linkedNotCopied() throws {
         let path = temporarySpoolPath()
         defer { _ = try? FileManager.default.removeItem(atPath: path) }
@@ -123,7 +126,9 @@ struct MessageFileEntryTests {
         #expect(access("\(path)/queue/\(id).eml", F_OK) != 0)
     }
 
-    @Test("recovery: a message without an entry is removed unless a live process holds it; one whose entry moved to dead/ follows it")
+    @Test(
+        "recovery: a message without an entry is removed unless a live process holds it; one whose entry moved to dead/ follows it"
+    )
     func recoveryFinishesInterruptedWork() throws {
         let path = temporarySpoolPath()
         defer { _ = try? FileManager.default.removeItem(atPath: path) }
