@@ -66,13 +66,27 @@ package final class RecordingSink: Sendable {
     /// Waits until at least `count` requests arrived (or the timeout passed); returns them.
     @discardableResult
     package func waitFor(_ count: Int, timeout: Duration = .seconds(10)) async -> [WebhookSink.Request] {
+        await wait(count, timeout, \.requests)
+    }
+
+    /// Waits until at least `count` requests were accepted (2xx) or the timeout passed; returns them.
+    @discardableResult
+    package func waitForAccepted(_ count: Int, timeout: Duration = .seconds(10)) async -> [WebhookSink.Request] {
+        await wait(count, timeout, \.accepted)
+    }
+
+    private func wait(
+        _ count: Int,
+        _ timeout: Duration,
+        _ list: KeyPath<RecordingSink, [WebhookSink.Request]>
+    ) async -> [WebhookSink.Request] {
         let deadline = ContinuousClock.now + timeout
         while ContinuousClock.now < deadline {
-            let current = requests
+            let current = self[keyPath: list]
             if current.count >= count { return current }
             try? await Task.sleep(for: .milliseconds(20))
         }
-        return requests
+        return self[keyPath: list]
     }
 
     package func stop() async { await sink.stop() }
