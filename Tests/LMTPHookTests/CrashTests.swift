@@ -63,8 +63,8 @@ struct CrashTests {
         let flapping = flap(sink, slowMilliseconds: 3 * syncBudget)
         let minimumMessages = 300
         let killsWanted = 5
-        // Every 8th message bigger than the spill threshold: kept in a file, linked into the spool.
-        let load = AckingLoad(socket: socket, subjectPrefix: "crash", bigEvery: 8)
+        // Every 25th message bigger than the spill threshold: kept in a file, linked into the spool.
+        let load = AckingLoad(socket: socket, subjectPrefix: "crash", bigEvery: 25)
         let clients = Task {
             try await load.run(workers: 6, minimum: minimumMessages) {
                 load.generation.withLockedValue { $0 } >= killsWanted

@@ -109,8 +109,8 @@ struct PowerLossTests {
         defer { daemon.terminate() }
         let flapping = flap(sink, slowMilliseconds: 3 * syncBudget)
         let cutsWanted = 4
-        // Every 8th message bigger than the spill threshold: kept in a file, linked into the spool.
-        let load = AckingLoad(socket: socket, subjectPrefix: "power", bigEvery: 8)
+        // Every 25th message bigger than the spill threshold: kept in a file, linked into the spool.
+        let load = AckingLoad(socket: socket, subjectPrefix: "power", bigEvery: 25)
         let clients = Task {
             try await load.run(workers: 6, minimum: 200) { load.generation.withLockedValue { $0 } >= cutsWanted }
         }
