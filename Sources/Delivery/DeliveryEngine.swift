@@ -89,6 +89,8 @@ package final class DeliveryEngine: Service, Sendable {
     private let scheduling: Bool
     private let state: Mutex<State>
     private let doorbell = Doorbell()
+    /// Sync budgets of the attempts in flight (one loop for all, no task per message).
+    private let timer = DeadlineTimer()
     private let started = Gate()
 
     private struct Resources: Sendable {
@@ -249,6 +251,7 @@ package final class DeliveryEngine: Service, Sendable {
         }
         started.open()
         let pruning = scheduling ? Task { await pruneJournal() } : nil
+        let timing = Task { await timer.run(clock: clock) }
         await withTaskCancellationHandler {
             await schedule(resources)
         } onCancel: {
@@ -265,6 +268,8 @@ package final class DeliveryEngine: Service, Sendable {
             }
             if done { continuation.resume() }
         }
+        timing.cancel()
+        await timing.value
         await release(resources)
     }
 
@@ -609,17 +614,16 @@ package final class DeliveryEngine: Service, Sendable {
         let kept = min(cost, body.body.inMemoryCount)
         memory.release(cost - kept)
         let reservation = request.reservation
-        let post = Task {
-            defer {
-                self.memory.release(kept)
-                self.releaseSlot(endpoint.name, retry: false)
-                withExtendedLifetime(reservation) {}  // a late attempt holds its message's share too
-            }
-            return await resources.client.post(
-                endpoint.request(webhookID: webhookID, body: body, nowMilliseconds: clock.nowMilliseconds)
-            )
+        let post = InFlightRequest()
+        resources.client.post(
+            endpoint.request(webhookID: webhookID, body: body, nowMilliseconds: clock.nowMilliseconds)
+        ) { response in
+            self.memory.release(kept)
+            self.releaseSlot(endpoint.name, retry: false)
+            withExtendedLifetime(reservation) {}  // a late attempt holds its message's share too
+            post.finish(response)
         }
-        guard let response = await Self.race(post, deadline: deadline, clock: clock) else {
+        guard let response = await post.response(before: deadline, timer: timer) else {
             return await queueLate(metadata, request.body, post, endpoint, resources)
         }
         let outcome = observe(response, endpoint: endpoint, kind: "sync")
@@ -654,7 +658,7 @@ package final class DeliveryEngine: Service, Sendable {
     private func queueLate(
         _ metadata: SpoolMetadata,
         _ body: MessageBody,
-        _ post: Task<WebhookResponse, Never>,
+        _ post: InFlightRequest,
         _ endpoint: WebhookEndpoint,
         _ resources: Resources
     ) async -> (Disposition, Int) {
@@ -663,7 +667,7 @@ package final class DeliveryEngine: Service, Sendable {
         guard let claim else {
             // Not queued (451): the attempt goes on; its outcome only feeds the breaker.
             Task {
-                let response = await post.value
+                let response = await post.response()
                 _ = self.observe(response, endpoint: endpoint, kind: "sync")
             }
             return (disposition, 0)
@@ -673,7 +677,7 @@ package final class DeliveryEngine: Service, Sendable {
             state.lateAttempts += 1
         }
         Task {
-            let response = await post.value
+            let response = await post.response()
             let outcome = self.observe(response, endpoint: endpoint, kind: "sync")
             let next = await self.recordOutcome(
                 metadata,
@@ -826,19 +830,24 @@ package final class DeliveryEngine: Service, Sendable {
 
     /// Frees a slot: a sync attempt waiting in line gets it first, else the scheduler may use it.
     private func releaseSlot(_ name: String, retry: Bool) {
-        let next: SlotWaiter? = state.withLock { state in
-            guard var policy = state.policies[name] else { return nil }
+        let (next, queued) = state.withLock { state -> (SlotWaiter?, Bool) in
+            let queued = state.queue.count > 0
+            guard var policy = state.policies[name] else { return (nil, queued) }
             defer { state.policies[name] = policy }
             if var line = state.waiters[name], !line.isEmpty {
                 let first = line.removeFirst()
                 state.waiters[name] = line.isEmpty ? nil : line
                 policy.passSlot(fromRetry: retry)
-                return first
+                return (first, queued)
             }
             policy.releaseSlot(retry: retry)
-            return nil
+            return (nil, queued)
         }
-        if let next { next.continuation.resume(returning: true) } else { doorbell.ring() }
+        if let next {
+            next.continuation.resume(returning: true)
+        } else if queued {
+            doorbell.ring()  // only the scheduler's entries can use it (no wake-up per message)
+        }
     }
 
     private func abandonProbe(_ name: String, _ admission: EndpointPolicy.BreakerAdmission) {
@@ -888,27 +897,6 @@ package final class DeliveryEngine: Service, Sendable {
             snippet: String(response.snippet.prefix(200)),
             kind: kind
         )
-    }
-
-    /// The response, or `nil` when `deadline` came first (the request keeps running).
-    private static func race(
-        _ post: Task<WebhookResponse, Never>,
-        deadline: Int64?,
-        clock: DeliveryClock
-    ) async -> WebhookResponse? {
-        guard let deadline else { return await post.value }
-        let box = RaceBox()
-        return await withCheckedContinuation { continuation in
-            box.install(continuation)
-            let timer = Task {
-                try await clock.sleep(untilMilliseconds: deadline)
-                box.finish(nil)
-            }
-            Task {
-                box.finish(await post.value)
-                timer.cancel()  // no sleeping timer left behind per message
-            }
-        }
     }
 
     // MARK: - The spool at start
@@ -1453,32 +1441,5 @@ package final class DeliveryEngine: Service, Sendable {
     static func shorten(_ text: String, to limit: Int) -> String {
         let clean = String(text.map { $0.isNewline || $0 == "\r" ? " " : $0 })
         return clean.count <= limit ? clean : String(clean.prefix(limit)) + "…"
-    }
-}
-
-/// Resumes a continuation exactly once, with whichever result comes first.
-private final class RaceBox: Sendable {
-    private let state = Mutex<(continuation: CheckedContinuation<WebhookResponse?, Never>?, result: WebhookResponse??)>(
-        (nil, nil)
-    )
-
-    func install(_ continuation: CheckedContinuation<WebhookResponse?, Never>) {
-        let early: WebhookResponse?? = state.withLock { state in
-            if let result = state.result { return result }
-            state.continuation = continuation
-            return nil
-        }
-        if let early { continuation.resume(returning: early) }
-    }
-
-    func finish(_ value: WebhookResponse?) {
-        let continuation: CheckedContinuation<WebhookResponse?, Never>? = state.withLock { state in
-            guard state.result == nil else { return nil }
-            state.result = .some(value)
-            let continuation = state.continuation
-            state.continuation = nil
-            return continuation
-        }
-        continuation?.resume(returning: value)
     }
 }

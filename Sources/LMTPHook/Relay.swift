@@ -144,47 +144,54 @@ package final class Relay: Service, Sendable {
         typealias Outcome = (
             results: [Int: LMTPRecipientResult], taken: (Disposition, DeliveryRequest, WebhookEndpoint)?
         )
-        let outcomes = await withTaskGroup(of: (String, Outcome).self) { group in
-            for name in order {
-                guard let indices = groups[name]?.indices, let route = groups[name]?.route else { continue }
-                group.addTask {
-                    guard let endpoint = delivery.endpoint(named: name) else {
-                        let result = LMTPRecipientResult.temporaryFailure("endpoint \(name) is not configured")
-                        return (name, (Dictionary(uniqueKeysWithValues: indices.map { ($0, result) }), nil))
-                    }
-                    // An MTA retry of recipients this endpoint already took: not sent again.
-                    let addresses = indices.map { message.recipients[$0].mailbox.address }
-                    var taken: [String: DeliveryJournal.Taken] = [:]
-                    if let digest {
-                        taken = await delivery.alreadyTaken(digest: digest, endpoint: name, recipients: addresses)
-                    }
-                    var byIndex: [Int: LMTPRecipientResult] = [:]
-                    for index in indices {
-                        if let earlier = taken[message.recipients[index].mailbox.address] {
-                            byIndex[index] = LMTPRecipientResult(alreadyTaken: earlier)
-                        }
-                    }
-                    let remaining = indices.filter { byIndex[$0] == nil }
-                    guard !remaining.isEmpty else { return (name, (byIndex, nil)) }
-                    let envelope = Relay.envelope(of: message, recipients: remaining.map { message.recipients[$0] })
-                    let request = DeliveryRequest(
-                        envelope: envelope,
-                        body: body,
-                        parsed: parsed,
-                        reservation: reservation,
-                        tags: DeliveryEngine.tags(envelope.rcptTo, delimiters: routes.delimiters),
-                        route: route,
-                        digest: digest
-                    )
-                    let disposition = await delivery.deliver(request, to: endpoint)
-                    let result = LMTPRecipientResult(disposition)
-                    for index in remaining { byIndex[index] = result }
-                    return (name, (byIndex, (disposition, request, endpoint)))
+        @Sendable func deliver(to name: String, _ indices: [Int], route: String) async -> (String, Outcome) {
+            guard let endpoint = delivery.endpoint(named: name) else {
+                let result = LMTPRecipientResult.temporaryFailure("endpoint \(name) is not configured")
+                return (name, (Dictionary(uniqueKeysWithValues: indices.map { ($0, result) }), nil))
+            }
+            // An MTA retry of recipients this endpoint already took: not sent again.
+            let addresses = indices.map { message.recipients[$0].mailbox.address }
+            var taken: [String: DeliveryJournal.Taken] = [:]
+            if let digest {
+                taken = await delivery.alreadyTaken(digest: digest, endpoint: name, recipients: addresses)
+            }
+            var byIndex: [Int: LMTPRecipientResult] = [:]
+            for index in indices {
+                if let earlier = taken[message.recipients[index].mailbox.address] {
+                    byIndex[index] = LMTPRecipientResult(alreadyTaken: earlier)
                 }
             }
-            var outcomes: [String: Outcome] = [:]
-            for await (name, outcome) in group { outcomes[name] = outcome }
-            return outcomes
+            let remaining = indices.filter { byIndex[$0] == nil }
+            guard !remaining.isEmpty else { return (name, (byIndex, nil)) }
+            let envelope = Relay.envelope(of: message, recipients: remaining.map { message.recipients[$0] })
+            let request = DeliveryRequest(
+                envelope: envelope,
+                body: body,
+                parsed: parsed,
+                reservation: reservation,
+                tags: DeliveryEngine.tags(envelope.rcptTo, delimiters: routes.delimiters),
+                route: route,
+                digest: digest
+            )
+            let disposition = await delivery.deliver(request, to: endpoint)
+            let result = LMTPRecipientResult(disposition)
+            for index in remaining { byIndex[index] = result }
+            return (name, (byIndex, (disposition, request, endpoint)))
+        }
+        var outcomes: [String: Outcome] = [:]
+        if order.count == 1, let indices = groups[order[0]]?.indices, let route = groups[order[0]]?.route {
+            // One endpoint (the common case): no child task, no hand-off to another thread.
+            outcomes[order[0]] = await deliver(to: order[0], indices, route: route).1
+        } else {
+            outcomes = await withTaskGroup(of: (String, Outcome).self) { group in
+                for name in order {
+                    guard let indices = groups[name]?.indices, let route = groups[name]?.route else { continue }
+                    group.addTask { await deliver(to: name, indices, route: route) }
+                }
+                var outcomes: [String: Outcome] = [:]
+                for await (name, outcome) in group { outcomes[name] = outcome }
+                return outcomes
+            }
         }
         for name in order {
             guard let byIndex = outcomes[name]?.results else { continue }

@@ -27,28 +27,40 @@ package final class WebhookClient: Sendable {
 
     /// POSTs one request; returns the outcome (never throws: failures are in the response).
     package func post(_ request: WebhookRequest) async -> WebhookResponse {
-        do {
-            return try await pool.runIfActive { [handles] in
-                let box: HandleBox
-                if let existing = handles.currentValue {
-                    box = existing
-                } else {
-                    box = HandleBox()
-                    handles.currentValue = box
-                }
-                guard let handle = box.handle else {
-                    return WebhookResponse(
+        await withCheckedContinuation { continuation in
+            post(request) { continuation.resume(returning: $0) }
+        }
+    }
+
+    /// POSTs one request and calls `completion` with the outcome on the delivery thread that
+    /// sent it (or at once, when the client is shut down). No task is created: a caller that
+    /// waits with a deadline of its own gets the response without a hop through the
+    /// cooperative pool.
+    package func post(_ request: WebhookRequest, completion: @escaping @Sendable (WebhookResponse) -> Void) {
+        pool.submit { [handles] state in
+            guard case .active = state else {
+                completion(
+                    WebhookResponse(
                         status: 0,
-                        error: WebhookTransportError(kind: .other, message: "curl_easy_init failed")
+                        error: WebhookTransportError(kind: .shutdown, message: "webhook client is shut down")
                     )
-                }
-                return handle.post(request, snippetLimit: Self.snippetLimit)
+                )
+                return
             }
-        } catch {
-            return WebhookResponse(
-                status: 0,
-                error: WebhookTransportError(kind: .shutdown, message: "webhook client is shut down")
-            )
+            let box: HandleBox
+            if let existing = handles.currentValue {
+                box = existing
+            } else {
+                box = HandleBox()
+                handles.currentValue = box
+            }
+            guard let handle = box.handle else {
+                completion(
+                    WebhookResponse(status: 0, error: WebhookTransportError(kind: .other, message: "curl_easy_init failed"))
+                )
+                return
+            }
+            completion(handle.post(request, snippetLimit: Self.snippetLimit))
         }
     }
 

@@ -106,9 +106,10 @@ struct Tmpfs {
         try #require(result.status == 0, "\(result.output)")
     }
 
-    /// umount(2) directly (no child process: fine in a `defer` on the cooperative pool).
+    /// umount2(2) directly (no child process: fine in a `defer` on the cooperative pool), lazily:
+    /// a daemon still closing its files does not leave the mount behind.
     func unmount() {
-        _ = Glibc.umount(path)
+        _ = Glibc.umount2(path, Int32(MNT_DETACH))
         directory.remove()
     }
 }
