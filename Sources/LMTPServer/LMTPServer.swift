@@ -319,7 +319,10 @@ public final class LMTPServer: Service, Sendable {
         try await withThrowingDiscardingTaskGroup { group in
             try await server.executeThenClose { connections in
                 for try await connection in connections {
-                    group.addTask { await self.serve(connection) }
+                    // Served on its channel's event loop (see `EventLoopTaskExecutor`).
+                    group.addTask(executorPreference: EventLoopTaskExecutor(connection.channel.eventLoop)) {
+                        await self.serve(connection)
+                    }
                 }
             }
         }
