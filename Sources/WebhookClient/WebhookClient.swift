@@ -56,7 +56,10 @@ package final class WebhookClient: Sendable {
             }
             guard let handle = box.handle else {
                 completion(
-                    WebhookResponse(status: 0, error: WebhookTransportError(kind: .other, message: "curl_easy_init failed"))
+                    WebhookResponse(
+                        status: 0,
+                        error: WebhookTransportError(kind: .other, message: "curl_easy_init failed")
+                    )
                 )
                 return
             }
