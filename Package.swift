@@ -60,6 +60,7 @@ let package = Package(
             name: "WebhookClient",
             dependencies: [
                 "CCurl", "MessageData", .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "DequeModule", package: "swift-collections"),
                 .product(name: "NIOPosix", package: "swift-nio"),
                 .product(name: "Crypto", package: "swift-crypto"),
             ],

@@ -1,24 +1,30 @@
 import CCurl
 import MessageData
 
-/// One libcurl easy handle, kept across requests so its connection cache is reused.
+/// One libcurl easy handle, reused for transfer after transfer (the connections live in the
+/// multi handle's cache, see ``CurlMultiLoop``).
 ///
-/// Thread confinement: libcurl forbids using a handle from two threads at once. Each delivery
-/// thread owns exactly one `CurlEasyHandle` (see ``WebhookClient``); it is never shared.
+/// Thread confinement: libcurl forbids using a handle from two threads at once. Handles are
+/// created, started and finished on the multi loop's thread only.
 final class CurlEasyHandle {
-    private let handle: UnsafeMutableRawPointer
-    private var errorBuffer = [CChar](repeating: 0, count: Int(CURL_ERROR_SIZE) + 1)
+    let handle: UnsafeMutableRawPointer
+    private let errorBuffer: UnsafeMutablePointer<CChar>
 
     init?() {
         CurlGlobal.initialize()
         guard let handle = curl_easy_init() else { return nil }
         self.handle = handle
+        errorBuffer = .allocate(capacity: Int(CURL_ERROR_SIZE) + 1)
+        errorBuffer.initialize(repeating: 0, count: Int(CURL_ERROR_SIZE) + 1)
     }
 
-    deinit { curl_easy_cleanup(handle) }
+    deinit {
+        curl_easy_cleanup(handle)
+        errorBuffer.deallocate()
+    }
 
     /// Collects the first `limit` bytes of the response body and the count of the rest.
-    private final class BodyCollector {
+    fileprivate final class BodyCollector {
         let limit: Int
         var bytes: [UInt8] = []
         var received = 0
@@ -31,13 +37,46 @@ final class CurlEasyHandle {
     /// what counts, so a receiver that answers with a huge body costs neither memory nor time.
     static let maximumResponseBytes = 1024 * 1024
 
-    /// POSTs the request, blocking the calling thread until done or timed out.
-    func post(_ request: WebhookRequest, snippetLimit: Int) -> WebhookResponse {
-        curl_easy_reset(handle)  // clears options, keeps live connections and caches
+    /// What a started transfer needs until it ends: everything curl was given a pointer to.
+    final class Transfer {
+        fileprivate let collector: BodyCollector
+        fileprivate var headerList: UnsafeMutablePointer<curl_slist>? = nil
+        fileprivate let refusedAddress: UnsafeMutablePointer<Int32>
+        fileprivate var streamed: StreamedBody?
+        /// An in-memory body, copied once so that it outlives the caller (`CURLOPT_POSTFIELDS`
+        /// is not copied by curl).
+        fileprivate var body: UnsafeMutableRawBufferPointer?
+        fileprivate let started = ContinuousClock.now
+
+        fileprivate init(snippetLimit: Int) {
+            collector = BodyCollector(limit: snippetLimit)
+            refusedAddress = .allocate(capacity: 1)
+            refusedAddress.initialize(to: 0)
+        }
+
+        deinit {
+            curl_slist_free_all(headerList)
+            refusedAddress.deallocate()
+            body?.deallocate()
+        }
+    }
+
+    /// What ``start(_:snippetLimit:)`` gives: a transfer to add to a multi handle, or the
+    /// response when it cannot even start (a refused URL, a body that cannot be read to sign it).
+    enum Started {
+        case transfer(Transfer)
+        case answered(WebhookResponse)
+    }
+
+    /// Sets the handle up for `request`.
+    func start(_ request: WebhookRequest, snippetLimit: Int) -> Started {
+        curl_easy_reset(handle)  // clears options; connections live in the multi handle
         guard request.url.lowercased().hasPrefix("http://") || request.url.lowercased().hasPrefix("https://") else {
-            return WebhookResponse(
-                status: 0,
-                error: WebhookTransportError(kind: .refusedURL, message: "only http and https URLs are allowed")
+            return .answered(
+                WebhookResponse(
+                    status: 0,
+                    error: WebhookTransportError(kind: .refusedURL, message: "only http and https URLs are allowed")
+                )
             )
         }
         var headers = request.headers
@@ -50,15 +89,18 @@ final class CurlEasyHandle {
                 )
                 headers.append(WebhookHeader("webhook-signature", signature))
             } catch {
-                return WebhookResponse(
-                    status: 0,
-                    error: WebhookTransportError(kind: .other, message: "cannot read the message to sign it: \(error)")
+                return .answered(
+                    WebhookResponse(
+                        status: 0,
+                        error: WebhookTransportError(
+                            kind: .other,
+                            message: "cannot read the message to sign it: \(error)"
+                        )
+                    )
                 )
             }
         }
-        let collector = BodyCollector(limit: snippetLimit)
-        var headerList: UnsafeMutablePointer<curl_slist>? = nil
-        defer { curl_slist_free_all(headerList) }
+        let transfer = Transfer(snippetLimit: snippetLimit)
         var sawContentType = false
         for header in headers {
             // A header value with CR/LF would split the request; drop such a header.
@@ -69,10 +111,12 @@ final class CurlEasyHandle {
                 continue
             }
             if header.name.lowercased() == "content-type" { sawContentType = true }
-            headerList = curl_slist_append(headerList, "\(header.name): \(header.value)")
+            transfer.headerList = curl_slist_append(transfer.headerList, "\(header.name): \(header.value)")
         }
-        if !sawContentType { headerList = curl_slist_append(headerList, "Content-Type: application/json") }
-        headerList = curl_slist_append(headerList, "Expect:")  // never wait for 100-continue
+        if !sawContentType {
+            transfer.headerList = curl_slist_append(transfer.headerList, "Content-Type: application/json")
+        }
+        transfer.headerList = curl_slist_append(transfer.headerList, "Expect:")  // never wait for 100-continue
 
         var code: CURLcode = ccurl_setopt_string(handle, CURLOPT_URL, request.url)
         func set(_ result: CURLcode) { if code == CURLE_OK { code = result } }
@@ -84,7 +128,7 @@ final class CurlEasyHandle {
         set(ccurl_setopt_long(handle, CURLOPT_TIMEOUT_MS, max(1, request.totalTimeoutMilliseconds)))
         set(ccurl_setopt_long(handle, CURLOPT_POST, 1))
         if request.method != "POST" { set(ccurl_setopt_string(handle, CURLOPT_CUSTOMREQUEST, request.method)) }
-        set(ccurl_setopt_slist(handle, CURLOPT_HTTPHEADER, headerList))
+        set(ccurl_setopt_slist(handle, CURLOPT_HTTPHEADER, transfer.headerList))
         set(ccurl_setopt_string(handle, CURLOPT_USERAGENT, "lmtphook/\(WebhookClient.version)"))
         set(
             ccurl_setopt_write_cb(handle) { data, size, count, context in
@@ -105,43 +149,31 @@ final class CurlEasyHandle {
                 return total
             }
         )
-        let context = Unmanaged.passUnretained(collector).toOpaque()
-        set(ccurl_setopt_ptr(handle, CURLOPT_WRITEDATA, context))
-        let refusedAddress = UnsafeMutablePointer<Int32>.allocate(capacity: 1)
-        refusedAddress.initialize(to: 0)
-        defer { refusedAddress.deallocate() }
-        if request.denyPrivateAddresses { set(ccurl_setopt_private_address_guard(handle, refusedAddress)) }
+        set(ccurl_setopt_ptr(handle, CURLOPT_WRITEDATA, Unmanaged.passUnretained(transfer.collector).toOpaque()))
+        if request.denyPrivateAddresses { set(ccurl_setopt_private_address_guard(handle, transfer.refusedAddress)) }
         errorBuffer[0] = 0
-
-        let started = ContinuousClock.now
-        let streamed = request.body.inMemory == nil ? StreamedBody(RequestBodyReader(request.body)) : nil
-        let result: CURLcode = errorBuffer.withUnsafeMutableBufferPointer { errorPointer in
-            (request.body.inMemory ?? []).withUnsafeBufferPointer { body in
-                guard code == CURLE_OK else { return code }
-                var setup = ccurl_setopt_ptr(handle, CURLOPT_ERRORBUFFER, errorPointer.baseAddress)
-                if setup == CURLE_OK {
-                    setup = ccurl_setopt_off_t(handle, CURLOPT_POSTFIELDSIZE_LARGE, curl_off_t(request.body.count))
-                }
-                if let streamed {
-                    // Read while sending: file parts are read (and base64-encoded) a chunk at a time.
-                    if setup == CURLE_OK { setup = Self.setReader(handle, streamed) }
-                } else if setup == CURLE_OK {
-                    // POSTFIELDS is not copied: `body` stays alive for the whole transfer.
-                    let bodyPointer = body.baseAddress.map { UnsafeMutableRawPointer(mutating: $0) }
-                    setup = ccurl_setopt_ptr(
-                        handle,
-                        CURLOPT_POSTFIELDS,
-                        bodyPointer ?? UnsafeMutableRawPointer(mutating: ("" as StaticString).utf8Start)
-                    )
-                }
-                guard setup == CURLE_OK else { return setup }
-                let performed = withExtendedLifetime(streamed) { curl_easy_perform(handle) }
-                _ = ccurl_setopt_ptr(handle, CURLOPT_ERRORBUFFER, nil)
-                return performed
-            }
+        set(ccurl_setopt_ptr(handle, CURLOPT_ERRORBUFFER, errorBuffer))
+        set(ccurl_setopt_off_t(handle, CURLOPT_POSTFIELDSIZE_LARGE, curl_off_t(request.body.count)))
+        if let bytes = request.body.inMemory {
+            let copy = UnsafeMutableRawBufferPointer.allocate(byteCount: max(1, bytes.count), alignment: 1)
+            bytes.withUnsafeBytes { copy.copyMemory(from: $0) }
+            transfer.body = copy
+            set(ccurl_setopt_ptr(handle, CURLOPT_POSTFIELDS, copy.baseAddress))
+        } else {
+            // Read while sending: file parts are read (and base64-encoded) a chunk at a time.
+            let streamed = StreamedBody(RequestBodyReader(request.body))
+            transfer.streamed = streamed
+            set(Self.setReader(handle, streamed))
         }
-        let elapsed = ContinuousClock.now - started
+        guard code == CURLE_OK else { return .answered(finish(transfer, result: code)) }
+        return .transfer(transfer)
+    }
+
+    /// The response of a transfer that ended with `result` (from `curl_multi_info_read`).
+    func finish(_ transfer: Transfer, result: CURLcode) -> WebhookResponse {
+        let elapsed = ContinuousClock.now - transfer.started
         let seconds = Double(elapsed.components.seconds) + Double(elapsed.components.attoseconds) / 1e18
+        let collector = transfer.collector
 
         var status = 0
         var statusValue: Int = 0
@@ -151,6 +183,8 @@ final class CurlEasyHandle {
             ccurl_getinfo_off_t(handle, CURLINFO_RETRY_AFTER, &retryAfter) == CURLE_OK && retryAfter > 0
             ? Int(retryAfter) : nil
         let snippet = String(decoding: collector.bytes, as: UTF8.self)
+        let detail = String(cString: errorBuffer)
+        _ = ccurl_setopt_ptr(handle, CURLOPT_ERRORBUFFER, nil)
 
         if result == CURLE_WRITE_ERROR && collector.overflowed && status > 0 {
             // The receiver answered; only its body was too long to read. The status stands.
@@ -161,7 +195,7 @@ final class CurlEasyHandle {
                 seconds: seconds
             )
         }
-        if refusedAddress.pointee != 0 {
+        if transfer.refusedAddress.pointee != 0 {
             let error = WebhookTransportError(
                 kind: .refusedAddress,
                 curlCode: Int(result.rawValue),
@@ -170,7 +204,7 @@ final class CurlEasyHandle {
             )
             return WebhookResponse(status: 0, error: error, seconds: seconds)
         }
-        if let failure = streamed?.failure {
+        if let failure = transfer.streamed?.failure {
             let error = WebhookTransportError(
                 kind: .other,
                 curlCode: Int(result.rawValue),
@@ -179,7 +213,6 @@ final class CurlEasyHandle {
             return WebhookResponse(status: 0, error: error, seconds: seconds)
         }
         guard result == CURLE_OK else {
-            let detail = String(decoding: errorBuffer.prefix { $0 != 0 }.map { UInt8(bitPattern: $0) }, as: UTF8.self)
             let message = detail.isEmpty ? String(cString: curl_easy_strerror(result)) : detail
             let error = WebhookTransportError(
                 kind: Self.kind(of: result),
@@ -198,7 +231,7 @@ final class CurlEasyHandle {
     }
 
     /// A body read while it is sent, and why reading it failed, if it did.
-    private final class StreamedBody {
+    fileprivate final class StreamedBody {
         let reader: RequestBodyReader
         var failure: String?
         init(_ reader: RequestBodyReader) { self.reader = reader }
