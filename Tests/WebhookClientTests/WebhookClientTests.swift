@@ -157,6 +157,48 @@ struct WebhookClientTests {
         await sink.stop()
     }
 
+    @Test("one transfer thread: a hanging receiver does not hold up another's answer")
+    func hangingReceiverDoesNotBlockOthers() async throws {
+        let hanging = try await HangingHTTPServer.start()
+        let sink = try await RecordingSink.start()
+        let client = WebhookClient(threads: 2)
+        let stuck = Task {
+            await client.post(
+                WebhookRequest(url: hanging.url, body: Array("{}".utf8), totalTimeoutMilliseconds: 60_000)
+            )
+        }
+        while hanging.connections == 0 { try await Task.sleep(for: .milliseconds(5)) }
+        let response = await client.post(WebhookRequest(url: sink.url, body: Array("{}".utf8)))
+        #expect(response.isSuccess, "answered while the other transfer still hangs")
+        await hanging.stop()  // the hanging transfer ends (connection closed)
+        #expect(await stuck.value.error != nil)
+        await client.shutdown()
+        await sink.stop()
+    }
+
+    @Test("at most `threads` transfers at once; the rest wait their turn; shutdown answers the waiting ones")
+    func concurrencyLimitAndShutdown() async throws {
+        let hanging = try await HangingHTTPServer.start()
+        let client = WebhookClient(threads: 3)
+        let responses = (0..<5).map { _ in
+            Task {
+                await client.post(
+                    WebhookRequest(url: hanging.url, body: Array("{}".utf8), totalTimeoutMilliseconds: 2_000)
+                )
+            }
+        }
+        while hanging.connections < 3 { try await Task.sleep(for: .milliseconds(5)) }
+        try await Task.sleep(for: .milliseconds(300))
+        #expect(hanging.connections == 3, "two requests wait for a free transfer slot")
+        await client.shutdown()  // the three running ones end (by their timeout); two never started
+        var kinds: [WebhookTransportError.Kind] = []
+        for response in responses { kinds.append(await response.value.error?.kind ?? .other) }
+        #expect(kinds.filter { $0 == .timeout }.count == 3)
+        #expect(kinds.filter { $0 == .shutdown }.count == 2)
+        #expect(hanging.connections == 3)
+        await hanging.stop()
+    }
+
     @Test func afterShutdownRequestsFailCleanly() async {
         let client = WebhookClient(threads: 1)
         await client.shutdown()

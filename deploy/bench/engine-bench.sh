@@ -27,11 +27,13 @@ port=18214
 sleep 0.5
 
 cpu_ticks() { awk '{print $14 + $15}' "/proc/$1/stat"; }
-switches() { cat /proc/"$1"/task/*/status 2>/dev/null | awk '/^(voluntary|nonvoluntary)_ctxt_switches/ {s += $2} END {print s}'; }
+# voluntary (the relay's own hand-offs: a thread waits for another) and involuntary (preempted,
+# mostly by the load generator woken by the relay's socket writes on this 2-core machine)
+switches() { cat /proc/"$1"/task/*/status 2>/dev/null | awk '/^voluntary_ctxt_switches/ {v += $2} /^nonvoluntary_ctxt_switches/ {n += $2} END {print v, n}'; }
 threads() { ls /proc/"$1"/task | wc -l; }
 wait_socket() { for _ in $(seq 400); do [[ -S $1 ]] && return 0; sleep 0.05; done; echo "no socket $1" >&2; exit 1; }
 
-printf '%-6s %-5s %9s %11s %13s %12s %12s\n' binary round msgs/s cpu_ms/msg switches/msg threads_idle threads_load
+printf '%-6s %-5s %9s %11s %13s %11s %11s %12s %12s\n' binary round msgs/s cpu_ms/msg switches/msg voluntary involuntary threads_idle threads_load
 throughput() { # NAME BINARY ROUND
     rm -rf "$work/spool" "$work/lmtp.sock"
     "$2" serve --socket "$work/lmtp.sock" --spool "$work/spool" --webhook "http://127.0.0.1:$port/hook" \
@@ -41,19 +43,22 @@ throughput() { # NAME BINARY ROUND
     "$work/lmtp-load" -u "$work/lmtp.sock" -p -c 20 -n 2000 -s 2048 >/dev/null   # warm-up
     sleep 0.5
     local idle; idle=$(threads $pid)
-    local cpu0 sw0; cpu0=$(cpu_ticks $pid); sw0=$(switches $pid)
+    local cpu0 sw0; cpu0=$(cpu_ticks $pid); sw0=($(switches $pid))
     "$work/lmtp-load" -u "$work/lmtp.sock" -p -c 20 -n 20000 -s 2048 >"$work/load.out" &
     local load=$!
     sleep 1
     local busy; busy=$(threads $pid)
     wait $load
-    local cpu1 sw1; cpu1=$(cpu_ticks $pid); sw1=$(switches $pid)
+    local cpu1 sw1; cpu1=$(cpu_ticks $pid); sw1=($(switches $pid))
     kill -TERM $pid; wait $pid 2>/dev/null || true
     local line; line=$(cat "$work/load.out")
     local n rate; n=$(sed -E 's/.*msgs=([0-9]+).*/\1/' <<<"$line"); rate=$(sed -E 's/.*rate=([0-9.]+).*/\1/' <<<"$line")
-    printf '%-6s %-5s %9s %11s %13s %12s %12s\n' "$1" "$3" "$rate" \
+    local vol=$((sw1[0] - sw0[0])) invol=$((sw1[1] - sw0[1]))
+    printf '%-6s %-5s %9s %11s %13s %11s %11s %12s %12s\n' "$1" "$3" "$rate" \
         "$(awk -v t=$((cpu1 - cpu0)) -v hz=$hz -v n=$n 'BEGIN {printf "%.3f", t / hz / n * 1000}')" \
-        "$(awk -v s=$((sw1 - sw0)) -v n=$n 'BEGIN {printf "%.2f", s / n}')" "$idle" "$busy"
+        "$(awk -v s=$((vol + invol)) -v n=$n 'BEGIN {printf "%.2f", s / n}')" \
+        "$(awk -v s=$vol -v n=$n 'BEGIN {printf "%.2f", s / n}')" \
+        "$(awk -v s=$invol -v n=$n 'BEGIN {printf "%.2f", s / n}')" "$idle" "$busy"
 }
 for round in $(seq "$rounds"); do
     throughput base "$base" "$round"
