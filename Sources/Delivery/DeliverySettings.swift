@@ -13,7 +13,7 @@ package struct DeliverySettings: Sendable, Equatable {
     /// counted). Each endpoint with queued entries gets a fair share of them.
     package var retryConcurrency: Int
     /// Requests in flight per endpoint at most, unless the endpoint sets its own; `nil`: three
-    /// quarters of the delivery threads, so one endpoint that hangs cannot take every thread.
+    /// quarters of `delivery.threads`, so one endpoint that hangs cannot take every request slot.
     package var maxInFlightPerEndpoint: Int?
     /// How long the journal remembers which endpoint took which recipient of a message: at
     /// least the MTA's queue lifetime (Postfix's `maximal_queue_lifetime`, 5 days by default).

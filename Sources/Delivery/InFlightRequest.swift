@@ -1,9 +1,9 @@
 import Synchronization
 import WebhookClient
 
-/// A webhook request running on a delivery thread: the sync attempt waits for its response
+/// A webhook request running on the transfer thread: the sync attempt waits for its response
 /// until the sync budget ends (``response(before:timer:)``); past it, whoever records the late
-/// outcome waits for the rest (``response()``). The delivery thread hands the response over
+/// outcome waits for the rest (``response()``). The transfer thread hands the response over
 /// with ``finish(_:)`` — no task in between, so a message's answer costs one hand-off.
 final class InFlightRequest: Sendable {
     private struct State {

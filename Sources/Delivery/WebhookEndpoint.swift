@@ -31,7 +31,7 @@ package struct WebhookEndpoint: Sendable {
     package var syncBudget: Duration?
     /// Requests to this endpoint in flight at most (sync attempts, late attempts and retries
     /// together); beyond it a message is queued at once. `nil`: the relay's default, which leaves
-    /// a quarter of the delivery threads to other endpoints.
+    /// a quarter of the request slots (`delivery.threads`) to other endpoints.
     package var maxInFlight: Int?
     /// Refuse private, loopback and link-local addresses (set from `access.private_webhooks: deny`).
     package var denyPrivateAddresses = false

@@ -21,7 +21,7 @@ package struct RelayConfiguration: Sendable {
     package var controlSocket: String?
     /// Sync budget, retry schedule, circuit breaker.
     package var delivery: DeliverySettings
-    /// Delivery threads: the most webhook requests in flight at once.
+    /// `delivery.threads`: the most webhook requests in flight at once (all on one transfer thread).
     package var deliveryThreads: Int
     /// Where `serve` answers `GET /metrics` and `GET /healthz` (`host:port`), if anywhere.
     package var metricsListen: String?

@@ -27,7 +27,7 @@ package struct LMTPHookCommand: AsyncParsableCommand {
         // Big buffers (a message read for parsing, a payload's texts) come from mmap and go back
         // to the system when freed. glibc's default raises this threshold to the largest block
         // freed so far (up to 32 MiB), after which such blocks stay in each thread's arena: with
-        // several delivery threads the process then keeps a message-sized block per thread
+        // several threads at work the process then keeps a message-sized block per thread
         // (20 concurrent 20 MB mails: 337 MB peak instead of 78 MB). MALLOC_MMAP_THRESHOLD_ in
         // the environment still decides when set.
         if getenv("MALLOC_MMAP_THRESHOLD_") == nil { setMallocOption(mmapThreshold, Int32(largeAllocation)) }

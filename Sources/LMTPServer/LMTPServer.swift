@@ -22,6 +22,11 @@ import ServiceLifecycle
 /// order; the server answers each recipient with it. ``stop()`` is safe from any thread or task:
 /// listeners close, idle connections get `421 4.3.2`, transactions in flight finish within
 /// ``LMTPServerConfiguration/shutdownGracePeriod``, socket files are removed, and ``run()`` returns.
+///
+/// Each connection is served by a task that prefers its channel's event loop as its executor, and
+/// the policy hooks and the handler run in that task: code that is not isolated to an actor runs
+/// on the event loop. It must not block — hand blocking work (files, `fsync`, blocking network
+/// calls) to a thread pool (`NIOThreadPool`) and await it.
 public final class LMTPServer: Service, Sendable {
     /// Handles one complete message; returns a result for each recipient, by recipient.
     public typealias MessageHandler = @Sendable (LMTPMessage) async -> LMTPRecipientResults
