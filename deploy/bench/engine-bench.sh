@@ -24,6 +24,7 @@ cc -O2 -pthread -o "$work/lmtp-load" "$lab/lmtp-load.c"
 hz=$(getconf CLK_TCK)
 port=18214
 "$head" sink --listen "127.0.0.1:$port" --output /dev/null --log-level error &
+sink=$!
 sleep 0.5
 
 cpu_ticks() { awk '{print $14 + $15}' "/proc/$1/stat"; }
@@ -34,9 +35,12 @@ threads() { ls /proc/"$1"/task | wc -l; }
 wait_socket() { for _ in $(seq 400); do [[ -S $1 ]] && return 0; sleep 0.05; done; echo "no socket $1" >&2; exit 1; }
 
 printf '%-6s %-5s %9s %11s %13s %11s %11s %12s %12s\n' binary round msgs/s cpu_ms/msg switches/msg voluntary involuntary threads_idle threads_load
+# Then the same pinned: the relay on CPU 1, the load generator and the receiver on CPU 0, so that
+# their threads do not preempt the relay (its own switches only).
+relay_cpu=() load_cpu=()
 throughput() { # NAME BINARY ROUND
     rm -rf "$work/spool" "$work/lmtp.sock"
-    "$2" serve --socket "$work/lmtp.sock" --spool "$work/spool" --webhook "http://127.0.0.1:$port/hook" \
+    "${relay_cpu[@]}" "$2" serve --socket "$work/lmtp.sock" --spool "$work/spool" --webhook "http://127.0.0.1:$port/hook" \
         --log-level error 2>"$work/$1.err" &
     local pid=$!
     wait_socket "$work/lmtp.sock"
@@ -44,7 +48,7 @@ throughput() { # NAME BINARY ROUND
     sleep 0.5
     local idle; idle=$(threads $pid)
     local cpu0 sw0; cpu0=$(cpu_ticks $pid); sw0=($(switches $pid))
-    "$work/lmtp-load" -u "$work/lmtp.sock" -p -c 20 -n 20000 -s 2048 >"$work/load.out" &
+    "${load_cpu[@]}" "$work/lmtp-load" -u "$work/lmtp.sock" -p -c 20 -n 20000 -s 2048 >"$work/load.out" &
     local load=$!
     sleep 1
     local busy; busy=$(threads $pid)
@@ -64,6 +68,17 @@ for round in $(seq "$rounds"); do
     throughput base "$base" "$round"
     throughput head "$head" "$round"
 done
+if (($(nproc) >= 2)); then
+    echo "pinned: relay on CPU 1; load generator and receiver on CPU 0"
+    taskset -a -p -c 0 "$sink" >/dev/null
+    relay_cpu=(taskset -c 1) load_cpu=(taskset -c 0)
+    for round in $(seq "$rounds"); do
+        throughput base "$base" "$round"
+        throughput head "$head" "$round"
+    done
+    relay_cpu=() load_cpu=()
+    taskset -a -p -c 0-$(($(nproc) - 1)) "$sink" >/dev/null
+fi
 
 # The scheduler with 20,000 entries for an endpoint that never answers.
 python3 - "$work/hang.port" <<'PY' &
