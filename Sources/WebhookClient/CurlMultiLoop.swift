@@ -22,6 +22,9 @@ final class CurlMultiLoop: @unchecked Sendable {
     private struct Inbox {
         var requests: [(WebhookRequest, Completion)] = []
         var stopping = false
+        /// What the loop reported last: transfers running, and requests waiting for a turn.
+        var running = 0
+        var waiting = 0
     }
 
     private let inbox = NIOLockedValueBox(Inbox())
@@ -38,13 +41,21 @@ final class CurlMultiLoop: @unchecked Sendable {
         multi = curl_multi_init()
         thread = NIOThreadPool(numberOfThreads: 1)
         thread.start()
-        let loop = LoopState(multi: multi)
-        thread.submit { [self] _ in self.run(loop) }
+        thread.submit { [self] _ in self.run(LoopState()) }
     }
 
     /// Queues a request; `completion` runs on the loop's thread (at once, on the caller's
     /// thread, when the loop is stopping).
     func submit(_ request: WebhookRequest, completion: @escaping Completion) {
+        guard multi != nil else {
+            completion(
+                WebhookResponse(
+                    status: 0,
+                    error: WebhookTransportError(kind: .other, message: "curl_multi_init failed")
+                )
+            )
+            return
+        }
         let accepted = inbox.withLockedValue { inbox -> Bool in
             guard !inbox.stopping else { return false }
             inbox.requests.append((request, completion))
@@ -55,6 +66,12 @@ final class CurlMultiLoop: @unchecked Sendable {
             return
         }
         if let multi { curl_multi_wakeup(multi) }
+    }
+
+    /// Transfers running and requests waiting for a turn (counted in ``submit(_:completion:)``
+    /// until the loop takes them up), as of the loop's last pass.
+    var load: (running: Int, waiting: Int) {
+        inbox.withLockedValue { ($0.running, $0.waiting + $0.requests.count) }
     }
 
     /// Lets the running transfers finish (each is bounded by its timeout), answers the ones still
@@ -73,24 +90,13 @@ final class CurlMultiLoop: @unchecked Sendable {
 
     /// What only the loop's thread touches.
     private final class LoopState {
-        let multi: UnsafeMutableRawPointer?
         var waiting = Deque<(WebhookRequest, Completion)>()
         var running: [UnsafeMutableRawPointer: (CurlEasyHandle, CurlEasyHandle.Transfer, Completion)] = [:]
         var idle: [CurlEasyHandle] = []
-        init(multi: UnsafeMutableRawPointer?) { self.multi = multi }
     }
 
     private func run(_ loop: LoopState) {
-        guard let multi else {
-            drain(
-                loop,
-                with: WebhookResponse(
-                    status: 0,
-                    error: WebhookTransportError(kind: .other, message: "curl_multi_init failed")
-                )
-            )
-            return
-        }
+        guard let multi else { return }  // every request is answered in `submit`
         while true {
             let (new, stopping) = inbox.withLockedValue { inbox in
                 defer { inbox.requests = [] }
@@ -148,22 +154,15 @@ final class CurlMultiLoop: @unchecked Sendable {
                 loop.idle.append(easy)
                 completion(response)
             }
+            let (running, waiting) = (loop.running.count, loop.waiting.count)
+            inbox.withLockedValue { inbox in
+                inbox.running = running
+                inbox.waiting = waiting
+            }
             if !loop.waiting.isEmpty && loop.running.count < maxTransfers { continue }
             // Sleeps until a socket is ready, curl's next timeout, or a wake-up (a new request).
             _ = curl_multi_poll(multi, nil, 0, 1000, nil)
         }
         loop.idle.removeAll()
-    }
-
-    private func drain(_ loop: LoopState, with response: WebhookResponse) {
-        while true {
-            let (new, stopping) = inbox.withLockedValue { inbox in
-                defer { inbox.requests = [] }
-                return (inbox.requests, inbox.stopping)
-            }
-            for (_, completion) in new { completion(response) }
-            if stopping { return }
-            usleep(10_000)
-        }
     }
 }

@@ -35,6 +35,9 @@ package final class WebhookClient: Sendable {
         loop.submit(request, completion: completion)
     }
 
+    /// Requests running and requests waiting for a free transfer slot.
+    package var load: (running: Int, waiting: Int) { loop.load }
+
     /// Waits for running transfers to finish (each is bounded by its timeout) and stops the thread.
     package func shutdown() async {
         await loop.shutdown()

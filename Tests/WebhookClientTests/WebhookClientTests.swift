@@ -157,46 +157,49 @@ struct WebhookClientTests {
         await sink.stop()
     }
 
-    @Test("one transfer thread: a hanging receiver does not hold up another's answer")
+    @Test("one transfer thread: a hanging receiver does not hold up another's answer", .timeLimit(.minutes(1)))
     func hangingReceiverDoesNotBlockOthers() async throws {
         let hanging = try await HangingHTTPServer.start()
         let sink = try await RecordingSink.start()
         let client = WebhookClient(threads: 2)
-        let stuck = Task {
-            await client.post(
-                WebhookRequest(url: hanging.url, body: Array("{}".utf8), totalTimeoutMilliseconds: 60_000)
-            )
-        }
-        while hanging.connections == 0 { try await Task.sleep(for: .milliseconds(5)) }
+        let stuck = Task { await client.post(WebhookRequest(url: hanging.url, body: Array("{}".utf8))) }
+        await hanging.waitForConnections(1)
         let response = await client.post(WebhookRequest(url: sink.url, body: Array("{}".utf8)))
         #expect(response.isSuccess, "answered while the other transfer still hangs")
+        #expect(client.load.running == 1, "the hanging one still runs")
         await hanging.stop()  // the hanging transfer ends (connection closed)
         #expect(await stuck.value.error != nil)
         await client.shutdown()
         await sink.stop()
     }
 
-    @Test("at most `threads` transfers at once; the rest wait their turn; shutdown answers the waiting ones")
+    @Test(
+        "at most `threads` transfers at once; the rest wait their turn; shutdown answers the waiting ones",
+        .timeLimit(.minutes(1))
+    )
     func concurrencyLimitAndShutdown() async throws {
         let hanging = try await HangingHTTPServer.start()
         let client = WebhookClient(threads: 3)
-        let responses = (0..<5).map { _ in
+        let (answers, answered) = AsyncStream.makeStream(of: WebhookTransportError.Kind?.self)
+        for _ in 0..<5 {
             Task {
-                await client.post(
-                    WebhookRequest(url: hanging.url, body: Array("{}".utf8), totalTimeoutMilliseconds: 2_000)
-                )
+                answered.yield(await client.post(WebhookRequest(url: hanging.url, body: Array("{}".utf8))).error?.kind)
             }
         }
-        while hanging.connections < 3 { try await Task.sleep(for: .milliseconds(5)) }
-        try await Task.sleep(for: .milliseconds(300))
-        #expect(hanging.connections == 3, "two requests wait for a free transfer slot")
-        await client.shutdown()  // the three running ones end (by their timeout); two never started
-        var kinds: [WebhookTransportError.Kind] = []
-        for response in responses { kinds.append(await response.value.error?.kind ?? .other) }
-        #expect(kinds.filter { $0 == .timeout }.count == 3)
-        #expect(kinds.filter { $0 == .shutdown }.count == 2)
-        #expect(hanging.connections == 3)
-        await hanging.stop()
+        await hanging.waitForConnections(3)
+        while client.load != (running: 3, waiting: 2) { await Task.yield() }
+        // Shutdown answers the two that never started at once and waits for the three running.
+        let stopping = Task { await client.shutdown() }
+        var kinds = answers.makeAsyncIterator()
+        #expect(await kinds.next() == .shutdown)
+        #expect(await kinds.next() == .shutdown)
+        await hanging.stop()  // the three running ones end: the receiver closes their connections
+        for _ in 0..<3 {
+            let kind = await kinds.next()
+            #expect(kind != nil && kind != .shutdown, "a running transfer ends on its own")
+        }
+        await stopping.value
+        #expect(hanging.connections == 3, "the waiting two never connected")
     }
 
     @Test func afterShutdownRequestsFailCleanly() async {
