@@ -152,14 +152,14 @@ let package = Package(
         ),
         .testTarget(name: "LMTPCoreTests", dependencies: ["LMTPCore"]),
         .testTarget(name: "FuzzingTests", dependencies: ["Fuzzing"], exclude: ["Corpus"]),
-        .testTarget(name: "MailCoreTests", dependencies: ["MailCore"], exclude: ["Golden", "Messages"]),
+        .testTarget(name: "MailCoreTests", dependencies: ["MailCore", "MessageData"], exclude: ["Golden", "Messages"]),
         .testTarget(name: "SpoolTests", dependencies: ["Spool", "MessageData"]),
         .testTarget(name: "MessageDataTests", dependencies: ["MessageData"]),
         .testTarget(
             name: "DeliveryTests",
             dependencies: ["Delivery", "Targets", .product(name: "Clocks", package: "swift-clocks")]
         ),
-        .testTarget(name: "TargetsTests", dependencies: ["Targets", "MailCore"], exclude: ["Golden"]),
+        .testTarget(name: "TargetsTests", dependencies: ["Targets", "MailCore", "MessageData"], exclude: ["Golden"]),
         .testTarget(
             name: "WebhookClientTests",
             dependencies: [

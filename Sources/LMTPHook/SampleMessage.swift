@@ -1,4 +1,5 @@
 import MailCore
+import MessageData
 import Targets
 
 /// A realistic test message: a reply with quoted text and a signature, plain and HTML parts, a

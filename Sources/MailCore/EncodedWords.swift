@@ -1,3 +1,5 @@
+import MessageData
+
 /// RFC 2047 encoded-words (`=?charset?B|Q?text?=`) in header text.
 ///
 /// White space between adjacent encoded-words is dropped (§6.2); the decoded bytes of adjacent

@@ -1,3 +1,5 @@
+import MessageData
+
 /// A `Content-Type` or `Content-Disposition` value: the main token and its parameters, with
 /// RFC 2231 continuations and charsets (`filename*0*=utf-8''%E2%82%AC; filename*1="rate.pdf"`)
 /// and the non-standard but common RFC 2047 words inside quoted values decoded.

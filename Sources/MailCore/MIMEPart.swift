@@ -1,4 +1,5 @@
 import Crypto
+import MessageData
 
 #if canImport(Glibc)
 import Glibc

@@ -1,4 +1,5 @@
 import Crypto
+import MessageData
 
 /// An attachment (any part that is not a displayed text or HTML body).
 package struct MailAttachment: Sendable, Hashable {
@@ -16,6 +17,15 @@ package struct MailAttachment: Sendable, Hashable {
     package var sha256: String
     /// The decoded content, kept only when asked for and not larger than the limit.
     package var content: [UInt8]?
+    /// Where the encoded content sits in the message, and its Content-Transfer-Encoding: the
+    /// content can be read (decoded) from the message while a request is sent.
+    package var encodedRange: Range<Int> = 0..<0
+    package var transferEncoding: TransferEncoding = .identity
+
+    /// The decoded content, read from the message `body` this attachment was parsed from.
+    package func encodedContent(in body: MessageBody) -> EncodedContent {
+        EncodedContent(body: body, range: encodedRange, encoding: transferEncoding, decodedCount: size)
+    }
 }
 
 /// A message parsed for the payload: decoded headers, addresses, dates, ids, bodies, attachments.
@@ -140,7 +150,9 @@ package struct ParsedMessage: Sendable {
                     disposition: leaf.disposition?.value.isEmpty == false ? leaf.disposition?.value : nil,
                     contentID: contentID?.isEmpty == false ? contentID : nil,
                     sha256: digest,
-                    content: content
+                    content: content,
+                    encodedRange: leaf.body,
+                    transferEncoding: TransferEncoding(leaf.transferEncoding)
                 )
             )
         }

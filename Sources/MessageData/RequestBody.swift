@@ -1,3 +1,32 @@
+#if canImport(Glibc)
+import Glibc
+#elseif canImport(Darwin)
+import Darwin
+#endif
+
+/// A range of a message's bytes in a Content-Transfer-Encoding (an attachment's body as it sits
+/// in the message): read decoded, a chunk at a time, without holding it whole.
+package struct EncodedContent: Sendable {
+    /// The whole message.
+    package var body: MessageBody
+    /// The encoded bytes' range in it.
+    package var range: Range<Int>
+    package var encoding: TransferEncoding
+    /// The decoded length (the parser counted it while hashing the content; decoding again gives
+    /// the same bytes).
+    package var decodedCount: Int
+
+    package init(body: MessageBody, range: Range<Int>, encoding: TransferEncoding, decodedCount: Int) {
+        self.body = body
+        self.range = range
+        self.encoding = encoding
+        self.decodedCount = decodedCount
+    }
+
+    /// The decoded bytes in memory (reads a file; blocking).
+    package func contents() throws -> [UInt8] { try RequestBody([.decoded(self)]).contents() }
+}
+
 /// An HTTP request body made of parts, some of which are read from a message file while the
 /// request is sent (so a request that carries a 20 MB message does not hold it in memory).
 package struct RequestBody: Sendable {
@@ -9,13 +38,28 @@ package struct RequestBody: Sendable {
         case message(MessageBody)
         /// A message's bytes in standard base64 with padding, without line breaks.
         case base64(MessageBody)
+        /// Content of a part of a message (an attachment), decoded.
+        case decoded(EncodedContent)
+        /// Content of a part of a message, decoded, in standard base64 without line breaks.
+        case decodedBase64(EncodedContent)
 
         /// The bytes this part adds to the body.
         package var count: Int {
             switch self {
             case .bytes(let bytes): bytes.count
             case .message(let body): body.count
-            case .base64(let body): (body.count + 2) / 3 * 4
+            case .base64(let body): Base64.encodedCount(body.count)
+            case .decoded(let content): content.decodedCount
+            case .decodedBase64(let content): Base64.encodedCount(content.decodedCount)
+            }
+        }
+
+        /// Whether the part is read from a file while it is sent.
+        var isFile: Bool {
+            switch self {
+            case .bytes: false
+            case .message(let body), .base64(let body): body.isFile
+            case .decoded(let content), .decodedBase64(let content): content.body.isFile
             }
         }
     }
@@ -43,20 +87,15 @@ package struct RequestBody: Sendable {
         parts.reduce(0) { total, part in
             switch part {
             case .bytes(let bytes): total + bytes.count
-            case .message(let body), .base64(let body): body.isFile ? total : total + part.count
+            case .message(let body), .base64(let body): body.isFile ? total : total + body.count
+            case .decoded(let content), .decodedBase64(let content):
+                content.body.isFile ? total : total + content.range.count
             }
         }
     }
 
     /// Whether any part is read from a file while the body is sent.
-    package var isStreamed: Bool {
-        parts.contains {
-            switch $0 {
-            case .bytes: false
-            case .message(let body), .base64(let body): body.isFile
-            }
-        }
-    }
+    package var isStreamed: Bool { parts.contains(where: \.isFile) }
 
     /// Calls `body` with the body's bytes in order, in chunks (for signing). Blocking.
     package func forEachChunk(_ body: (UnsafeRawBufferPointer) throws -> Void) throws {
@@ -81,123 +120,262 @@ package struct RequestBody: Sendable {
 }
 
 /// Reads a ``RequestBody`` front to back into the caller's buffers (libcurl's read callback):
-/// base64 is encoded on the fly from the file, a chunk at a time. Not thread-safe: one reader
-/// per transfer. ``rewind()`` starts over (curl rewinds when it resends on a new connection).
+/// base64 is encoded and attachments decoded on the fly from the file, a chunk at a time. Not
+/// thread-safe: one reader per transfer. ``rewind()`` starts over (curl rewinds when it resends
+/// on a new connection). A part that yields a different length than it announced (the file
+/// changed) fails the read, so the request fails instead of sending a wrong body.
 package final class RequestBodyReader {
     private let body: RequestBody
     private var partIndex = 0
-    /// Bytes of the current part already handed out (for base64: of the encoded form).
-    private var partOffset = 0
-    /// Encoded bytes not handed out yet (`pendingStart..<pendingEnd` of `encoded`), and the raw
-    /// offset of the next chunk to encode.
-    private var pendingStart = 0
-    private var pendingEnd = 0
-    private var rawOffset = 0
-    private var rawChunk: UnsafeMutableRawBufferPointer?
-    private var encoded: UnsafeMutableRawBufferPointer?
+    private var stream: (any ByteStream)?
+    /// Bytes of the current part handed out.
+    private var produced = 0
 
     package init(_ body: RequestBody) { self.body = body }
-
-    deinit {
-        rawChunk?.deallocate()
-        encoded?.deallocate()
-    }
 
     /// Starts over from the first byte.
     package func rewind() {
         partIndex = 0
-        partOffset = 0
-        pendingStart = 0
-        pendingEnd = 0
-        rawOffset = 0
+        stream = nil
+        produced = 0
     }
 
     /// Copies the next bytes into `buffer`; returns how many (0 at the end of the body).
     package func read(into buffer: UnsafeMutableRawBufferPointer) throws -> Int {
+        guard buffer.count > 0 else { return 0 }
         while partIndex < body.parts.count {
-            let written = try read(part: body.parts[partIndex], into: buffer)
-            if written > 0 { return written }
+            let part = body.parts[partIndex]
+            if stream == nil { stream = Self.stream(for: part) }
+            let expected = part.count
+            let count = try stream!.read(into: buffer)
+            if count > 0 {
+                produced += count
+                guard produced <= expected else { throw Self.lengthChanged(part, expected) }
+                return count
+            }
+            guard produced == expected else { throw Self.lengthChanged(part, expected) }
             partIndex += 1
-            partOffset = 0
-            pendingStart = 0
-            pendingEnd = 0
-            rawOffset = 0
+            stream = nil
+            produced = 0
         }
         return 0
     }
 
-    private func read(part: RequestBody.Part, into buffer: UnsafeMutableRawBufferPointer) throws -> Int {
+    private static func lengthChanged(_ part: RequestBody.Part, _ expected: Int) -> MessageFileError {
+        MessageFileError("a request body part did not have its announced length of \(expected) bytes", code: EIO)
+    }
+
+    private static func stream(for part: RequestBody.Part) -> any ByteStream {
         switch part {
-        case .bytes(let bytes):
-            return copy(bytes, into: buffer)
-        case .message(.bytes(let bytes)):
-            return copy(bytes, into: buffer)
-        case .message(.file(let file)):
-            guard partOffset < file.size else { return 0 }
-            let count = try file.read(at: partOffset, into: buffer)
-            partOffset += count
-            return count
-        case .base64(let message):
-            if pendingStart == pendingEnd {
-                guard try refill(from: message) else { return 0 }
-            }
-            let count = min(buffer.count, pendingEnd - pendingStart)
-            buffer.baseAddress!.copyMemory(from: encoded!.baseAddress! + pendingStart, byteCount: count)
-            pendingStart += count
-            return count
+        case .bytes(let bytes): BytesStream(bytes)
+        case .message(let body): RangeStream(body, 0..<body.count)
+        case .base64(let body): Base64EncodingStream(RangeStream(body, 0..<body.count))
+        case .decoded(let content): decoding(content)
+        case .decodedBase64(let content): Base64EncodingStream(decoding(content))
         }
     }
 
-    private func copy(_ bytes: [UInt8], into buffer: UnsafeMutableRawBufferPointer) -> Int {
-        let count = min(buffer.count, bytes.count - partOffset)
-        guard count > 0 else { return 0 }
-        bytes.withUnsafeBytes { source in
-            buffer.baseAddress!.copyMemory(from: source.baseAddress! + partOffset, byteCount: count)
+    private static func decoding(_ content: EncodedContent) -> any ByteStream {
+        let raw = RangeStream(content.body, content.range)
+        switch content.encoding {
+        case .identity: return raw
+        case .base64: return Base64DecodingStream(raw)
+        case .quotedPrintable: return QuotedPrintableStream(raw)
         }
-        partOffset += count
-        return count
-    }
-
-    /// Encodes the next chunk of the message (a multiple of 3 bytes except at the end).
-    private func refill(from message: MessageBody) throws -> Bool {
-        pendingStart = 0
-        pendingEnd = 0
-        guard rawOffset < message.count else { return false }
-        if encoded == nil {
-            encoded = UnsafeMutableRawBufferPointer.allocate(
-                byteCount: Base64.encodedCount(Self.rawChunkSize),
-                alignment: 16
-            )
-        }
-        switch message {
-        case .bytes(let bytes):
-            let end = min(bytes.count, rawOffset + Self.rawChunkSize)
-            pendingEnd = bytes.withUnsafeBytes {
-                Base64.encode(UnsafeRawBufferPointer(rebasing: $0[rawOffset..<end]), into: encoded!)
-            }
-            rawOffset = end
-        case .file(let file):
-            if rawChunk == nil {
-                rawChunk = UnsafeMutableRawBufferPointer.allocate(byteCount: Self.rawChunkSize, alignment: 16)
-            }
-            let chunk = rawChunk!
-            // Fill the chunk completely (or to the end): base64 of a chunk must not pad mid-stream.
-            let wanted = min(chunk.count, file.size - rawOffset)
-            var filled = 0
-            while filled < wanted {
-                filled += try file.read(
-                    at: rawOffset + filled,
-                    into: UnsafeMutableRawBufferPointer(rebasing: chunk[filled..<wanted])
-                )
-            }
-            pendingEnd = Base64.encode(UnsafeRawBufferPointer(rebasing: chunk[..<wanted]), into: encoded!)
-            rawOffset += wanted
-        }
-        return true
     }
 
     /// Raw bytes encoded at a time (a multiple of 3).
     static let rawChunkSize = 3 * 64 * 1024
+}
+
+/// Bytes handed out in order into the caller's buffers.
+private protocol ByteStream: AnyObject {
+    /// Copies the next bytes into `buffer` (not empty); 0 at the end.
+    func read(into buffer: UnsafeMutableRawBufferPointer) throws -> Int
+}
+
+private final class BytesStream: ByteStream {
+    private let bytes: [UInt8]
+    private var offset = 0
+
+    init(_ bytes: [UInt8]) { self.bytes = bytes }
+
+    func read(into buffer: UnsafeMutableRawBufferPointer) throws -> Int {
+        let count = min(buffer.count, bytes.count - offset)
+        guard count > 0 else { return 0 }
+        bytes.withUnsafeBytes { source in
+            buffer.baseAddress!.copyMemory(from: source.baseAddress! + offset, byteCount: count)
+        }
+        offset += count
+        return count
+    }
+}
+
+/// A range of a message's bytes as they are.
+private final class RangeStream: ByteStream {
+    private let body: MessageBody
+    private var offset: Int
+    private let end: Int
+
+    init(_ body: MessageBody, _ range: Range<Int>) {
+        self.body = body
+        self.offset = range.lowerBound
+        self.end = min(range.upperBound, body.count)
+    }
+
+    func read(into buffer: UnsafeMutableRawBufferPointer) throws -> Int {
+        let wanted = min(buffer.count, end - offset)
+        guard wanted > 0 else { return 0 }
+        let count: Int
+        switch body {
+        case .bytes(let bytes):
+            bytes.withUnsafeBytes { source in
+                buffer.baseAddress!.copyMemory(from: source.baseAddress! + offset, byteCount: wanted)
+            }
+            count = wanted
+        case .file(let file):
+            count = try file.read(at: offset, into: UnsafeMutableRawBufferPointer(rebasing: buffer[..<wanted]))
+            guard count > 0 else {
+                throw MessageFileError("\(file.path) ended before its size of \(file.size) bytes", code: EIO)
+            }
+        }
+        offset += count
+        return count
+    }
+}
+
+/// A stream's bytes written out by a transform, a chunk at a time.
+private class TransformingStream: ByteStream {
+    let source: any ByteStream
+    private(set) var input: UnsafeMutableRawBufferPointer
+    private(set) var output: UnsafeMutableRawBufferPointer
+    private var pendingStart = 0
+    private var pendingEnd = 0
+    private var ended = false
+
+    init(_ source: any ByteStream, inputSize: Int, outputSize: Int) {
+        self.source = source
+        input = UnsafeMutableRawBufferPointer.allocate(byteCount: inputSize, alignment: 16)
+        output = UnsafeMutableRawBufferPointer.allocate(byteCount: outputSize, alignment: 16)
+    }
+
+    deinit {
+        input.deallocate()
+        output.deallocate()
+    }
+
+    /// Fills `output` from the source; returns how many bytes, 0 at the end. Called again after
+    /// it returned 0 only if `ended` is false.
+    func refill() throws -> (count: Int, ended: Bool) { fatalError("subclass") }
+
+    /// Reads from the source until `input[..<wanted]` is full or the source ends.
+    func fill(_ wanted: Int) throws -> Int {
+        var filled = 0
+        while filled < wanted {
+            let count = try source.read(into: UnsafeMutableRawBufferPointer(rebasing: input[filled..<wanted]))
+            if count == 0 { break }
+            filled += count
+        }
+        return filled
+    }
+
+    final func read(into buffer: UnsafeMutableRawBufferPointer) throws -> Int {
+        while pendingStart == pendingEnd {
+            if ended { return 0 }
+            let (count, end) = try refill()
+            pendingStart = 0
+            pendingEnd = count
+            ended = end
+        }
+        let count = min(buffer.count, pendingEnd - pendingStart)
+        buffer.baseAddress!.copyMemory(from: output.baseAddress! + pendingStart, byteCount: count)
+        pendingStart += count
+        return count
+    }
+}
+
+/// Standard base64 of a stream (chunks of a multiple of 3 bytes: no padding mid-stream).
+private final class Base64EncodingStream: TransformingStream {
+    init(_ source: any ByteStream) {
+        super.init(
+            source,
+            inputSize: RequestBodyReader.rawChunkSize,
+            outputSize: Base64.encodedCount(RequestBodyReader.rawChunkSize)
+        )
+    }
+
+    override func refill() throws -> (count: Int, ended: Bool) {
+        let filled = try fill(input.count)
+        let count = Base64.encode(UnsafeRawBufferPointer(rebasing: input[..<filled]), into: output)
+        return (count, filled < input.count)
+    }
+}
+
+/// A base64 body decoded (as the parser decodes it).
+private final class Base64DecodingStream: TransformingStream {
+    private var decoder = Base64Decoder()
+
+    init(_ source: any ByteStream) {
+        let size = 64 * 1024
+        super.init(source, inputSize: size, outputSize: Base64Decoder.maximumOutput(size))
+    }
+
+    override func refill() throws -> (count: Int, ended: Bool) {
+        let filled = try fill(input.count)
+        var count = decoder.decode(UnsafeRawBufferPointer(rebasing: input[..<filled]), into: output)
+        guard filled < input.count else { return (count, false) }
+        count += decoder.finish(into: UnsafeMutableRawBufferPointer(rebasing: output[count...]))
+        return (count, true)
+    }
+}
+
+/// A quoted-printable body decoded (as the parser decodes it): whole lines at a time, since the
+/// decoding of a line depends only on that line.
+private final class QuotedPrintableStream: ByteStream {
+    private let source: any ByteStream
+    private var carry: [UInt8] = []
+    private var decoded: [UInt8] = []
+    private var offset = 0
+    private var ended = false
+    private static let chunkSize = 64 * 1024
+
+    init(_ source: any ByteStream) { self.source = source }
+
+    func read(into buffer: UnsafeMutableRawBufferPointer) throws -> Int {
+        while offset == decoded.count {
+            if ended { return 0 }
+            try refill()
+        }
+        let count = min(buffer.count, decoded.count - offset)
+        decoded.withUnsafeBytes { source in
+            buffer.baseAddress!.copyMemory(from: source.baseAddress! + offset, byteCount: count)
+        }
+        offset += count
+        return count
+    }
+
+    /// Decodes the next whole lines (or the rest, at the end of the source).
+    private func refill() throws {
+        let start = carry.count
+        carry.append(contentsOf: repeatElement(0, count: Self.chunkSize))
+        let count = try carry.withUnsafeMutableBytes {
+            try source.read(into: UnsafeMutableRawBufferPointer(rebasing: $0[start...]))
+        }
+        carry.removeSubrange((start + count)...)
+        offset = 0
+        if count == 0 {
+            ended = true
+            decoded = TransferDecoding.quotedPrintable(carry[...])
+            carry = []
+            return
+        }
+        guard let lastLineEnd = carry.lastIndex(of: 0x0A) else {
+            decoded = []
+            return
+        }
+        decoded = TransferDecoding.quotedPrintable(carry[...lastLineEnd])
+        carry.removeSubrange(...lastLineEnd)
+    }
 }
 
 /// Standard base64 (RFC 4648 §4) with padding, no line breaks.

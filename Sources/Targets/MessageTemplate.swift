@@ -1,5 +1,6 @@
 import Foundation
 import MailCore
+import MessageData
 import Mustache
 
 /// Why a template could not be compiled or rendered.

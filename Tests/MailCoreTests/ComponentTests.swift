@@ -1,5 +1,6 @@
 import Foundation
 import MailCore
+import MessageData
 import Testing
 
 @Suite("Address lists")

@@ -37,6 +37,73 @@ struct RequestBodyTests {
         #expect(try RequestBody([.base64(.bytes(bytes))]).contents() == Array(Data(bytes).base64EncodedString().utf8))
     }
 
+    /// Encoded bodies as mail carries them, good and bad: line-wrapped base64 with CRLF and LF,
+    /// padding mid-stream, noise, a dangling quantum; quoted-printable with soft breaks, trailing
+    /// white space, malformed escapes, long lines.
+    static func encodedSamples() -> [(TransferEncoding, [UInt8])] {
+        var random = SplitMix(seed: 7)
+        var samples: [(TransferEncoding, [UInt8])] = []
+        for length in [0, 1, 5, 3_000, 200_000, 700_003] {
+            let bytes = (0..<length).map { _ in UInt8(truncatingIfNeeded: random.next()) }
+            var encoded = Array(Data(bytes).base64EncodedString(options: [.lineLength76Characters]).utf8)
+            if length % 2 == 1 { encoded = encoded.map { $0 == 0x0D ? 0x20 : $0 } }
+            samples.append((.base64, encoded))
+        }
+        samples.append((.base64, Array("QUJD\r\nRA==RUZH\r\n!!SGk=\r\nQ\r\n".utf8)))
+        samples.append((.base64, Array("QUJDRA".utf8)))
+        var qp: [UInt8] = []
+        let pieces = ["caf=C3=A9 ", "=\r\n", "trailing  \t\r\n", "=3D=3d", "=ZZ bad ", "=\n", "\n", "x"]
+        for index in 0..<60_000 { qp += Array(pieces[Int(random.next() % 8)].utf8) + (index % 97 == 0 ? [0x0A] : []) }
+        samples.append((.quotedPrintable, qp))
+        samples.append((.quotedPrintable, Array(String(repeating: "a", count: 150_000).utf8) + Array("=\r\n  \n=".utf8)))
+        samples.append((.quotedPrintable, Array("end soft break=  ".utf8)))
+        samples.append((.identity, (0..<300_000).map { UInt8(truncatingIfNeeded: $0 * 31) }))
+        return samples
+    }
+
+    static func wholeDecode(_ encoding: TransferEncoding, _ bytes: [UInt8]) -> [UInt8] {
+        var malformed = false
+        switch encoding {
+        case .identity: return bytes
+        case .base64: return TransferDecoding.base64(bytes[...], malformed: &malformed)
+        case .quotedPrintable: return TransferDecoding.quotedPrintable(bytes[...])
+        }
+    }
+
+    @Test("an attachment decoded while it is read (memory or file, any read size) is what the whole decode gives")
+    func streamedDecodingMatchesWholeDecoding() throws {
+        for (encoding, encoded) in Self.encodedSamples() {
+            let prefix = Array("Content-Type: x\r\n\r\n".utf8)
+            let message = prefix + encoded + Array("\r\n--end--\r\n".utf8)
+            let expected = Self.wholeDecode(encoding, encoded)
+            let range = prefix.count..<(prefix.count + encoded.count)
+            let path = try temporaryFile(message)
+            defer { unlink(path) }
+            for body in [MessageBody.bytes(message), .file(try MessageFile(opening: path))] {
+                let content = EncodedContent(body: body, range: range, encoding: encoding, decodedCount: expected.count)
+                #expect(try content.contents() == expected, "\(encoding) \(encoded.count)")
+                let both = RequestBody([.bytes([1]), .decoded(content), .decodedBase64(content)])
+                #expect(both.count == 1 + expected.count + Base64.encodedCount(expected.count))
+                // Read in odd sizes, as curl may ask.
+                let reader = RequestBodyReader(both)
+                var collected: [UInt8] = []
+                let buffer = UnsafeMutableRawBufferPointer.allocate(byteCount: 777, alignment: 1)
+                defer { buffer.deallocate() }
+                while case let count = try reader.read(into: buffer), count > 0 { collected += buffer[..<count] }
+                #expect(collected == [1] + expected + Array(Data(expected).base64EncodedString().utf8))
+            }
+        }
+    }
+
+    @Test("a part whose decoded length is not the announced one fails the read instead of sending a wrong body")
+    func announcedLengthIsChecked() throws {
+        let encoded = Array("QUJD".utf8)
+        for wrong in [2, 4] {
+            let content = EncodedContent(body: .bytes(encoded), range: 0..<4, encoding: .base64, decodedCount: wrong)
+            #expect(throws: MessageFileError.self) { try RequestBody([.decoded(content)]).contents() }
+        }
+    }
+
     @Test("a file body is read whole or in chunks; it stays readable after its name is removed or linked")
     func fileBody() throws {
         let bytes = (0..<700_000).map { UInt8(truncatingIfNeeded: $0) }
@@ -61,5 +128,18 @@ struct RequestBodyTests {
         unlink(linked)
         unlink(path + ".second")
         #expect(throws: MessageFileError.self) { try MessageFile(opening: path) }
+    }
+}
+
+/// A small deterministic generator for test data.
+struct SplitMix {
+    var state: UInt64
+    init(seed: UInt64) { state = seed }
+    mutating func next() -> UInt64 {
+        state &+= 0x9E37_79B9_7F4A_7C15
+        var z = state
+        z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
+        z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
+        return z ^ (z >> 31)
     }
 }

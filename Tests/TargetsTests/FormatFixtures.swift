@@ -1,5 +1,6 @@
 import Foundation
 import MailCore
+import MessageData
 import Targets
 
 /// The five mails every format is checked against: plain, long (past every limit), hostile
