@@ -1,3 +1,4 @@
+import MailCore
 import Targets
 import Testing
 
@@ -62,6 +63,25 @@ struct TextTests {
                 == "Le lun. 30 nov. 2026, B a écrit :\n> old",
             "nothing new: keep everything"
         )
+    }
+
+    static let signatureCases: [(text: String, reply: String, signature: String?)] = [
+        ("Hi\n-- \nBob\nAcme Ltd\n", "Hi", "Bob\nAcme Ltd"),
+        (
+            "Thanks!\n\n-- \nBob\n\nOn Mon, 30 Nov 2026, A <a@x.org> wrote:\n> old\n", "Thanks!", "Bob"
+        ),
+        ("Answer\n-- \nSig\n\n-----Original Message-----\nFrom: x\nold", "Answer", "Sig"),
+        ("No signature here\n--\nnot a delimiter without the space", "No signature here\n--\nnot a delimiter without the space", nil),
+        ("Only a delimiter\n-- \n\n", "Only a delimiter", nil),
+        ("Line\r\n-- \r\nS\r\n\r\n\r\nS2\r\n", "Line", "S\n\nS2"),
+    ]
+
+    @Test(arguments: signatureCases)
+    func signatureIsSplitFromTheReply(_ entry: (text: String, reply: String, signature: String?)) {
+        let split = ReadableText.split(entry.text)
+        #expect(split.reply == entry.reply)
+        #expect(split.signature == entry.signature)
+        #expect(ReadableText.extract(entry.text) == entry.reply)
     }
 
     @Test func interleavedQuotingIsKept() {

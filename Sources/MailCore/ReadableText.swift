@@ -11,11 +11,34 @@
 package enum ReadableText {
     /// The readable part of `text`, with line endings normalised to `\n` and at most one blank
     /// line in a row.
-    package static func extract(_ text: String) -> String {
+    package static func extract(_ text: String) -> String { split(text).reply }
+
+    /// The readable part of `text` (as ``extract(_:)``) and the signature: the lines after the
+    /// `-- ` delimiter up to the quoted conversation (without the delimiter), or `nil` when there
+    /// is no delimiter or nothing after it.
+    package static func split(_ text: String) -> (reply: String, signature: String?) {
         let lines = normalisedLines(text)
-        var end = lines.count
-        // Signature: the first "-- " delimiter line.
-        if let signature = lines.firstIndex(of: "-- ") { end = signature }
+        let signatureStart = lines.firstIndex(of: "-- ")
+        let end = quoteStart(lines, before: signatureStart ?? lines.count)
+        var kept = Array(lines[..<end])
+        while let last = kept.last, last.trimmed.isEmpty { kept.removeLast() }
+        while let first = kept.first, first.trimmed.isEmpty { kept.removeFirst() }
+        if kept.isEmpty { kept = lines }
+        let reply = collapseBlankLines(kept).joined(separator: "\n").trimmingTrailingWhitespace()
+        guard let signatureStart else { return (reply, nil) }
+        // The signature ends where the quoted conversation below it starts.
+        let after = quoteStart(lines, before: lines.count)
+        var signature = Array(lines[(signatureStart + 1)..<max(signatureStart + 1, after)])
+        while let last = signature.last, last.trimmed.isEmpty { signature.removeLast() }
+        while let first = signature.first, first.trimmed.isEmpty { signature.removeFirst() }
+        guard !signature.isEmpty else { return (reply, nil) }
+        return (reply, collapseBlankLines(signature).joined(separator: "\n"))
+    }
+
+    /// Where the quoted conversation in `lines[..<end]` starts: an Outlook separator, or a
+    /// trailing block of `>` lines with its attribution line; `end` when there is none.
+    private static func quoteStart(_ lines: [String], before end: Int) -> Int {
+        var end = end
         // Outlook-style separators: cut at the first one.
         if let separator = lines[..<end].indices.first(where: { isOutlookSeparator(lines, at: $0) }) { end = separator }
         // Trailing quoted block (blank lines may sit between quoted lines).
@@ -34,25 +57,20 @@ package enum ReadableText {
             }
             index -= 1
         }
-        if sawQuote {
-            end = cut
-            // The attribution line (possibly wrapped over two lines) just above the quote.
-            var above = end - 1
-            while above >= 0, lines[above].trimmed.isEmpty { above -= 1 }
-            if above >= 0, isAttribution(lines[above]) {
-                end = above
-            } else if above >= 1, isAttribution(lines[above - 1] + " " + lines[above]) {
-                end = above - 1
-            }
+        guard sawQuote else { return end }
+        end = cut
+        // The attribution line (possibly wrapped over two lines) just above the quote.
+        var above = end - 1
+        while above >= 0, lines[above].trimmed.isEmpty { above -= 1 }
+        if above >= 0, isAttribution(lines[above]) {
+            return above
+        } else if above >= 1, isAttribution(lines[above - 1] + " " + lines[above]) {
+            return above - 1
         }
-        var kept = Array(lines[..<end])
-        while let last = kept.last, last.trimmed.isEmpty { kept.removeLast() }
-        while let first = kept.first, first.trimmed.isEmpty { kept.removeFirst() }
-        if kept.isEmpty { kept = lines }
-        return collapseBlankLines(kept).joined(separator: "\n").trimmingTrailingWhitespace()
+        return end
     }
 
-    static func normalisedLines(_ text: String) -> [String] {
+    package static func normalisedLines(_ text: String) -> [String] {
         var lines: [String] = []
         var current = ""
         for scalar in text.unicodeScalars {
@@ -99,14 +117,14 @@ package enum ReadableText {
 }
 
 extension String {
-    var trimmed: String {
+    package var trimmed: String {
         var scalars = Substring(self)
         while let first = scalars.first, first.isWhitespace { scalars.removeFirst() }
         while let last = scalars.last, last.isWhitespace { scalars.removeLast() }
         return String(scalars)
     }
 
-    func trimmingTrailingWhitespace() -> String {
+    package func trimmingTrailingWhitespace() -> String {
         var text = Substring(self)
         while let last = text.last, last.isWhitespace { text.removeLast() }
         return String(text)
