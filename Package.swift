@@ -152,7 +152,11 @@ let package = Package(
         ),
         .testTarget(name: "LMTPCoreTests", dependencies: ["LMTPCore"]),
         .testTarget(name: "FuzzingTests", dependencies: ["Fuzzing"], exclude: ["Corpus"]),
-        .testTarget(name: "MailCoreTests", dependencies: ["MailCore", "MessageData"], exclude: ["Golden", "Messages"]),
+        .testTarget(
+            name: "MailCoreTests",
+            dependencies: ["MailCore", "MessageData"],
+            exclude: ["Golden", "Messages"]
+        ),
         .testTarget(name: "SpoolTests", dependencies: ["Spool", "MessageData"]),
         .testTarget(name: "MessageDataTests", dependencies: ["MessageData"]),
         .testTarget(

@@ -42,7 +42,10 @@ package enum TransferDecoding {
         let step = capacity / 3 * 4
         while offset < input.count {
             let end = min(input.count, offset + step)
-            let used = decoder.decode(UnsafeRawBufferPointer(UnsafeBufferPointer(rebasing: input[offset..<end])), into: output)
+            let used = decoder.decode(
+                UnsafeRawBufferPointer(UnsafeBufferPointer(rebasing: input[offset..<end])),
+                into: output
+            )
             if used > 0 { sink(UnsafeBufferPointer(start: bytes, count: used)) }
             offset = end
         }

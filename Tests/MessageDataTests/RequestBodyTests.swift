@@ -55,7 +55,9 @@ struct RequestBodyTests {
         let pieces = ["caf=C3=A9 ", "=\r\n", "trailing  \t\r\n", "=3D=3d", "=ZZ bad ", "=\n", "\n", "x"]
         for index in 0..<60_000 { qp += Array(pieces[Int(random.next() % 8)].utf8) + (index % 97 == 0 ? [0x0A] : []) }
         samples.append((.quotedPrintable, qp))
-        samples.append((.quotedPrintable, Array(String(repeating: "a", count: 150_000).utf8) + Array("=\r\n  \n=".utf8)))
+        samples.append(
+            (.quotedPrintable, Array(String(repeating: "a", count: 150_000).utf8) + Array("=\r\n  \n=".utf8))
+        )
         samples.append((.quotedPrintable, Array("end soft break=  ".utf8)))
         samples.append((.identity, (0..<300_000).map { UInt8(truncatingIfNeeded: $0 * 31) }))
         return samples

@@ -71,7 +71,10 @@ struct TextTests {
             "Thanks!\n\n-- \nBob\n\nOn Mon, 30 Nov 2026, A <a@x.org> wrote:\n> old\n", "Thanks!", "Bob"
         ),
         ("Answer\n-- \nSig\n\n-----Original Message-----\nFrom: x\nold", "Answer", "Sig"),
-        ("No signature here\n--\nnot a delimiter without the space", "No signature here\n--\nnot a delimiter without the space", nil),
+        (
+            "No signature here\n--\nnot a delimiter without the space",
+            "No signature here\n--\nnot a delimiter without the space", nil
+        ),
         ("Only a delimiter\n-- \n\n", "Only a delimiter", nil),
         ("Line\r\n-- \r\nS\r\n\r\n\r\nS2\r\n", "Line", "S\n\nS2"),
     ]
