@@ -163,7 +163,11 @@ let package = Package(
             name: "DeliveryTests",
             dependencies: ["Delivery", "Targets", .product(name: "Clocks", package: "swift-clocks")]
         ),
-        .testTarget(name: "TargetsTests", dependencies: ["Targets", "MailCore", "MessageData"], exclude: ["Golden"]),
+        .testTarget(
+            name: "TargetsTests",
+            dependencies: ["Targets", "MailCore", "MessageData", "LMTPHookTestSupport"],
+            exclude: ["Golden"]
+        ),
         .testTarget(
             name: "WebhookClientTests",
             dependencies: [

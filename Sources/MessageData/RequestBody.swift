@@ -109,6 +109,30 @@ package struct RequestBody: Sendable {
         }
     }
 
+    /// Whether `needle` occurs anywhere in the body (also across chunk boundaries; reads file
+    /// parts, blocking). Used to pick a multipart boundary that the content does not contain.
+    package func contains(_ needle: [UInt8]) throws -> Bool {
+        guard !needle.isEmpty else { return true }
+        var window: [UInt8] = []
+        var found = false
+        try forEachChunk { chunk in
+            guard !found else { return }
+            window += chunk
+            var index = 0
+            let first = needle[0]
+            while index + needle.count <= window.count {
+                if window[index] == first && window[index..<(index + needle.count)].elementsEqual(needle) {
+                    found = true
+                    return
+                }
+                index += 1
+            }
+            // Keep what a match across the next chunk boundary could start with.
+            window.removeFirst(max(0, window.count - (needle.count - 1)))
+        }
+        return found
+    }
+
     /// The whole body in memory (reads file parts; blocking). For tests and small bodies.
     package func contents() throws -> [UInt8] {
         if let bytes = inMemory { return bytes }
