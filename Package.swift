@@ -46,7 +46,10 @@ let package = Package(
         // Mustache templates), truncation, rate limits. Pure: no sockets, no curl, no clocks.
         .target(
             name: "Targets",
-            dependencies: ["MailCore", "MessageData", .product(name: "Mustache", package: "swift-mustache")],
+            dependencies: [
+                "MailCore", "MessageData", .product(name: "Mustache", package: "swift-mustache"),
+                .product(name: "Crypto", package: "swift-crypto"),
+            ],
             swiftSettings: strict
         ),
         // The durable spool and the retry policy: blocking POSIX file I/O, no NIO.
