@@ -113,24 +113,25 @@ package struct RequestBody: Sendable {
     /// parts, blocking). Used to pick a multipart boundary that the content does not contain.
     package func contains(_ needle: [UInt8]) throws -> Bool {
         guard !needle.isEmpty else { return true }
+        struct Found: Error {}
         var window: [UInt8] = []
-        var found = false
-        try forEachChunk { chunk in
-            guard !found else { return }
-            window += chunk
-            var index = 0
-            let first = needle[0]
-            while index + needle.count <= window.count {
-                if window[index] == first && window[index..<(index + needle.count)].elementsEqual(needle) {
-                    found = true
-                    return
+        do {
+            try forEachChunk { chunk in
+                window += chunk
+                var index = 0
+                while index + needle.count <= window.count {
+                    if window[index] == needle[0] && window[index..<(index + needle.count)].elementsEqual(needle) {
+                        throw Found()
+                    }
+                    index += 1
                 }
-                index += 1
+                // Keep what a match across the next chunk boundary could start with.
+                window.removeFirst(max(0, window.count - (needle.count - 1)))
             }
-            // Keep what a match across the next chunk boundary could start with.
-            window.removeFirst(max(0, window.count - (needle.count - 1)))
+        } catch is Found {
+            return true
         }
-        return found
+        return false
     }
 
     /// The whole body in memory (reads file parts; blocking). For tests and small bodies.

@@ -109,32 +109,22 @@ package struct FormBody: Sendable {
         pending = []
     }
 
-    /// Whether `needle` occurs in any field name or value.
+    /// Whether `needle` occurs in the fields' names, file names or values (searched as one run
+    /// of bytes: a match across two fields only costs another boundary).
     private func occurs(_ needle: [UInt8]) throws -> Bool {
+        var parts: [RequestBody.Part] = []
         for field in fields {
-            if Self.contains(Array(field.name.utf8), needle) { return true }
+            parts.append(.bytes(Array(field.name.utf8) + [0]))
             switch field.value {
-            case .text(let text): if Self.contains(Array(text.utf8), needle) { return true }
-            case .bytes(let part): if try RequestBody([part]).contains(needle) { return true }
+            case .text(let text): parts.append(.bytes(Array(text.utf8)))
+            case .bytes(let part): parts.append(part)
             case .file(let filename, _, let content):
-                if let filename, Self.contains(Array(filename.utf8), needle) { return true }
-                if try RequestBody([content]).contains(needle) { return true }
+                parts.append(.bytes(Array((filename ?? "").utf8) + [0]))
+                parts.append(content)
             }
+            parts.append(.bytes([0]))
         }
-        return false
-    }
-
-    static func contains(_ haystack: [UInt8], _ needle: [UInt8]) -> Bool {
-        guard !needle.isEmpty, haystack.count >= needle.count else { return needle.isEmpty }
-        let first = needle[0]
-        var index = 0
-        while index <= haystack.count - needle.count {
-            if haystack[index] == first && haystack[index..<(index + needle.count)].elementsEqual(needle) {
-                return true
-            }
-            index += 1
-        }
-        return false
+        return try RequestBody(parts).contains(needle)
     }
 
     /// A quoted-string parameter value as browsers write it (WHATWG): `"`, CR and LF

@@ -1,5 +1,6 @@
 import Foundation
 import MailCore
+import MessageData
 import Testing
 
 /// Hand-written messages, one feature or pitfall each, against reviewed golden JSON.
@@ -63,5 +64,16 @@ struct GoldenMessageTests {
         }
         let golden = try JSONSerialization.jsonObject(with: Data(contentsOf: goldenURL)) as? NSDictionary
         #expect(actual == golden, "\(name): \(String(decoding: json, as: UTF8.self))")
+    }
+
+    @Test(arguments: messages)
+    func attachmentsReadFromTheMessageAreWhatWasHashed(_ name: String) throws {
+        let raw = try Array(Data(contentsOf: Self.directory.appendingPathComponent("Messages/\(name)")))
+        let message = ParsedMessage(parsing: raw, inlineAttachmentLimit: Int.max)
+        for attachment in message.attachments {
+            let streamed = try attachment.encodedContent(in: .bytes(raw)).contents()
+            #expect(streamed == attachment.content, "\(name): \(attachment.filename ?? attachment.contentType)")
+            #expect(streamed.count == attachment.size)
+        }
     }
 }

@@ -41,10 +41,9 @@ struct RequestBodyTests {
     /// padding mid-stream, noise, a dangling quantum; quoted-printable with soft breaks, trailing
     /// white space, malformed escapes, long lines.
     static func encodedSamples() -> [(TransferEncoding, [UInt8])] {
-        var random = SplitMix(seed: 7)
         var samples: [(TransferEncoding, [UInt8])] = []
         for length in [0, 1, 5, 3_000, 200_000, 700_003] {
-            let bytes = (0..<length).map { _ in UInt8(truncatingIfNeeded: random.next()) }
+            let bytes = (0..<length).map { UInt8(truncatingIfNeeded: ($0 &+ length) &* 2_654_435_761 >> 11) }
             var encoded = Array(Data(bytes).base64EncodedString(options: [.lineLength76Characters]).utf8)
             if length % 2 == 1 { encoded = encoded.map { $0 == 0x0D ? 0x20 : $0 } }
             samples.append((.base64, encoded))
@@ -53,7 +52,9 @@ struct RequestBodyTests {
         samples.append((.base64, Array("QUJDRA".utf8)))
         var qp: [UInt8] = []
         let pieces = ["caf=C3=A9 ", "=\r\n", "trailing  \t\r\n", "=3D=3d", "=ZZ bad ", "=\n", "\n", "x"]
-        for index in 0..<60_000 { qp += Array(pieces[Int(random.next() % 8)].utf8) + (index % 97 == 0 ? [0x0A] : []) }
+        for index in 0..<60_000 {
+            qp += Array(pieces[(index &* 2_654_435_761 >> 13) % 8].utf8) + (index % 97 == 0 ? [0x0A] : [])
+        }
         samples.append((.quotedPrintable, qp))
         samples.append(
             (.quotedPrintable, Array(String(repeating: "a", count: 150_000).utf8) + Array("=\r\n  \n=".utf8))
@@ -130,18 +131,5 @@ struct RequestBodyTests {
         unlink(linked)
         unlink(path + ".second")
         #expect(throws: MessageFileError.self) { try MessageFile(opening: path) }
-    }
-}
-
-/// A small deterministic generator for test data.
-struct SplitMix {
-    var state: UInt64
-    init(seed: UInt64) { state = seed }
-    mutating func next() -> UInt64 {
-        state &+= 0x9E37_79B9_7F4A_7C15
-        var z = state
-        z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
-        z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
-        return z ^ (z >> 31)
     }
 }
